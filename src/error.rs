@@ -1,0 +1,154 @@
+//! The one error type of the crate. Every variant carries the context an operator needs
+//! (path, offset, LSN) and its message says what to do next.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout walstate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in walstate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O call failed. The store is unchanged unless the message says it was poisoned.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What walstate was doing ("write", "fdatasync", "rename", ...).
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The disk is full: the commit failed, nothing of it was left on disk, and the
+    /// store keeps working once space is freed.
+    #[error(
+        "no space left writing {path} at offset {offset}: the commit was not made; free disk space and retry"
+    )]
+    DiskFull {
+        /// The segment being written.
+        path: PathBuf,
+        /// Where the failed write started.
+        offset: u64,
+    },
+
+    /// A previous fsync/fdatasync (or an unrecoverable write) failed. Data the OS reported
+    /// as written may be gone, so the store refuses all further work until it is reopened,
+    /// which re-reads what is really on disk.
+    #[error(
+        "store is poisoned since an earlier failure ({cause}); nothing more is acknowledged: close and reopen the store"
+    )]
+    Poisoned {
+        /// The failure that poisoned the store.
+        cause: String,
+    },
+
+    /// Damage that a crash cannot explain: open refuses to guess.
+    #[error(
+        "corruption in {path} at offset {offset} (expected LSN {lsn}): {detail}; run `walstate verify` on the directory, then `walstate repair --salvage` to keep the valid prefix (damaged files are moved to quarantine/, never deleted)"
+    )]
+    Corruption {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damage inside that file.
+        offset: u64,
+        /// The LSN the reader expected at that offset.
+        lsn: u64,
+        /// What exactly is wrong.
+        detail: String,
+    },
+
+    /// A file was written by a different (newer or older) version of the on-disk format.
+    #[error(
+        "{path} has format version {found}, this build reads version {supported}: open it with a matching walstate version"
+    )]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version found in the file.
+        found: u32,
+        /// Version this build understands.
+        supported: u32,
+    },
+
+    /// The directory exists but holds no walstate store (and creation was not requested).
+    #[error(
+        "{path} is not a walstate store (no segments, checkpoints or lock file); pass `create(true)` or check the path"
+    )]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+    },
+
+    /// Another process holds the writer lock.
+    #[error(
+        "{path} is locked by another writer ({holder}); stop that process or open read-only"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as recorded in the lock file ("pid 1234").
+        holder: String,
+    },
+
+    /// A caller-supplied value broke a documented limit or precondition.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// A command or state could not be encoded, or would not decode back to itself.
+    #[error("codec error: {0}")]
+    Codec(String),
+
+    /// A named snapshot does not exist.
+    #[error("no snapshot named {name:?} in {path}; `walstate snapshot list` shows the existing ones")]
+    SnapshotNotFound {
+        /// The snapshot name asked for.
+        name: String,
+        /// The snapshot directory.
+        path: PathBuf,
+    },
+
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl Error {
+    /// Wraps an I/O error with the operation and path, mapping ENOSPC to [`Error::DiskFull`]-like
+    /// context is left to callers that know the offset.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when this error came from a full disk.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::DiskFull { .. } => true,
+            Error::Io { source, .. } => is_enospc(source),
+            _ => false,
+        }
+    }
+
+    /// True when the store (or journal) is poisoned and must be reopened.
+    pub fn is_poisoned(&self) -> bool {
+        matches!(self, Error::Poisoned { .. })
+    }
+
+    /// True when this error reports on-disk corruption.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+}
+
+/// True when `err` is "no space left on device" (or a quota error, which behaves the same).
+pub(crate) fn is_enospc(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || err.kind() == io::ErrorKind::StorageFull
+}

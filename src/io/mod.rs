@@ -1,0 +1,157 @@
+//! The file-system seam. Every byte walstate reads or writes goes through [`Vfs`] and
+//! [`VfsFile`], so the whole store can run on the real file system ([`RealFs`]) or on a
+//! deterministic simulated one ([`SimFs`]) that loses, tears and fails I/O on command.
+//!
+//! The trait is deliberately small: positional reads and writes, length changes, the two
+//! kinds of sync, and the directory operations whose durability matters (create, rename,
+//! unlink, directory fsync).
+
+mod real;
+pub mod sim;
+
+use std::fmt;
+use std::io;
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use real::RealFs;
+pub use sim::SimFs;
+
+/// How to open a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read only; the file must exist.
+    Read,
+    /// Read and write; the file must exist.
+    ReadWrite,
+    /// Read and write; the file must not exist yet (it is created empty).
+    CreateNew,
+}
+
+/// What a directory entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+}
+
+/// The whole contents of a file, either memory-mapped (real fs) or owned.
+pub enum FileBytes {
+    /// A read-only memory map (the real file system, exclusive access).
+    Mapped(memmap2::Mmap),
+    /// Bytes read into memory.
+    Owned(Vec<u8>),
+}
+
+impl Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(map) => map,
+            FileBytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
+impl fmt::Debug for FileBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileBytes({} bytes)", self.len())
+    }
+}
+
+/// A held writer lock; dropping it releases the lock.
+pub trait LockGuard: Send + Sync {}
+
+/// The outcome of trying to take a lock.
+pub enum LockAttempt {
+    /// The lock is ours until the guard is dropped.
+    Acquired(Box<dyn LockGuard>),
+    /// Someone else holds it; the string names the holder as recorded in the lock file.
+    Held(String),
+}
+
+/// An open file.
+pub trait VfsFile: Send + Sync {
+    /// Reads at `offset`; may return fewer bytes than asked (0 at end of file).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Writes at `offset`; may write fewer bytes than asked (a short write).
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize>;
+    /// The current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Truncates or extends (with zeros) to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes the file's data (and the size, if it changed) durable: `fdatasync`.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Makes data and all metadata durable: `fsync`.
+    fn sync_all(&self) -> io::Result<()>;
+    /// Reserves space up to `len` bytes (zero-filled), like `posix_fallocate`.
+    fn allocate(&self, len: u64) -> io::Result<()>;
+
+    /// Writes all of `buf` at `offset`, looping over short writes. A write that makes no
+    /// progress fails with `WriteZero`. On error some prefix may have been written.
+    fn write_all_at(&self, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write_at(buf, offset) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "short write")),
+                Ok(n) => {
+                    buf = &buf[n..];
+                    offset += n as u64;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset` or fails with `UnexpectedEof`.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file ended")),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A file system.
+pub trait Vfs: Send + Sync + fmt::Debug {
+    /// Opens (or, with [`OpenMode::CreateNew`], creates) a file.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>>;
+    /// Reads a whole file. `may_map` allows a memory map: only pass it when no other
+    /// process can shrink the file while the bytes are in use.
+    fn read_file(&self, path: &Path, may_map: bool) -> io::Result<FileBytes>;
+    /// Names of the entries of a directory, sorted.
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// What `path` is, or `None` when it does not exist.
+    fn entry_kind(&self, path: &Path) -> io::Result<Option<EntryKind>>;
+    /// Creates a directory and its missing parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Atomically renames a file, replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creates, renames, unlinks) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Tries to take the exclusive writer lock at `path` (created if missing), recording
+    /// `holder` (e.g. "pid 1234") in it for others to read.
+    fn try_lock(&self, path: &Path, holder: &str) -> io::Result<LockAttempt>;
+}
+
+/// A shared handle to a file system.
+pub type VfsRef = Arc<dyn Vfs>;
+
+/// The real file system as a shared handle.
+pub fn real_fs() -> VfsRef {
+    Arc::new(RealFs)
+}

@@ -1,0 +1,33 @@
+//! The user's side of the store: a deterministic state machine fed with commands.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A deterministic state machine whose commands the store logs before applying.
+///
+/// # Rules
+/// - `apply` must be deterministic: the same state and command always give the same new
+///   state and output. Replay after a crash depends on it. No clocks, no randomness, no I/O.
+/// - A command the state rejects (a failed compare-and-set, a validation error) is an
+///   `Output` such as `Result<_, MyError>`, not a store failure: it is logged, and replay
+///   reaches the same rejection.
+/// - The state and commands round-trip through the codec (bincode 2, serde mode), which
+///   cannot decode types that need `deserialize_any`: `serde_json::Value`, untagged enums,
+///   `#[serde(flatten)]`. The store checks this before logging and refuses such values.
+///
+/// # Cheap snapshots
+/// Checkpoints clone the state under a short read lock and encode the clone in the
+/// background, so `clone` should be cheap: keep large parts behind `Arc`, or use
+/// persistent collections such as `imbl::OrdMap` (what [`crate::KvState`] does), whose
+/// clone is O(1) and shares structure with the original.
+pub trait StateMachine:
+    Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// A mutation, logged before it is applied.
+    type Command: Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// What applying a command returns to the caller.
+    type Output: Send + 'static;
+
+    /// Applies one command. Must be deterministic.
+    fn apply(&mut self, command: &Self::Command) -> Self::Output;
+}
