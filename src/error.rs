@@ -84,9 +84,7 @@ pub enum Error {
     },
 
     /// Another process holds the writer lock.
-    #[error(
-        "{path} is locked by another writer ({holder}); stop that process or open read-only"
-    )]
+    #[error("{path} is locked by another writer ({holder}); stop that process or open read-only")]
     Locked {
         /// The lock file.
         path: PathBuf,
@@ -103,7 +101,9 @@ pub enum Error {
     Codec(String),
 
     /// A named snapshot does not exist.
-    #[error("no snapshot named {name:?} in {path}; `walstate snapshot list` shows the existing ones")]
+    #[error(
+        "no snapshot named {name:?} in {path}; `walstate snapshot list` shows the existing ones"
+    )]
     SnapshotNotFound {
         /// The snapshot name asked for.
         name: String,

@@ -132,10 +132,14 @@ impl SegmentHeader {
             return Err(SegmentHeaderError::BadField("unknown segment flags"));
         }
         if header.first_lsn == 0 {
-            return Err(SegmentHeaderError::BadField("first LSN 0 (LSNs start at 1)"));
+            return Err(SegmentHeaderError::BadField(
+                "first LSN 0 (LSNs start at 1)",
+            ));
         }
         if header.record_payload_max == 0 || header.record_payload_max > RECORD_PAYLOAD_MAX_HARD {
-            return Err(SegmentHeaderError::BadField("record payload limit out of range"));
+            return Err(SegmentHeaderError::BadField(
+                "record payload limit out of range",
+            ));
         }
         let frame_max = u64::from(header.record_payload_max) + RECORD_HEADER_LEN as u64;
         if header.torn_window_bytes < frame_max {
@@ -322,8 +326,7 @@ impl CheckpointError {
 
 /// Encodes a whole checkpoint file: header, `state`, CRC trailer.
 pub fn encode_checkpoint(lsn: u64, state: &[u8]) -> Vec<u8> {
-    let mut out =
-        Vec::with_capacity(CHECKPOINT_HEADER_LEN + state.len() + CHECKPOINT_TRAILER_LEN);
+    let mut out = Vec::with_capacity(CHECKPOINT_HEADER_LEN + state.len() + CHECKPOINT_TRAILER_LEN);
     out.extend_from_slice(&CHECKPOINT_MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
@@ -421,7 +424,10 @@ mod tests {
         encode_record(&mut buf, 7, 1, 0, b"hello");
         encode_record(&mut buf, 8, 2, FLAG_GROUP_CONTINUES, b"");
         let first = decode_record(&buf, 1024).unwrap();
-        assert_eq!((first.lsn, first.kind, first.payload), (7, 1, &b"hello"[..]));
+        assert_eq!(
+            (first.lsn, first.kind, first.payload),
+            (7, 1, &b"hello"[..])
+        );
         let second = decode_record(&buf[first.frame_len()..], 1024).unwrap();
         assert_eq!((second.lsn, second.kind), (8, 2));
         assert!(second.group_continues());
@@ -455,14 +461,20 @@ mod tests {
             decode_record(&buf, RECORD_PAYLOAD_MAX_HARD),
             Err(FrameError::TruncatedPayload(1000))
         );
-        assert_eq!(decode_record(&buf, 999), Err(FrameError::LengthOverLimit(1000)));
+        assert_eq!(
+            decode_record(&buf, 999),
+            Err(FrameError::LengthOverLimit(1000))
+        );
     }
 
     #[test]
     fn zero_bytes_are_reported_as_zero_header() {
         assert_eq!(decode_record(&[0u8; 64], 100), Err(FrameError::ZeroHeader));
         assert_eq!(decode_record(&[0u8; 3], 100), Err(FrameError::ZeroHeader));
-        assert_eq!(decode_record(&[1u8; 3], 100), Err(FrameError::TruncatedHeader));
+        assert_eq!(
+            decode_record(&[1u8; 3], 100),
+            Err(FrameError::TruncatedHeader)
+        );
     }
 
     #[test]
@@ -498,16 +510,28 @@ mod tests {
         }
         let mut longer = file.clone();
         longer.push(0);
-        assert_eq!(decode_checkpoint(&longer), Err(CheckpointError::TrailingBytes));
+        assert_eq!(
+            decode_checkpoint(&longer),
+            Err(CheckpointError::TrailingBytes)
+        );
     }
 
     #[test]
     fn file_names_round_trip() {
         assert_eq!(segment_file_name(12), "wal-00000000000000000012.seg");
-        assert_eq!(parse_segment_file_name(&segment_file_name(u64::MAX)), Some(u64::MAX));
-        assert_eq!(parse_checkpoint_file_name(&checkpoint_file_name(5)), Some(5));
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(u64::MAX)),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            parse_checkpoint_file_name(&checkpoint_file_name(5)),
+            Some(5)
+        );
         assert_eq!(parse_restore_file_name(&restore_file_name(5)), Some(5));
         assert_eq!(parse_segment_file_name("wal-12.seg"), None);
-        assert_eq!(parse_segment_file_name("wal-0000000000000000001x.seg"), None);
+        assert_eq!(
+            parse_segment_file_name("wal-0000000000000000001x.seg"),
+            None
+        );
     }
 }

@@ -14,6 +14,7 @@
 pub mod error;
 pub mod format;
 pub mod io;
+pub mod journal;
 pub mod state;
 
 pub use error::{Error, Result};

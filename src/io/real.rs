@@ -35,7 +35,10 @@ impl VfsFile for RealFile {
     }
     fn allocate(&self, len: u64) -> io::Result<()> {
         let Ok(len_off) = libc::off_t::try_from(len) else {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "length too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "length too large",
+            ));
         };
         // SAFETY: plain syscall on a file descriptor we own.
         let rc = unsafe { libc::posix_fallocate(self.0.as_raw_fd(), 0, len_off) };

@@ -1,0 +1,106 @@
+//! Journal configuration and its limits.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format::{RECORD_HEADER_LEN, RECORD_PAYLOAD_MAX_HARD, SEGMENT_HEADER_LEN};
+
+/// When appended records are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Acknowledge only after write + fdatasync. Appenders that arrive while a sync is in
+    /// flight are written and synced together by one leader: one fdatasync for the group.
+    Always,
+    /// Acknowledge once written to the OS; a background thread fdatasyncs at this
+    /// interval. A power loss (not a process crash) can lose up to one interval of
+    /// acknowledged records, and never more than `unsynced_bytes_max` bytes.
+    Interval(Duration),
+    /// Acknowledge once written to the OS; sync only on `sync()`, at rotation, and when
+    /// `unsynced_bytes_max` would be exceeded. A power loss can lose acknowledged records.
+    Never,
+}
+
+/// Configuration of a journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalOptions {
+    /// When records become durable.
+    pub sync_policy: SyncPolicy,
+    /// A segment is rotated once appending a request would take it past this size.
+    pub segment_size_bytes: u64,
+    /// Preallocate each new segment to `segment_size_bytes` (zero-filled), so fdatasync
+    /// never has to update the file size.
+    pub preallocate: bool,
+    /// The largest payload of a single record.
+    pub record_payload_max: u32,
+    /// The most bytes written but not yet synced at any moment. Bounds one group-commit
+    /// batch and, with the record limit, the torn-tail window recorded in each segment.
+    pub unsynced_bytes_max: u64,
+}
+
+/// Smallest allowed segment size.
+pub const SEGMENT_SIZE_MIN: u64 = 4096;
+/// Largest allowed segment size (4 GiB).
+pub const SEGMENT_SIZE_MAX: u64 = 4 << 30;
+/// Smallest allowed bound on unsynced bytes.
+pub const UNSYNCED_BYTES_MIN: u64 = 4096;
+/// Largest allowed bound on unsynced bytes (256 MiB).
+pub const UNSYNCED_BYTES_MAX: u64 = 256 << 20;
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions {
+            sync_policy: SyncPolicy::Always,
+            segment_size_bytes: 64 << 20,
+            preallocate: false,
+            record_payload_max: 4 << 20,
+            unsynced_bytes_max: 1 << 20,
+        }
+    }
+}
+
+impl JournalOptions {
+    /// The torn-tail window written into each segment header: the most bytes that can be
+    /// written but not synced, which is the larger of the unsynced bound and one frame.
+    pub fn torn_window_bytes(&self) -> u64 {
+        let frame_max = u64::from(self.record_payload_max) + RECORD_HEADER_LEN as u64;
+        self.unsynced_bytes_max.max(frame_max)
+    }
+
+    /// Checks every limit; the error names the option and its allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let range = |name: &str, value: u64, min: u64, max: u64| -> Result<()> {
+            if value < min || value > max {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} = {value} is outside {min}..={max}"
+                )));
+            }
+            Ok(())
+        };
+        range(
+            "segment_size_bytes",
+            self.segment_size_bytes,
+            SEGMENT_SIZE_MIN.max(SEGMENT_HEADER_LEN as u64),
+            SEGMENT_SIZE_MAX,
+        )?;
+        range(
+            "record_payload_max",
+            u64::from(self.record_payload_max),
+            1,
+            u64::from(RECORD_PAYLOAD_MAX_HARD),
+        )?;
+        range(
+            "unsynced_bytes_max",
+            self.unsynced_bytes_max,
+            UNSYNCED_BYTES_MIN,
+            UNSYNCED_BYTES_MAX,
+        )?;
+        if let SyncPolicy::Interval(every) = self.sync_policy
+            && every.is_zero()
+        {
+            return Err(Error::InvalidArgument(
+                "SyncPolicy::Interval needs a non-zero duration".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,793 @@
+//! Appending to the journal: LSN assignment, group commit, rotation, segment deletion,
+//! the unsynced-bytes bound and the failure rules (a failed write leaves no partial
+//! record; a failed fsync poisons).
+//!
+//! Concurrency: appenders queue requests; whoever finds no leader becomes the leader,
+//! takes every queued request (up to `unsynced_bytes_max` bytes), writes them with one
+//! write call and one fdatasync, runs their on-durable hooks in LSN order and wakes them.
+//! Appenders arriving meanwhile queue up for the next leader, so under load one
+//! fdatasync covers many commits.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::options::{JournalOptions, SyncPolicy};
+use super::scan::{DefectKind, ScanOutcome};
+use super::segment::create_segment;
+use crate::error::{Error, Result, is_enospc};
+use crate::format::{
+    self, FLAG_GROUP_CONTINUES, RECORD_HEADER_LEN, SEGMENT_FLAG_PREALLOCATED, SEGMENT_HEADER_LEN,
+    SegmentHeader,
+};
+use crate::io::{OpenMode, VfsFile, VfsRef};
+
+/// One record to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordToAppend {
+    /// Record kind, 1..=255.
+    pub kind: u8,
+    /// Payload bytes, at most `record_payload_max`.
+    pub payload: Vec<u8>,
+}
+
+/// Largest atomic group, in frame bytes (1 GiB): a group is encoded in memory and never
+/// split across segments.
+pub const GROUP_BYTES_MAX: u64 = 1 << 30;
+
+/// Runs once the request is durable (under the sync policy), in LSN order, with the
+/// request's first LSN. Its return value is handed back to the appender.
+pub type DurableHook = Box<dyn FnOnce(u64) -> Box<dyn Any + Send> + Send>;
+
+/// Counters describing what the journal did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Records appended and acknowledged.
+    pub records: u64,
+    /// Frame bytes appended and acknowledged.
+    pub bytes: u64,
+    /// fdatasync calls on segment files.
+    pub syncs: u64,
+    /// Leader rounds (write calls of a group commit).
+    pub batches: u64,
+}
+
+struct Request {
+    id: u64,
+    records: Vec<RecordToAppend>,
+    frame_bytes: u64,
+    hook: Option<DurableHook>,
+}
+
+/// A completed append.
+struct Completed {
+    first_lsn: u64,
+    output: Option<Box<dyn Any + Send>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: VecDeque<Request>,
+    leader_active: bool,
+    results: HashMap<u64, Result<Completed>>,
+    next_id: u64,
+}
+
+struct LiveSegment {
+    seq: u64,
+    first_lsn: u64,
+    path: PathBuf,
+}
+
+struct Writer {
+    /// The active segment, or `None` when the next append must create one.
+    file: Option<Box<dyn VfsFile>>,
+    /// Write position in the active segment.
+    offset: u64,
+    /// Records in the active segment.
+    segment_records: u64,
+    /// LSN of the next record.
+    next_lsn: u64,
+    /// Bytes written to the active segment since its last successful fdatasync.
+    unsynced_bytes: u64,
+    /// Segment files in order; the last is the active one (when `file` is `Some`).
+    segments: Vec<LiveSegment>,
+    /// Reused encode buffer.
+    buf: Vec<u8>,
+}
+
+struct Shared {
+    vfs: VfsRef,
+    dir: PathBuf,
+    options: JournalOptions,
+    queue: Mutex<Queue>,
+    queue_cv: Condvar,
+    writer: Mutex<Writer>,
+    poison_cause: Mutex<Option<String>>,
+    poisoned: AtomicBool,
+    closed: AtomicBool,
+    syncer_stop: Mutex<bool>,
+    syncer_cv: Condvar,
+    records: AtomicU64,
+    bytes: AtomicU64,
+    syncs: AtomicU64,
+    batches: AtomicU64,
+}
+
+/// The journal's writer. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Journal {
+    shared: Arc<Shared>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("dir", &self.shared.dir)
+            .field("next_lsn", &self.next_lsn())
+            .finish()
+    }
+}
+
+impl Journal {
+    /// Opens the journal for appending after a scan. A torn tail in `outcome` must have
+    /// been truncated already (see [`super::truncate_torn_tail`]); any other defect is refused.
+    pub fn resume(
+        vfs: VfsRef,
+        dir: &Path,
+        options: JournalOptions,
+        outcome: &ScanOutcome,
+    ) -> Result<Journal> {
+        options.validate()?;
+        let mut valid_end_of_last = None;
+        if let Some(defect) = &outcome.defect {
+            if defect.kind != DefectKind::TornTail {
+                return Err(defect.to_error());
+            }
+            valid_end_of_last = Some(defect.offset);
+        }
+        let segments: Vec<LiveSegment> = outcome
+            .segments
+            .iter()
+            .map(|summary| LiveSegment {
+                seq: summary.seq,
+                first_lsn: summary.first_lsn,
+                path: summary.path.clone(),
+            })
+            .collect();
+        let mut writer = Writer {
+            file: None,
+            offset: 0,
+            segment_records: 0,
+            next_lsn: outcome.next_lsn.max(1),
+            unsynced_bytes: 0,
+            segments,
+            buf: Vec::new(),
+        };
+        // Keep appending to the last segment only if its header matches these options:
+        // its torn window must stay an honest bound.
+        if let Some(last) = outcome.segments.last()
+            && let Some(header) = last.header
+            && header.torn_window_bytes == options.torn_window_bytes()
+            && header.record_payload_max == options.record_payload_max
+            && last.first_lsn <= writer.next_lsn
+        {
+            let file = vfs
+                .open(&last.path, OpenMode::ReadWrite)
+                .map_err(|err| Error::io("open segment", &last.path, err))?;
+            writer.offset = valid_end_of_last.unwrap_or(last.valid_end);
+            writer.segment_records = last.records;
+            writer.file = Some(file);
+        }
+        let shared = Arc::new(Shared {
+            vfs,
+            dir: dir.to_path_buf(),
+            options,
+            queue: Mutex::new(Queue::default()),
+            queue_cv: Condvar::new(),
+            writer: Mutex::new(writer),
+            poison_cause: Mutex::new(None),
+            poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            syncer_stop: Mutex::new(false),
+            syncer_cv: Condvar::new(),
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+        });
+        let syncer = match shared.options.sync_policy {
+            SyncPolicy::Interval(every) => Some(spawn_syncer(Arc::clone(&shared), every)?),
+            _ => None,
+        };
+        Ok(Journal {
+            shared,
+            syncer: Mutex::new(syncer),
+        })
+    }
+
+    /// The options the journal runs with.
+    pub fn options(&self) -> &JournalOptions {
+        &self.shared.options
+    }
+
+    /// The LSN the next appended record will get.
+    pub fn next_lsn(&self) -> u64 {
+        self.shared.writer.lock().next_lsn
+    }
+
+    /// What the journal did so far.
+    pub fn stats(&self) -> JournalStats {
+        JournalStats {
+            records: self.shared.records.load(Ordering::Relaxed),
+            bytes: self.shared.bytes.load(Ordering::Relaxed),
+            syncs: self.shared.syncs.load(Ordering::Relaxed),
+            batches: self.shared.batches.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Appends one record; returns its LSN once durable under the sync policy.
+    pub fn append(&self, kind: u8, payload: Vec<u8>) -> Result<u64> {
+        self.append_group(vec![RecordToAppend { kind, payload }])
+    }
+
+    /// Appends records as one atomic group with consecutive LSNs: after a crash either all
+    /// of them are there or none. Returns the first LSN once durable.
+    pub fn append_group(&self, records: Vec<RecordToAppend>) -> Result<u64> {
+        self.submit(records, None).map(|done| done.first_lsn)
+    }
+
+    /// Like [`Journal::append_group`], and runs `hook` with the first LSN once the group
+    /// is durable, in LSN order relative to every other append, returning its output.
+    pub fn append_with<T: Send + 'static>(
+        &self,
+        records: Vec<RecordToAppend>,
+        hook: impl FnOnce(u64) -> T + Send + 'static,
+    ) -> Result<(u64, T)> {
+        let hook: DurableHook = Box::new(move |lsn| Box::new(hook(lsn)) as Box<dyn Any + Send>);
+        let done = self.submit(records, Some(hook))?;
+        let output = done
+            .output
+            .and_then(|output| output.downcast::<T>().ok())
+            .ok_or_else(|| Error::Codec("internal: durable hook output lost".into()))?;
+        Ok((done.first_lsn, *output))
+    }
+
+    /// Makes everything appended so far durable (a no-op under `Always`).
+    pub fn sync(&self) -> Result<()> {
+        self.check_usable()?;
+        let mut writer = self.shared.writer.lock();
+        self.shared.sync_active(&mut writer)
+    }
+
+    /// Returns an error if the journal is poisoned or closed.
+    pub fn check_usable(&self) -> Result<()> {
+        self.shared.check_usable()
+    }
+
+    /// The poison cause, if the journal is poisoned.
+    pub fn poison_cause(&self) -> Option<String> {
+        self.shared.poison_cause.lock().clone()
+    }
+
+    /// Poisons the journal from outside (the store does this when a checkpoint's fsync
+    /// fails): every later call errors until reopened.
+    pub fn poison(&self, cause: String) {
+        self.shared.poison(cause);
+    }
+
+    /// Deletes segments all of whose records have LSN <= `lsn` (never the active one),
+    /// oldest first, fsyncing the directory after each so the files left are always a
+    /// contiguous suffix. Returns the deleted paths.
+    pub fn delete_segments_through(&self, lsn: u64) -> Result<Vec<PathBuf>> {
+        self.check_usable()?;
+        let mut writer = self.shared.writer.lock();
+        let mut deleted = Vec::new();
+        while writer.segments.len() >= 2 && writer.segments[1].first_lsn <= lsn.saturating_add(1) {
+            let path = writer.segments[0].path.clone();
+            self.shared
+                .vfs
+                .remove_file(&path)
+                .map_err(|err| Error::io("delete segment", &path, err))?;
+            writer.segments.remove(0);
+            self.shared
+                .vfs
+                .sync_dir(&self.shared.dir)
+                .map_err(|err| Error::io("fsync directory", &self.shared.dir, err))?;
+            deleted.push(path);
+        }
+        Ok(deleted)
+    }
+
+    /// Paths of the live segment files, oldest first.
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        let writer = self.shared.writer.lock();
+        writer.segments.iter().map(|s| s.path.clone()).collect()
+    }
+
+    /// Stops the background syncer and makes everything appended durable.
+    pub fn close(&self) -> Result<()> {
+        self.stop_syncer();
+        let result = if self.shared.poisoned.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            let mut writer = self.shared.writer.lock();
+            self.shared.sync_active(&mut writer)
+        };
+        self.shared.closed.store(true, Ordering::Release);
+        result
+    }
+
+    fn stop_syncer(&self) {
+        *self.shared.syncer_stop.lock() = true;
+        self.shared.syncer_cv.notify_all();
+        if let Some(handle) = self.syncer.lock().take() {
+            let _ = handle.join();
+        }
+    }
+
+    fn submit(&self, records: Vec<RecordToAppend>, hook: Option<DurableHook>) -> Result<Completed> {
+        self.check_usable()?;
+        let frame_bytes = self.validate(&records)?;
+        let shared = &self.shared;
+        let mut queue = shared.queue.lock();
+        let id = queue.next_id;
+        queue.next_id += 1;
+        queue.pending.push_back(Request {
+            id,
+            records,
+            frame_bytes,
+            hook,
+        });
+        loop {
+            if let Some(result) = queue.results.remove(&id) {
+                return result;
+            }
+            if !queue.leader_active {
+                queue.leader_active = true;
+                let batch = take_batch(&mut queue, shared.options.unsynced_bytes_max);
+                drop(queue);
+                let results = shared.lead(batch);
+                queue = shared.queue.lock();
+                queue.leader_active = false;
+                queue.results.extend(results);
+                shared.queue_cv.notify_all();
+                continue;
+            }
+            shared.queue_cv.wait(&mut queue);
+        }
+    }
+
+    fn validate(&self, records: &[RecordToAppend]) -> Result<u64> {
+        if records.is_empty() {
+            return Err(Error::InvalidArgument(
+                "an append needs at least one record".into(),
+            ));
+        }
+        let limit = self.shared.options.record_payload_max;
+        let mut total = 0u64;
+        for record in records {
+            if record.kind == 0 {
+                return Err(Error::InvalidArgument("record kind 0 is reserved".into()));
+            }
+            if record.payload.len() as u64 > u64::from(limit) {
+                return Err(Error::InvalidArgument(format!(
+                    "record payload of {} bytes is over the limit of {limit} bytes (Options::record_payload_max)",
+                    record.payload.len()
+                )));
+            }
+            total += (RECORD_HEADER_LEN + record.payload.len()) as u64;
+        }
+        if total > GROUP_BYTES_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "atomic group of {total} bytes is over the limit of {GROUP_BYTES_MAX} bytes"
+            )));
+        }
+        Ok(total)
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.stop_syncer();
+    }
+}
+
+fn take_batch(queue: &mut Queue, bytes_max: u64) -> Vec<Request> {
+    let mut batch = Vec::new();
+    let mut total = 0u64;
+    while let Some(front) = queue.pending.front() {
+        if !batch.is_empty() && total + front.frame_bytes > bytes_max {
+            break;
+        }
+        total += front.frame_bytes;
+        if let Some(request) = queue.pending.pop_front() {
+            batch.push(request);
+        }
+    }
+    batch
+}
+
+fn spawn_syncer(shared: Arc<Shared>, every: Duration) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("walstate-syncer".into())
+        .spawn(move || {
+            loop {
+                {
+                    let mut stop = shared.syncer_stop.lock();
+                    if !*stop {
+                        shared.syncer_cv.wait_for(&mut stop, every);
+                    }
+                    if *stop {
+                        return;
+                    }
+                }
+                if shared.check_usable().is_err() {
+                    return;
+                }
+                let mut writer = shared.writer.lock();
+                // A failure poisons inside sync_active; nothing else to do here.
+                let _ = shared.sync_active(&mut writer);
+            }
+        })
+        .map_err(|err| Error::io("spawn syncer thread", PathBuf::new(), err))
+}
+
+/// A request whose records are written but not yet complete.
+struct Staged {
+    request: Request,
+    first_lsn: u64,
+}
+
+impl Shared {
+    fn check_usable(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned {
+                cause: self
+                    .poison_cause
+                    .lock()
+                    .clone()
+                    .unwrap_or_else(|| "unknown".into()),
+            });
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn poison(&self, cause: String) {
+        let mut slot = self.poison_cause.lock();
+        if slot.is_none() {
+            *slot = Some(cause);
+        }
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    fn poison_with(&self, err: Error) -> Error {
+        let cause = err.to_string();
+        self.poison(cause.clone());
+        Error::Poisoned { cause }
+    }
+
+    /// fdatasyncs the active segment if it has unsynced bytes; a failure poisons.
+    fn sync_active(&self, writer: &mut Writer) -> Result<()> {
+        self.check_usable()?;
+        if writer.unsynced_bytes == 0 {
+            return Ok(());
+        }
+        let Some(file) = writer.file.as_ref() else {
+            return Ok(());
+        };
+        match file.sync_data() {
+            Ok(()) => {
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+                writer.unsynced_bytes = 0;
+                Ok(())
+            }
+            Err(err) => {
+                Err(self.poison_with(Error::io("fdatasync", self.active_path(writer), err)))
+            }
+        }
+    }
+
+    fn active_path(&self, writer: &Writer) -> PathBuf {
+        writer
+            .segments
+            .last()
+            .map(|s| s.path.clone())
+            .unwrap_or_else(|| self.dir.clone())
+    }
+
+    /// Leader work: writes and syncs one batch, returns each request's result.
+    fn lead(&self, batch: Vec<Request>) -> Vec<(u64, Result<Completed>)> {
+        let mut results = Vec::with_capacity(batch.len());
+        if let Err(err) = self.check_usable() {
+            for request in batch {
+                results.push((request.id, Err(retell(&err))));
+            }
+            return results;
+        }
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        let mut writer = self.writer.lock();
+        let always = self.options.sync_policy == SyncPolicy::Always;
+        let mut staged: Vec<Staged> = Vec::new();
+        // Offset where the first staged (incomplete) request starts: where a failed
+        // write truncates back to.
+        let mut staged_offset = writer.offset;
+        writer.buf.clear();
+        let mut failure: Option<Error> = None;
+
+        for request in batch {
+            if let Some(err) = &failure {
+                results.push((request.id, Err(retell(err))));
+                continue;
+            }
+            let step = self.place(
+                &mut writer,
+                &mut staged,
+                &mut staged_offset,
+                &mut results,
+                &request,
+            );
+            if let Err(err) = step {
+                results.push((request.id, Err(retell(&err))));
+                failure = Some(err);
+                continue;
+            }
+            if staged.is_empty() {
+                staged_offset = writer.offset + writer.buf.len() as u64;
+            }
+            let first_lsn = writer.next_lsn;
+            if let Err(err) =
+                self.encode_request(&mut writer, &request, first_lsn, &mut staged, staged_offset)
+            {
+                results.push((request.id, Err(retell(&err))));
+                failure = Some(err);
+                continue;
+            }
+            staged.push(Staged { request, first_lsn });
+        }
+        if failure.is_none() {
+            let flushed = self.flush(&mut writer, staged_offset, &staged);
+            let synced = flushed.and_then(|()| {
+                if always || writer.unsynced_bytes > self.options.unsynced_bytes_max {
+                    self.sync_active(&mut writer)
+                } else {
+                    Ok(())
+                }
+            });
+            match synced {
+                Ok(()) => self.complete(&mut staged, &mut results),
+                Err(err) => failure = Some(err),
+            }
+        }
+        if let Some(err) = failure {
+            for staged in staged.drain(..) {
+                results.push((staged.request.id, Err(retell(&err))));
+            }
+        }
+        results
+    }
+
+    /// Makes room for `request`: rotates the segment when it would overflow, and syncs
+    /// when the unsynced bound would be exceeded. Completes staged requests made durable.
+    fn place(
+        &self,
+        writer: &mut Writer,
+        staged: &mut Vec<Staged>,
+        staged_offset: &mut u64,
+        results: &mut Vec<(u64, Result<Completed>)>,
+        request: &Request,
+    ) -> Result<()> {
+        let pending = writer.buf.len() as u64;
+        let needs_segment = writer.file.is_none();
+        let overflows = writer.segment_records > 0 || pending > 0;
+        let needs_rotation = needs_segment
+            || (overflows
+                && writer.offset + pending + request.frame_bytes > self.options.segment_size_bytes);
+        if needs_rotation {
+            self.flush(writer, *staged_offset, staged)?;
+            self.sync_active(writer)?;
+            self.complete(staged, results);
+            self.rotate(writer)?;
+            *staged_offset = writer.offset;
+        } else if (pending > 0 || writer.unsynced_bytes > 0)
+            && writer.unsynced_bytes + pending + request.frame_bytes
+                > self.options.unsynced_bytes_max
+        {
+            self.flush(writer, *staged_offset, staged)?;
+            self.sync_active(writer)?;
+            self.complete(staged, results);
+            *staged_offset = writer.offset;
+        }
+        Ok(())
+    }
+
+    /// Encodes a request's frames into the buffer. A group larger than the unsynced bound
+    /// is flushed and synced in parts (it stays incomplete, and so invisible to a reader,
+    /// until its last record is written).
+    fn encode_request(
+        &self,
+        writer: &mut Writer,
+        request: &Request,
+        first_lsn: u64,
+        staged: &mut [Staged],
+        staged_offset: u64,
+    ) -> Result<()> {
+        let count = request.records.len();
+        for (index, record) in request.records.iter().enumerate() {
+            let frame = (RECORD_HEADER_LEN + record.payload.len()) as u64;
+            if (!writer.buf.is_empty() || writer.unsynced_bytes > 0)
+                && writer.unsynced_bytes + writer.buf.len() as u64 + frame
+                    > self.options.unsynced_bytes_max
+            {
+                let result = self
+                    .flush(writer, staged_offset, staged)
+                    .and_then(|()| self.sync_active(writer));
+                if let Err(err) = result {
+                    writer.next_lsn = staged.first().map_or(first_lsn, |s| s.first_lsn);
+                    return Err(err);
+                }
+            }
+            let flags = if index + 1 < count {
+                FLAG_GROUP_CONTINUES
+            } else {
+                0
+            };
+            let lsn = first_lsn + index as u64;
+            format::encode_record(&mut writer.buf, lsn, record.kind, flags, &record.payload);
+        }
+        writer.next_lsn = first_lsn + count as u64;
+        writer.segment_records += count as u64;
+        Ok(())
+    }
+
+    /// Writes the buffer at the write position. On failure, truncates back to
+    /// `truncate_to` (the start of the oldest incomplete request), makes that durable,
+    /// rewinds the LSN counter and returns the error; if the cleanup fails, poisons.
+    fn flush(&self, writer: &mut Writer, truncate_to: u64, staged: &[Staged]) -> Result<()> {
+        if writer.buf.is_empty() {
+            return Ok(());
+        }
+        self.check_usable()?;
+        let path = self.active_path(writer);
+        let Some(file) = writer.file.as_ref() else {
+            return Err(Error::InvalidArgument("internal: no active segment".into()));
+        };
+        let offset = writer.offset;
+        match file.write_all_at(&writer.buf, offset) {
+            Ok(()) => {
+                let written = writer.buf.len() as u64;
+                writer.offset += written;
+                writer.unsynced_bytes += written;
+                writer.buf.clear();
+                Ok(())
+            }
+            Err(err) => {
+                writer.buf.clear();
+                let error = if is_enospc(&err) {
+                    Error::DiskFull {
+                        path: path.clone(),
+                        offset,
+                    }
+                } else {
+                    Error::io("write", &path, err)
+                };
+                if let Err(cleanup) = self.truncate_back(writer, truncate_to) {
+                    return Err(self.poison_with(Error::io(
+                        "remove partial record after failed write",
+                        &path,
+                        io::Error::other(format!("{cleanup} (after: {error})")),
+                    )));
+                }
+                if let Some(first) = staged.first() {
+                    writer.next_lsn = first.first_lsn;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Cuts the active segment back to `len` bytes and makes that durable; checks the
+    /// length really is `len` afterwards.
+    fn truncate_back(&self, writer: &mut Writer, len: u64) -> io::Result<()> {
+        let Some(file) = writer.file.as_ref() else {
+            return Ok(());
+        };
+        file.set_len(len)?;
+        file.sync_data()?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        let actual = file.len()?;
+        if actual != len {
+            return Err(io::Error::other(format!(
+                "segment is {actual} bytes after truncating to {len}"
+            )));
+        }
+        writer.offset = len;
+        writer.unsynced_bytes = 0;
+        Ok(())
+    }
+
+    /// Completes every staged request: bumps counters, runs hooks in LSN order.
+    fn complete(&self, staged: &mut Vec<Staged>, results: &mut Vec<(u64, Result<Completed>)>) {
+        for Staged { request, first_lsn } in staged.drain(..) {
+            self.records
+                .fetch_add(request.records.len() as u64, Ordering::Relaxed);
+            self.bytes.fetch_add(request.frame_bytes, Ordering::Relaxed);
+            let output = request.hook.map(|hook| hook(first_lsn));
+            results.push((request.id, Ok(Completed { first_lsn, output })));
+        }
+    }
+
+    /// Starts a new segment whose first LSN is the next LSN. The previous segment has
+    /// been synced by the caller, so every segment but the last is fully durable.
+    fn rotate(&self, writer: &mut Writer) -> Result<()> {
+        let seq = writer.segments.last().map_or(1, |s| s.seq + 1);
+        let header = SegmentHeader {
+            segment_seq: seq,
+            first_lsn: writer.next_lsn,
+            torn_window_bytes: self.options.torn_window_bytes(),
+            record_payload_max: self.options.record_payload_max,
+            flags: if self.options.preallocate {
+                SEGMENT_FLAG_PREALLOCATED
+            } else {
+                0
+            },
+        };
+        let preallocate = self
+            .options
+            .preallocate
+            .then_some(self.options.segment_size_bytes);
+        match create_segment(self.vfs.as_ref(), &self.dir, &header, preallocate) {
+            Ok((file, path)) => {
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+                writer.file = Some(file);
+                writer.offset = SEGMENT_HEADER_LEN as u64;
+                writer.segment_records = 0;
+                writer.unsynced_bytes = 0;
+                writer.segments.push(LiveSegment {
+                    seq,
+                    first_lsn: writer.next_lsn,
+                    path,
+                });
+                Ok(())
+            }
+            Err((err, true)) => Err(self.poison_with(err)),
+            Err((err, false)) => Err(err),
+        }
+    }
+}
+
+/// Produces an equivalent error for each of several waiters (errors are not `Clone`).
+fn retell(err: &Error) -> Error {
+    match err {
+        Error::Io { op, path, source } => Error::Io {
+            op,
+            path: path.clone(),
+            source: match source.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::new(source.kind(), source.to_string()),
+            },
+        },
+        Error::DiskFull { path, offset } => Error::DiskFull {
+            path: path.clone(),
+            offset: *offset,
+        },
+        Error::Poisoned { cause } => Error::Poisoned {
+            cause: cause.clone(),
+        },
+        Error::InvalidArgument(msg) => Error::InvalidArgument(msg.clone()),
+        Error::Closed => Error::Closed,
+        other => Error::Poisoned {
+            cause: other.to_string(),
+        },
+    }
+}

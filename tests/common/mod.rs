@@ -1,0 +1,59 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use walstate::io::VfsRef;
+use walstate::journal::{self, Journal, JournalOptions, ScanOptions, ScanOutcome};
+
+/// A record as read back: (LSN, kind, payload).
+pub type ReadRecord = (u64, u8, Vec<u8>);
+
+/// Scans `dir` from LSN 1 and returns the outcome and every delivered record.
+pub fn read_all(vfs: &VfsRef, dir: &Path) -> (ScanOutcome, Vec<ReadRecord>) {
+    let mut records = Vec::new();
+    let outcome = journal::scan(
+        vfs.as_ref(),
+        dir,
+        ScanOptions {
+            from_lsn: 1,
+            may_map: false,
+        },
+        |group, _pos| {
+            for r in group {
+                records.push((r.lsn, r.kind, r.payload.to_vec()));
+            }
+            Ok(())
+        },
+    )
+    .expect("scan");
+    (outcome, records)
+}
+
+/// Scans, truncates a torn tail, and resumes a journal for appending.
+pub fn reopen(
+    vfs: &VfsRef,
+    dir: &Path,
+    options: JournalOptions,
+) -> walstate::Result<(Journal, ScanOutcome, Vec<ReadRecord>)> {
+    let (outcome, records) = read_all(vfs, dir);
+    journal::truncate_torn_tail(vfs.as_ref(), &outcome)?;
+    let journal = Journal::resume(vfs.clone(), dir, options, &outcome)?;
+    Ok((journal, outcome, records))
+}
+
+/// Small limits so tests rotate segments and hit the torn window quickly.
+pub fn small_options() -> JournalOptions {
+    JournalOptions {
+        segment_size_bytes: 8 * 1024,
+        record_payload_max: 1024,
+        unsynced_bytes_max: 4096,
+        ..JournalOptions::default()
+    }
+}
+
+/// A deterministic payload for record number `n`.
+pub fn payload(n: u64) -> Vec<u8> {
+    let len = (n * 37 % 200) as usize + 1;
+    (0..len).map(|i| (n as usize * 31 + i) as u8).collect()
+}
