@@ -23,6 +23,17 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The operating system refused access (file or directory permissions).
+    #[error(
+        "permission denied: {op} {path}; check the owner and mode of the store directory and its files"
+    )]
+    PermissionDenied {
+        /// What walstate was doing.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+    },
+
     /// The disk is full: the commit failed, nothing of it was left on disk, and the
     /// store keeps working once space is freed.
     #[error(
@@ -111,15 +122,28 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A writing call on a store opened read-only.
+    #[error(
+        "the store is open read-only; open it with Store::open (taking the writer lock) to change it"
+    )]
+    ReadOnly,
+
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
 }
 
 impl Error {
-    /// Wraps an I/O error with the operation and path, mapping ENOSPC to [`Error::DiskFull`]-like
-    /// context is left to callers that know the offset.
+    /// Wraps an I/O error with the operation and path; permission errors become
+    /// [`Error::PermissionDenied`]. (ENOSPC is mapped to [`Error::DiskFull`] by callers
+    /// that know the offset.)
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::PermissionDenied {
+            return Error::PermissionDenied {
+                op,
+                path: path.into(),
+            };
+        }
         Error::Io {
             op,
             path: path.into(),

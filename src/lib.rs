@@ -6,16 +6,38 @@
 //! checkpoint file; on open the store replays checkpoint + journal, truncates a torn
 //! tail and refuses to guess past real corruption.
 //!
+//! ```no_run
+//! use walstate::{KvStore, Options};
+//! let store = KvStore::open("./my-store", Options::default())?;
+//! store.put("config/port", "8080")?;
+//! assert_eq!(store.get(b"config/port")?.as_deref(), Some(&b"8080"[..]));
+//! # Ok::<(), walstate::Error>(())
+//! ```
+//!
 //! The byte-level format is specified in `wal-format.md`.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod checkpoint;
+pub mod codec;
 pub mod error;
 pub mod format;
 pub mod io;
 pub mod journal;
+pub mod kv;
+mod kv_store;
+pub mod lock;
+mod options;
+pub mod recovery;
 pub mod state;
+mod store;
 
 pub use error::{Error, Result};
+pub use journal::SyncPolicy;
+pub use kv::{CasMismatch, KvApplied, KvCommand, KvOutput, KvState};
+pub use kv_store::KvStore;
+pub use options::{CHECKPOINTS_RETAINED_MAX, Options};
+pub use recovery::RecoveryReport;
 pub use state::StateMachine;
+pub use store::{CheckpointInfo, RestoreInfo, Store};

@@ -74,6 +74,7 @@ pub enum LockAttempt {
 }
 
 /// An open file.
+#[allow(clippy::len_without_is_empty)]
 pub trait VfsFile: Send + Sync {
     /// Reads at `offset`; may return fewer bytes than asked (0 at end of file).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;

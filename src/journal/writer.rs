@@ -785,6 +785,10 @@ fn retell(err: &Error) -> Error {
             cause: cause.clone(),
         },
         Error::InvalidArgument(msg) => Error::InvalidArgument(msg.clone()),
+        Error::PermissionDenied { op, path } => Error::PermissionDenied {
+            op,
+            path: path.clone(),
+        },
         Error::Closed => Error::Closed,
         other => Error::Poisoned {
             cause: other.to_string(),

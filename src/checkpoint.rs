@@ -1,0 +1,216 @@
+//! Checkpoint and snapshot files: written atomically (temp file, fsync, rename,
+//! directory fsync), listed, loaded with verification, pruned to the retained count.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::format;
+use crate::io::{EntryKind, OpenMode, Vfs};
+
+/// Directory (inside the store) holding named snapshots.
+pub const SNAPSHOT_DIR_NAME: &str = "snapshots";
+/// Longest snapshot name.
+pub const SNAPSHOT_NAME_MAX: usize = 64;
+
+/// A checkpoint file in the store directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointFile {
+    /// LSN from the file name: the state includes every record up to it.
+    pub lsn: u64,
+    /// Full path.
+    pub path: PathBuf,
+}
+
+/// A named snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotInfo {
+    /// Its name.
+    pub name: String,
+    /// The LSN of the state it holds.
+    pub lsn: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Full path.
+    pub path: PathBuf,
+}
+
+/// Why an atomic write failed, and whether the store must be poisoned (a failed fsync).
+pub(crate) struct WriteFailure {
+    pub error: Error,
+    pub poison: bool,
+}
+
+/// Writes `bytes` to `dir/name` atomically: `name.tmp`, write, fsync, rename over
+/// `name`, fsync `dir`. A failed write or rename removes the temp file and leaves the
+/// old file untouched; a failed fsync asks the caller to poison.
+pub(crate) fn write_atomically(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> std::result::Result<PathBuf, WriteFailure> {
+    let final_path = dir.join(name);
+    let temp_path = dir.join(format!("{name}.tmp"));
+    let _ = vfs.remove_file(&temp_path);
+    let fail = |error, poison| WriteFailure { error, poison };
+    let file = vfs
+        .open(&temp_path, OpenMode::CreateNew)
+        .map_err(|err| fail(Error::io("create temp file", &temp_path, err), false))?;
+    if let Err(err) = file.write_all_at(bytes, 0) {
+        drop(file);
+        let _ = vfs.remove_file(&temp_path);
+        let error = if crate::error::is_enospc(&err) {
+            Error::DiskFull {
+                path: temp_path.clone(),
+                offset: 0,
+            }
+        } else {
+            Error::io("write", &temp_path, err)
+        };
+        return Err(fail(error, false));
+    }
+    if let Err(err) = file.sync_all() {
+        drop(file);
+        let _ = vfs.remove_file(&temp_path);
+        return Err(fail(Error::io("fsync", &temp_path, err), true));
+    }
+    drop(file);
+    if let Err(err) = vfs.rename(&temp_path, &final_path) {
+        let _ = vfs.remove_file(&temp_path);
+        return Err(fail(Error::io("rename into place", &temp_path, err), false));
+    }
+    vfs.sync_dir(dir)
+        .map_err(|err| fail(Error::io("fsync directory", dir, err), true))?;
+    Ok(final_path)
+}
+
+/// Encodes `state` as a checkpoint file image at `lsn`, refusing a state that does not
+/// decode back (so an undecodable checkpoint is never written).
+pub(crate) fn encode_checkpoint<S: Serialize + DeserializeOwned>(
+    lsn: u64,
+    state: &S,
+) -> Result<Vec<u8>> {
+    let bytes = codec::encode(state)?;
+    codec::decode::<S>(&bytes).map_err(|err| {
+        Error::Codec(format!(
+            "the state cannot be checkpointed because it does not decode back: {err}"
+        ))
+    })?;
+    Ok(format::encode_checkpoint(lsn, &bytes))
+}
+
+/// Loads and verifies a checkpoint or snapshot file. The error string says why it was
+/// rejected (for the recovery report).
+pub(crate) fn load_checkpoint<S: DeserializeOwned>(
+    vfs: &dyn Vfs,
+    path: &Path,
+    may_map: bool,
+) -> std::result::Result<(u64, S, u64), String> {
+    let bytes = vfs
+        .read_file(path, may_map)
+        .map_err(|err| format!("unreadable: {err}"))?;
+    let (header, state_bytes) = format::decode_checkpoint(&bytes).map_err(|err| err.describe())?;
+    let state = codec::decode::<S>(state_bytes)
+        .map_err(|err| format!("checksum is valid but the state does not decode: {err}"))?;
+    Ok((header.lsn, state, bytes.len() as u64))
+}
+
+/// Lists the checkpoints of `dir`, oldest first.
+pub fn list_checkpoints(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<CheckpointFile>> {
+    let names = vfs
+        .read_dir(dir)
+        .map_err(|err| Error::io("list directory", dir, err))?;
+    let mut found: Vec<CheckpointFile> = names
+        .iter()
+        .filter_map(|name| {
+            format::parse_checkpoint_file_name(name).map(|lsn| CheckpointFile {
+                lsn,
+                path: dir.join(name),
+            })
+        })
+        .collect();
+    found.sort_by_key(|c| c.lsn);
+    Ok(found)
+}
+
+/// Deletes all but the newest `retained` checkpoints, fsyncing the directory after each.
+/// Returns the deleted paths.
+pub(crate) fn prune_checkpoints(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    retained: usize,
+) -> Result<Vec<PathBuf>> {
+    let all = list_checkpoints(vfs, dir)?;
+    let excess = all.len().saturating_sub(retained);
+    let mut deleted = Vec::new();
+    for old in &all[..excess] {
+        vfs.remove_file(&old.path)
+            .map_err(|err| Error::io("delete old checkpoint", &old.path, err))?;
+        vfs.sync_dir(dir)
+            .map_err(|err| Error::io("fsync directory", dir, err))?;
+        deleted.push(old.path.clone());
+    }
+    Ok(deleted)
+}
+
+/// Checks a snapshot name: 1..=64 characters of `A-Z a-z 0-9 . _ -`, not starting with `.`.
+pub fn validate_snapshot_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= SNAPSHOT_NAME_MAX
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "snapshot name {name:?} must be 1..={SNAPSHOT_NAME_MAX} characters of A-Z a-z 0-9 . _ - and not start with '.'"
+        )))
+    }
+}
+
+/// File name of snapshot `name`.
+pub fn snapshot_file_name(name: &str) -> String {
+    format!("{name}.ckpt")
+}
+
+/// Lists the named snapshots of the store in `dir`, by name.
+pub fn list_snapshots(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<SnapshotInfo>> {
+    let snapshot_dir = dir.join(SNAPSHOT_DIR_NAME);
+    if vfs
+        .entry_kind(&snapshot_dir)
+        .map_err(|err| Error::io("stat", &snapshot_dir, err))?
+        != Some(EntryKind::Dir)
+    {
+        return Ok(Vec::new());
+    }
+    let mut found = Vec::new();
+    for name in vfs
+        .read_dir(&snapshot_dir)
+        .map_err(|err| Error::io("list directory", &snapshot_dir, err))?
+    {
+        let Some(stem) = name.strip_suffix(".ckpt") else {
+            continue;
+        };
+        if validate_snapshot_name(stem).is_err() {
+            continue;
+        }
+        let path = snapshot_dir.join(&name);
+        let bytes = vfs
+            .read_file(&path, false)
+            .map_err(|err| Error::io("read snapshot", &path, err))?;
+        let lsn = format::decode_checkpoint(&bytes).map_or(0, |(h, _)| h.lsn);
+        found.push(SnapshotInfo {
+            name: stem.to_owned(),
+            lsn,
+            bytes: bytes.len() as u64,
+            path,
+        });
+    }
+    Ok(found)
+}

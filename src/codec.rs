@@ -1,0 +1,334 @@
+//! Serde values <-> bytes. The only place in the crate that knows about bincode.
+//!
+//! The format is bincode 2 in serde mode with `bincode::config::standard()`: little
+//! endian, variable-length integers, no type tags, no field names. Identical values give
+//! identical bytes as long as their `Serialize` is deterministic (a `HashMap` is not: its
+//! entry order varies between processes, so prefer `BTreeMap` or `imbl::OrdMap`).
+//!
+//! # Limits
+//! - **No `deserialize_any`.** Bincode stores no type information, so it cannot decode
+//!   types whose `Deserialize` asks the format what comes next: `serde_json::Value`,
+//!   `#[serde(untagged)]` and internally/adjacently tagged enums (`#[serde(tag = ...)]`),
+//!   and structs using `#[serde(flatten)]` (which also fail to encode). Such types often
+//!   encode fine and only fail when read back, so [`encode_verified`] decodes what it
+//!   encoded and refuses them with an [`Error::Codec`] before anything is logged.
+//! - **No skipped fields.** `#[serde(skip_serializing_if = ...)]` makes the field count
+//!   vary and the bytes undecodable; [`encode_verified`] refuses such values when they
+//!   fail to decode or leave trailing bytes.
+//! - **Bounded allocation.** A corrupt or hostile length prefix cannot make [`decode`]
+//!   allocate more than a budget derived from the input size: 16 MiB for inputs up to
+//!   1 MiB, 1 GiB up to 64 MiB, 64 GiB up to 4 GiB (unbounded beyond that). Every valid
+//!   encoding fits its budget (bincode charges at most 16 budget bytes per input byte), so
+//!   large states never fail to decode because of the limit.
+//! - **Whole input.** [`decode`] rejects trailing bytes after a complete value.
+
+use bincode::config::{self, Config, Configuration};
+use bincode::error::{DecodeError, EncodeError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// The bincode configuration of every value walstate writes.
+const BASE: Configuration = config::standard();
+
+/// `1 << shift`, or `usize::MAX` where that does not fit (32-bit targets).
+const fn pow2_or_max(shift: u32) -> usize {
+    match 1usize.checked_shl(shift) {
+        Some(v) => v,
+        None => usize::MAX,
+    }
+}
+
+/// Inputs up to this size decode with [`BUDGET_SMALL`].
+const INPUT_SMALL: usize = 1 << 20;
+/// Inputs up to this size decode with [`BUDGET_MEDIUM`].
+const INPUT_MEDIUM: usize = 1 << 26;
+/// Inputs up to this size decode with [`BUDGET_LARGE`].
+const INPUT_LARGE: usize = pow2_or_max(32);
+/// Budget for inputs up to 1 MiB: 16 MiB.
+const BUDGET_SMALL: usize = INPUT_SMALL * 16;
+/// Budget for inputs up to 64 MiB: 1 GiB.
+const BUDGET_MEDIUM: usize = INPUT_MEDIUM * 16;
+/// Budget for inputs up to 4 GiB: 64 GiB.
+const BUDGET_LARGE: usize = pow2_or_max(36);
+
+/// Encodes `value` with the crate's bincode configuration.
+///
+/// Fails with [`Error::Codec`] when the value's `Serialize` errors or emits a sequence or
+/// map of unknown length (`#[serde(flatten)]`, `collect_seq` over a non-exact iterator).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(value, BASE).map_err(|e| encode_error::<T>(&e))
+}
+
+/// Decodes a `T` that must fill `bytes` exactly.
+///
+/// Trailing bytes are an error. Allocation is bounded by a budget derived from
+/// `bytes.len()` (see the module docs), so corrupt input fails instead of exhausting memory.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let len = bytes.len();
+    let decoded = if len <= INPUT_SMALL {
+        decode_with(bytes, BASE.with_limit::<BUDGET_SMALL>())
+    } else if len <= INPUT_MEDIUM {
+        decode_with(bytes, BASE.with_limit::<BUDGET_MEDIUM>())
+    } else if len <= INPUT_LARGE {
+        decode_with(bytes, BASE.with_limit::<BUDGET_LARGE>())
+    } else {
+        decode_with(bytes, BASE.with_limit::<{ usize::MAX }>())
+    };
+    let (value, read) = decoded.map_err(|e| decode_error::<T>(&e, len))?;
+    if read != len {
+        return Err(Error::Codec(format!(
+            "{} trailing bytes after a complete {} ({read} of {len} bytes used): the bytes are corrupt or hold a different type",
+            len.saturating_sub(read),
+            std::any::type_name::<T>(),
+        )));
+    }
+    Ok(value)
+}
+
+/// Encodes `value`, decodes the bytes back, and returns both.
+///
+/// Callers apply the returned decoded value, never the original, so the live state is by
+/// construction what replay rebuilds from the same bytes. Values that do not decode back
+/// (types that need `deserialize_any`: `serde_json::Value`, untagged or internally tagged
+/// enums, `#[serde(flatten)]`; or a `Serialize` that skips fields) are refused with an
+/// [`Error::Codec`] saying why.
+pub fn encode_verified<T: Serialize + DeserializeOwned>(value: &T) -> Result<(Vec<u8>, T)> {
+    let bytes = encode(value)?;
+    let decoded = decode::<T>(&bytes).map_err(|e| {
+        let detail = match e {
+            Error::Codec(msg) => msg,
+            other => other.to_string(),
+        };
+        Error::Codec(format!(
+            "{} cannot be stored: it encodes but does not decode back ({detail})",
+            std::any::type_name::<T>()
+        ))
+    })?;
+    Ok((bytes, decoded))
+}
+
+/// Runs one bincode serde decode with a concrete (limited) configuration.
+fn decode_with<T: DeserializeOwned, C: Config>(
+    bytes: &[u8],
+    config: C,
+) -> std::result::Result<(T, usize), DecodeError> {
+    bincode::serde::decode_from_slice(bytes, config)
+}
+
+/// Explains why the type cannot round-trip through bincode.
+const ANY_HINT: &str = "its Deserialize needs deserialize_any, which bincode cannot provide because it stores no type information \
+     (serde_json::Value, #[serde(untagged)] or #[serde(tag = ...)] enums, #[serde(flatten)]); \
+     use a concrete type, an externally tagged enum, or store such data as a String/Vec<u8>";
+
+fn encode_error<T: ?Sized>(err: &EncodeError) -> Error {
+    let ty = std::any::type_name::<T>();
+    match err {
+        EncodeError::Serde(bincode::serde::EncodeError::SequenceMustHaveLength) => {
+            Error::Codec(format!(
+                "{ty} cannot be stored: it serializes a sequence or map of unknown length, \
+                 which bincode cannot encode (#[serde(flatten)] does this; so does collect_seq/collect_map \
+                 over an iterator without an exact size)"
+            ))
+        }
+        other => Error::Codec(format!("cannot encode {ty}: {other}")),
+    }
+}
+
+fn decode_error<T>(err: &DecodeError, len: usize) -> Error {
+    use bincode::serde::DecodeError as SerdeErr;
+    let ty = std::any::type_name::<T>();
+    match err {
+        DecodeError::Serde(
+            SerdeErr::AnyNotSupported
+            | SerdeErr::IgnoredAnyNotSupported
+            | SerdeErr::IdentifierNotSupported,
+        ) => Error::Codec(format!("{ty} cannot be stored: {ANY_HINT}")),
+        DecodeError::LimitExceeded => Error::Codec(format!(
+            "cannot decode {ty} from {len} bytes: a length prefix claims more memory than such an input \
+             can hold (corrupt or hostile bytes)"
+        )),
+        DecodeError::UnexpectedEnd { additional } => Error::Codec(format!(
+            "cannot decode {ty} from {len} bytes: input ends early (at least {additional} more bytes needed; truncated or corrupt)"
+        )),
+        other => Error::Codec(format!("cannot decode {ty} from {len} bytes: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Rec {
+        name: String,
+        data: Vec<u8>,
+        n: u64,
+        tag: Option<i32>,
+    }
+
+    fn rec() -> Rec {
+        Rec {
+            name: "héllo wörld".into(),
+            data: (0..=255u8).collect(),
+            n: 1 << 40,
+            tag: Some(-7),
+        }
+    }
+
+    fn assert_codec<T: std::fmt::Debug>(r: Result<T>, needles: &[&str]) {
+        match r {
+            Err(Error::Codec(msg)) => {
+                for n in needles {
+                    assert!(msg.contains(n), "{msg:?} lacks {n:?}");
+                }
+            }
+            other => panic!("expected Error::Codec, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let v = rec();
+        let bytes = encode(&v).unwrap();
+        assert_eq!(decode::<Rec>(&bytes).unwrap(), v);
+        let (bytes2, back) = encode_verified(&v).unwrap();
+        assert_eq!(bytes2, bytes);
+        assert_eq!(back, v);
+        // Unsized input.
+        assert_eq!(
+            encode("abc").unwrap(),
+            encode(&String::from("abc")).unwrap()
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_rejected() {
+        let mut bytes = encode(&rec()).unwrap();
+        bytes.extend_from_slice(&[0, 0, 0]);
+        assert_codec(decode::<Rec>(&bytes), &["3 trailing bytes"]);
+    }
+
+    #[test]
+    fn every_truncation_rejected() {
+        let bytes = encode(&rec()).unwrap();
+        for cut in 0..bytes.len() {
+            assert_codec(decode::<Rec>(&bytes[..cut]), &["cannot decode"]);
+        }
+    }
+
+    #[test]
+    fn untagged_enum_refused() {
+        #[derive(Debug, Serialize, Deserialize)]
+        #[serde(untagged)]
+        enum U {
+            A(u32),
+            B(String),
+        }
+        assert_codec(
+            encode_verified(&U::B("x".into())),
+            &["cannot be stored", "deserialize_any", "untagged"],
+        );
+        let _ = U::A(1);
+    }
+
+    #[test]
+    fn json_value_refused() {
+        let v = serde_json::json!({"a": [1, 2, {"b": null}]});
+        assert_codec(
+            encode_verified(&v),
+            &["cannot be stored", "deserialize_any", "serde_json::Value"],
+        );
+    }
+
+    #[test]
+    fn flatten_refused() {
+        #[derive(Debug, Serialize, Deserialize)]
+        struct Inner {
+            x: u8,
+        }
+        #[derive(Debug, Serialize, Deserialize)]
+        struct Outer {
+            #[serde(flatten)]
+            inner: Inner,
+        }
+        assert_codec(
+            encode_verified(&Outer {
+                inner: Inner { x: 1 },
+            }),
+            &["cannot be stored", "flatten"],
+        );
+    }
+
+    #[test]
+    fn skipped_field_refused() {
+        #[derive(Debug, Serialize, Deserialize)]
+        struct S {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            a: Option<u8>,
+            b: u8,
+        }
+        assert_codec(encode_verified(&S { a: None, b: 1 }), &["cannot be stored"]);
+    }
+
+    /// Length prefix `n` as bincode's standard config writes it.
+    fn varint_u64(n: u64) -> Vec<u8> {
+        encode(&n).unwrap()
+    }
+
+    /// A byte buffer read through `deserialize_byte_buf`, the path that preallocates.
+    #[derive(Debug)]
+    struct ByteBuf(#[allow(dead_code)] Vec<u8>);
+    impl<'de> Deserialize<'de> for ByteBuf {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct V;
+            impl serde::de::Visitor<'_> for V {
+                type Value = ByteBuf;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_byte_buf<E>(self, v: Vec<u8>) -> std::result::Result<ByteBuf, E> {
+                    Ok(ByteBuf(v))
+                }
+            }
+            d.deserialize_byte_buf(V)
+        }
+    }
+
+    #[test]
+    fn hostile_length_prefix_does_not_allocate() {
+        // If decode tried to allocate these, the process would abort (no test passes).
+        for claimed in [1u64 << 60, 1 << 40, 1 << 31, 100 << 20] {
+            let mut bytes = varint_u64(claimed);
+            bytes.extend_from_slice(b"abc");
+            assert_codec(decode::<Vec<u8>>(&bytes), &["cannot decode"]);
+            assert_codec(decode::<String>(&bytes), &["cannot decode"]);
+            assert_codec(decode::<ByteBuf>(&bytes), &["cannot decode"]);
+            assert_codec(decode::<Vec<String>>(&bytes), &["cannot decode"]);
+        }
+        let mut bytes = varint_u64(1 << 60);
+        bytes.push(0);
+        assert_codec(
+            decode::<String>(&bytes),
+            &["length prefix claims more memory"],
+        );
+    }
+
+    #[test]
+    fn large_values_fit_their_budget() {
+        // u128 zeros cost 16 budget bytes per input byte: the worst case. Sizes straddle
+        // the first tier boundary.
+        for n in [(1 << 20) - 5, (1 << 20) - 4, (1 << 20) + 100] {
+            let v = vec![0u128; n];
+            let bytes = encode(&v).unwrap();
+            if n == (1 << 20) - 5 {
+                assert_eq!(bytes.len(), 1 << 20, "largest input of the first tier");
+            }
+            assert_eq!(decode::<Vec<u128>>(&bytes).unwrap().len(), n);
+        }
+        let s = "x".repeat(3 << 20);
+        assert_eq!(decode::<String>(&encode(&s).unwrap()).unwrap(), s);
+    }
+}

@@ -1,0 +1,975 @@
+//! The built-in state machine: an ordered map of byte keys to byte values.
+//!
+//! [`KvState`] is changed only by applying [`KvCommand`]s, each of which returns a
+//! [`KvOutput`]. A failed compare-and-set is a rejection ([`CasMismatch`]), not a store
+//! error: it is logged like any command and changes nothing.
+
+use std::fmt;
+use std::iter::FusedIterator;
+use std::ops::{Bound, RangeBounds};
+
+use imbl::OrdMap;
+use imbl::ordmap::RangedIter;
+use imbl::shared_ptr::DefaultSharedPtr;
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::state::StateMachine;
+
+/// An ordered map of byte keys to byte values.
+///
+/// Backed by a persistent B-tree (`imbl::OrdMap`): `clone` is O(1) and shares structure
+/// with the original, which is what lets checkpoints snapshot it under a short lock.
+///
+/// Serialized as a sequence of `(key, value)` pairs in strictly increasing key order (the
+/// same bytes as a `Vec<(Vec<u8>, Vec<u8>)>` in bincode); deserializing rejects unsorted
+/// or duplicate keys.
+#[derive(Default, Clone, Debug, PartialEq, Eq)]
+pub struct KvState {
+    map: OrdMap<Vec<u8>, Vec<u8>>,
+    /// Sum of key and value lengths over all entries.
+    bytes: usize,
+}
+
+impl KvState {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value stored under `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.map.get(key).map(Vec::as_slice)
+    }
+
+    /// True when `key` has a value.
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Sum of the lengths of all keys and values (payload only, no per-entry overhead). O(1).
+    pub fn approx_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// All entries in key order.
+    pub fn iter(&self) -> Entries<'_> {
+        self.range_bounds(Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// Entries whose key starts with `prefix`, in key order. O(log n) to start.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Entries<'_> {
+        let end = prefix_end(prefix);
+        self.range_bounds(
+            Bound::Included(prefix),
+            end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+        )
+    }
+
+    /// Entries whose key lies in `range`, in key order; an empty or inverted range yields
+    /// nothing. Example: `kv.range(b"a".to_vec()..b"m".to_vec())` or
+    /// `kv.range::<&[u8]>(&b"a"[..]..)`.
+    pub fn range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Entries<'_> {
+        self.range_bounds(
+            range.start_bound().map(AsRef::as_ref),
+            range.end_bound().map(AsRef::as_ref),
+        )
+    }
+
+    fn range_bounds(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Entries<'_> {
+        let inner = (!range_is_empty(start, end)).then(|| self.map.range::<_, [u8]>((start, end)));
+        Entries { inner }
+    }
+
+    fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) -> Option<Vec<u8>> {
+        let added = key.len() + value.len();
+        let key_len = key.len();
+        let previous = self.map.insert(key, value);
+        // Lengths of live allocations: neither sum can overflow nor underflow, because
+        // `bytes` is always the exact sum over the entries.
+        self.bytes += added;
+        if let Some(prev) = &previous {
+            self.bytes -= key_len + prev.len();
+        }
+        previous
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        let previous = self.map.remove(key);
+        if let Some(prev) = &previous {
+            self.bytes -= key.len() + prev.len();
+        }
+        previous
+    }
+
+    fn remove_range(&mut self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> u64 {
+        let keys: Vec<Vec<u8>> = self
+            .range_bounds(start, end)
+            .map(|(k, _)| k.to_vec())
+            .collect();
+        for key in &keys {
+            self.remove(key);
+        }
+        keys.len() as u64
+    }
+}
+
+/// Iterator over `(key, value)` entries of a [`KvState`] in key order (also reversible).
+pub struct Entries<'a> {
+    inner: Option<RangedIter<'a, Vec<u8>, Vec<u8>, DefaultSharedPtr>>,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (k, v) = self.inner.as_mut()?.next()?;
+        Some((k.as_slice(), v.as_slice()))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner
+            .as_ref()
+            .map_or((0, Some(0)), Iterator::size_hint)
+    }
+}
+
+impl DoubleEndedIterator for Entries<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let (k, v) = self.inner.as_mut()?.next_back()?;
+        Some((k.as_slice(), v.as_slice()))
+    }
+}
+
+impl FusedIterator for Entries<'_> {}
+
+impl fmt::Debug for Entries<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entries").finish_non_exhaustive()
+    }
+}
+
+/// True when no key can lie between `start` and `end`.
+fn range_is_empty(start: Bound<&[u8]>, end: Bound<&[u8]>) -> bool {
+    match (start, end) {
+        (Bound::Unbounded, _) | (_, Bound::Unbounded) => false,
+        (Bound::Included(s), Bound::Included(e)) => s > e,
+        (Bound::Included(s), Bound::Excluded(e))
+        | (Bound::Excluded(s), Bound::Included(e))
+        | (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, or `None` when there
+/// is none (empty prefix, or all bytes 0xFF).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|&b| b != 0xFF)?;
+    let mut end = prefix[..=last].to_vec();
+    end[last] += 1; // ok: end[last] != 0xFF, so no overflow
+    Some(end)
+}
+
+/// A mutation of a [`KvState`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KvCommand {
+    /// Sets `key` to `value`.
+    Put {
+        /// The key.
+        #[serde(with = "bytes")]
+        key: Vec<u8>,
+        /// The new value.
+        #[serde(with = "bytes")]
+        value: Vec<u8>,
+    },
+    /// Removes `key` (a no-op when absent).
+    Delete {
+        /// The key.
+        #[serde(with = "bytes")]
+        key: Vec<u8>,
+    },
+    /// Removes every key in `[start, end)`; nothing when `start >= end`.
+    DeleteRange {
+        /// First key removed (inclusive).
+        #[serde(with = "bytes")]
+        start: Vec<u8>,
+        /// First key kept (exclusive).
+        #[serde(with = "bytes")]
+        end: Vec<u8>,
+    },
+    /// Removes every key starting with `prefix`; the empty prefix removes everything.
+    DeletePrefix {
+        /// The prefix.
+        #[serde(with = "bytes")]
+        prefix: Vec<u8>,
+    },
+    /// Sets `key` to `new` only if its current value equals `expected`.
+    CompareAndSet {
+        /// The key.
+        #[serde(with = "bytes")]
+        key: Vec<u8>,
+        /// Required current value; `None` means the key must be absent.
+        #[serde(with = "opt_bytes")]
+        expected: Option<Vec<u8>>,
+        /// Value to store; `None` deletes the key.
+        #[serde(with = "opt_bytes")]
+        new: Option<Vec<u8>>,
+    },
+}
+
+impl KvCommand {
+    /// `Put { key, value }`.
+    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        KvCommand::Put {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    /// `Delete { key }`.
+    pub fn delete(key: impl Into<Vec<u8>>) -> Self {
+        KvCommand::Delete { key: key.into() }
+    }
+
+    /// `DeleteRange { start, end }`: removes keys in `[start, end)`.
+    pub fn delete_range(start: impl Into<Vec<u8>>, end: impl Into<Vec<u8>>) -> Self {
+        KvCommand::DeleteRange {
+            start: start.into(),
+            end: end.into(),
+        }
+    }
+
+    /// `DeletePrefix { prefix }`.
+    pub fn delete_prefix(prefix: impl Into<Vec<u8>>) -> Self {
+        KvCommand::DeletePrefix {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// `CompareAndSet`: `expected = None` requires the key to be absent, `new = None`
+    /// deletes it. Slices so that a bare `None` needs no type annotation:
+    /// `KvCommand::cas("k", None, Some(b"v"))`.
+    pub fn cas(key: impl Into<Vec<u8>>, expected: Option<&[u8]>, new: Option<&[u8]>) -> Self {
+        KvCommand::CompareAndSet {
+            key: key.into(),
+            expected: expected.map(<[u8]>::to_vec),
+            new: new.map(<[u8]>::to_vec),
+        }
+    }
+}
+
+/// What applying a [`KvCommand`] returns: the effect, or a compare-and-set rejection.
+pub type KvOutput = Result<KvApplied, CasMismatch>;
+
+/// The effect of a successfully applied [`KvCommand`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KvApplied {
+    /// A `Put` stored its value.
+    Put {
+        /// The value it replaced, if any.
+        previous: Option<Vec<u8>>,
+    },
+    /// A `Delete` ran.
+    Deleted {
+        /// The value it removed; `None` when the key was absent.
+        previous: Option<Vec<u8>>,
+    },
+    /// A `DeleteRange` or `DeletePrefix` ran.
+    DeletedRange {
+        /// Number of keys removed.
+        removed: u64,
+    },
+    /// A `CompareAndSet` matched and stored (or deleted) the new value.
+    Swapped,
+}
+
+/// A `CompareAndSet` found a value other than the expected one; the state is unchanged.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[error(
+    "compare-and-set on key {} failed: expected {}, found {}",
+    ShowBytes(key),
+    ShowOpt(expected.as_deref()),
+    ShowOpt(actual.as_deref())
+)]
+pub struct CasMismatch {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value the command required (`None`: absent).
+    pub expected: Option<Vec<u8>>,
+    /// The value actually present (`None`: absent).
+    pub actual: Option<Vec<u8>>,
+}
+
+/// Displays bytes as a quoted string when they are printable UTF-8, else as hex;
+/// long values are cut after [`SHOW_MAX`] bytes.
+struct ShowBytes<'a>(&'a [u8]);
+
+/// Bytes shown before a value is cut in messages.
+const SHOW_MAX: usize = 64;
+
+impl fmt::Display for ShowBytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all = self.0;
+        let shown = &all[..all.len().min(SHOW_MAX)];
+        match std::str::from_utf8(shown) {
+            Ok(s) if !s.chars().any(char::is_control) => write!(f, "{s:?}")?,
+            // A cut inside a multi-byte character, or binary data: hex.
+            _ => {
+                f.write_str("0x")?;
+                for b in shown {
+                    write!(f, "{b:02x}")?;
+                }
+            }
+        }
+        if shown.len() < all.len() {
+            write!(f, "... ({} bytes)", all.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// Displays an optional value, `None` as "absent".
+struct ShowOpt<'a>(Option<&'a [u8]>);
+
+impl fmt::Display for ShowOpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(b) => ShowBytes(b).fmt(f),
+            None => f.write_str("absent"),
+        }
+    }
+}
+
+impl StateMachine for KvState {
+    type Command = KvCommand;
+    type Output = KvOutput;
+
+    fn apply(&mut self, command: &KvCommand) -> KvOutput {
+        match command {
+            KvCommand::Put { key, value } => Ok(KvApplied::Put {
+                previous: self.insert(key.clone(), value.clone()),
+            }),
+            KvCommand::Delete { key } => Ok(KvApplied::Deleted {
+                previous: self.remove(key),
+            }),
+            KvCommand::DeleteRange { start, end } => Ok(KvApplied::DeletedRange {
+                removed: self.remove_range(Bound::Included(start), Bound::Excluded(end)),
+            }),
+            KvCommand::DeletePrefix { prefix } => {
+                let removed = if prefix.is_empty() {
+                    let n = self.map.len() as u64;
+                    *self = KvState::default();
+                    n
+                } else {
+                    let end = prefix_end(prefix);
+                    let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                    self.remove_range(Bound::Included(prefix), end)
+                };
+                Ok(KvApplied::DeletedRange { removed })
+            }
+            KvCommand::CompareAndSet { key, expected, new } => {
+                let actual = self.map.get(key.as_slice());
+                if actual != expected.as_ref() {
+                    return Err(CasMismatch {
+                        key: key.clone(),
+                        expected: expected.clone(),
+                        actual: actual.cloned(),
+                    });
+                }
+                match new {
+                    Some(value) => {
+                        self.insert(key.clone(), value.clone());
+                    }
+                    None => {
+                        self.remove(key);
+                    }
+                }
+                Ok(KvApplied::Swapped)
+            }
+        }
+    }
+}
+
+/// Serializes bytes with `serialize_bytes` (in bincode: length + raw bytes, the same as a
+/// `Vec<u8>`), and reads them back from bytes or a sequence.
+mod bytes {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(BytesVisitor)
+    }
+
+    /// Serde wrapper around a borrowed byte slice.
+    pub(super) struct Ser<'a>(pub(super) &'a [u8]);
+
+    impl Serialize for Ser<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+
+    /// Serde wrapper around an owned byte vector.
+    pub(super) struct De(pub(super) Vec<u8>);
+
+    impl<'de> Deserialize<'de> for De {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_byte_buf(BytesVisitor).map(De)
+        }
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
+            Ok(v.as_bytes().to_vec())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            // Cap the preallocation: the length hint comes from untrusted input.
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Like [`bytes`] for `Option<Vec<u8>>`.
+mod opt_bytes {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&bytes::Ser(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        Ok(Option::<bytes::De>::deserialize(d)?.map(|b| b.0))
+    }
+}
+
+impl Serialize for KvState {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.map.len()))?;
+        for (k, v) in self.map.iter() {
+            seq.serialize_element(&(bytes::Ser(k), bytes::Ser(v)))?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for KvState {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StateVisitor;
+
+        impl<'de> Visitor<'de> for StateVisitor {
+            type Value = KvState;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence of (key, value) byte-string pairs in increasing key order")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KvState, A::Error> {
+                let mut state = KvState::default();
+                let mut index = 0u64;
+                while let Some((bytes::De(key), bytes::De(value))) = seq.next_element()? {
+                    if let Some((last, _)) = state.map.get_max()
+                        && key <= *last
+                    {
+                        return Err(de::Error::custom(format_args!(
+                            "KvState entry {index}: key {} is not greater than the previous key {} \
+                             (keys must be unique and sorted; the data is corrupt)",
+                            ShowBytes(&key),
+                            ShowBytes(last),
+                        )));
+                    }
+                    state.insert(key, value);
+                    index += 1;
+                }
+                Ok(state)
+            }
+        }
+
+        d.deserialize_seq(StateVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn state(entries: &[(&[u8], &[u8])]) -> KvState {
+        let mut s = KvState::new();
+        for (k, v) in entries {
+            s.apply(&KvCommand::put(*k, *v)).unwrap();
+        }
+        s
+    }
+
+    fn keys(s: &KvState) -> Vec<Vec<u8>> {
+        s.iter().map(|(k, _)| k.to_vec()).collect()
+    }
+
+    #[test]
+    fn put_get_delete() {
+        let mut s = KvState::new();
+        assert!(s.is_empty());
+        assert_eq!(
+            s.apply(&KvCommand::put("a", "1")),
+            Ok(KvApplied::Put { previous: None })
+        );
+        assert_eq!(
+            s.apply(&KvCommand::put("a", "22")),
+            Ok(KvApplied::Put {
+                previous: Some(b"1".to_vec())
+            })
+        );
+        assert_eq!(s.get(b"a"), Some(&b"22"[..]));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.approx_bytes(), 3);
+        assert_eq!(
+            s.apply(&KvCommand::delete("a")),
+            Ok(KvApplied::Deleted {
+                previous: Some(b"22".to_vec())
+            })
+        );
+        assert_eq!(
+            s.apply(&KvCommand::delete("a")),
+            Ok(KvApplied::Deleted { previous: None })
+        );
+        assert_eq!(s.get(b"a"), None);
+        assert_eq!(s.approx_bytes(), 0);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn cas() {
+        let mut s = KvState::new();
+        // Absent expected, key absent: creates.
+        assert_eq!(
+            s.apply(&KvCommand::cas("k", None, Some(b"v1"))),
+            Ok(KvApplied::Swapped)
+        );
+        assert_eq!(s.get(b"k"), Some(&b"v1"[..]));
+        let before = s.clone();
+        // Absent expected, key present: mismatch.
+        let err = s.apply(&KvCommand::cas("k", None, Some(b"x"))).unwrap_err();
+        assert_eq!(
+            err,
+            CasMismatch {
+                key: b"k".to_vec(),
+                expected: None,
+                actual: Some(b"v1".to_vec())
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            r#"compare-and-set on key "k" failed: expected absent, found "v1""#
+        );
+        assert_eq!(s, before);
+        // Wrong value: mismatch, unchanged.
+        let err = s
+            .apply(&KvCommand::cas("k", Some(b"nope"), None))
+            .unwrap_err();
+        assert_eq!(err.actual.as_deref(), Some(&b"v1"[..]));
+        assert_eq!(s, before);
+        // Present expected, key absent: mismatch.
+        let err = s
+            .apply(&KvCommand::cas("other", Some(b"v1"), Some(b"x")))
+            .unwrap_err();
+        assert_eq!(err.actual, None);
+        assert_eq!(s, before);
+        // Present expected matches: swap.
+        assert_eq!(
+            s.apply(&KvCommand::cas("k", Some(b"v1"), Some(b"v2"))),
+            Ok(KvApplied::Swapped)
+        );
+        assert_eq!(s.get(b"k"), Some(&b"v2"[..]));
+        assert_eq!(s.approx_bytes(), 3);
+        // Matching expected with new = None deletes.
+        assert_eq!(
+            s.apply(&KvCommand::cas("k", Some(b"v2"), None)),
+            Ok(KvApplied::Swapped)
+        );
+        assert!(s.is_empty());
+        assert_eq!(s.approx_bytes(), 0);
+        // Absent/absent with delete is a successful no-op.
+        assert_eq!(
+            s.apply(&KvCommand::cas("k", None, None)),
+            Ok(KvApplied::Swapped)
+        );
+    }
+
+    #[test]
+    fn mismatch_display_binary_and_long() {
+        let err = CasMismatch {
+            key: vec![0, 0xFF, b'\n'],
+            expected: Some(vec![b'a'; 100]),
+            actual: Some("é".as_bytes().to_vec()),
+        };
+        let msg = err.to_string();
+        assert!(msg.contains("key 0x00ff0a"), "{msg}");
+        assert!(
+            msg.contains(&format!("\"{}\"... (100 bytes)", "a".repeat(64))),
+            "{msg}"
+        );
+        assert!(msg.contains("found \"é\""), "{msg}");
+    }
+
+    #[test]
+    fn delete_range_boundaries() {
+        let base = state(&[
+            (b"a", b"1"),
+            (b"b", b"2"),
+            (b"b\0", b"3"),
+            (b"c", b"4"),
+            (b"d", b"5"),
+        ]);
+        let mut s = base.clone();
+        assert_eq!(
+            s.apply(&KvCommand::delete_range("b", "c")),
+            Ok(KvApplied::DeletedRange { removed: 2 })
+        );
+        assert_eq!(keys(&s), vec![b"a".to_vec(), b"c".to_vec(), b"d".to_vec()]);
+        assert_eq!(s.approx_bytes(), 6);
+        // Empty and inverted ranges remove nothing.
+        for (a, b) in [("c", "c"), ("d", "a"), ("x", "z")] {
+            let mut s = base.clone();
+            assert_eq!(
+                s.apply(&KvCommand::delete_range(a, b)),
+                Ok(KvApplied::DeletedRange { removed: 0 })
+            );
+            assert_eq!(s, base);
+        }
+        // Empty start = from the beginning.
+        let mut s = base.clone();
+        assert_eq!(
+            s.apply(&KvCommand::delete_range("", "b\0")),
+            Ok(KvApplied::DeletedRange { removed: 2 })
+        );
+        assert_eq!(
+            keys(&s),
+            vec![b"b\0".to_vec(), b"c".to_vec(), b"d".to_vec()]
+        );
+    }
+
+    #[test]
+    fn delete_prefix() {
+        let base = state(&[
+            (b"", b"empty"),
+            (b"a", b"1"),
+            (b"ab", b"2"),
+            (b"ab\xff", b"3"),
+            (b"ac", b"4"),
+            (b"\xff", b"5"),
+            (b"\xff\xff", b"6"),
+            (b"\xff\xff\x00", b"7"),
+        ]);
+        let mut s = base.clone();
+        assert_eq!(
+            s.apply(&KvCommand::delete_prefix("ab")),
+            Ok(KvApplied::DeletedRange { removed: 2 })
+        );
+        assert!(s.get(b"a").is_some() && s.get(b"ac").is_some());
+        assert!(s.get(b"ab").is_none() && s.get(b"ab\xff").is_none());
+
+        // 0xFF prefixes have no successor: everything after them goes.
+        let mut s = base.clone();
+        assert_eq!(
+            s.apply(&KvCommand::delete_prefix(b"\xff\xff".to_vec())),
+            Ok(KvApplied::DeletedRange { removed: 2 })
+        );
+        assert_eq!(s.get(b"\xff"), Some(&b"5"[..]));
+        let mut s = base.clone();
+        assert_eq!(
+            s.apply(&KvCommand::delete_prefix(b"\xff".to_vec())),
+            Ok(KvApplied::DeletedRange { removed: 3 })
+        );
+        assert_eq!(s.len(), 5);
+        // a\xff: successor is "b".
+        let mut s = base.clone();
+        let _ = s.apply(&KvCommand::put(b"b".to_vec(), "keep"));
+        assert_eq!(
+            s.apply(&KvCommand::delete_prefix(b"a".to_vec())),
+            Ok(KvApplied::DeletedRange { removed: 4 })
+        );
+        assert_eq!(s.get(b"b"), Some(&b"keep"[..]));
+
+        // Empty prefix: everything.
+        let mut s = base.clone();
+        assert_eq!(
+            s.apply(&KvCommand::delete_prefix("")),
+            Ok(KvApplied::DeletedRange { removed: 8 })
+        );
+        assert!(s.is_empty());
+        assert_eq!(s.approx_bytes(), 0);
+    }
+
+    #[test]
+    fn scan_prefix_and_range() {
+        let s = state(&[
+            (b"a", b"1"),
+            (b"ab", b"2"),
+            (b"ab\xff", b"3"),
+            (b"b", b"4"),
+            (b"\xff", b"5"),
+            (b"\xff\x01", b"6"),
+        ]);
+        let scan =
+            |p: &[u8]| -> Vec<Vec<u8>> { s.scan_prefix(p).map(|(k, _)| k.to_vec()).collect() };
+        assert_eq!(scan(b"ab"), vec![b"ab".to_vec(), b"ab\xff".to_vec()]);
+        assert_eq!(scan(b"\xff"), vec![b"\xff".to_vec(), b"\xff\x01".to_vec()]);
+        assert_eq!(scan(b"").len(), 6);
+        assert!(scan(b"zz").is_empty());
+        let r: Vec<_> = s
+            .range(b"ab".to_vec()..b"b".to_vec())
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(r, vec![&b"ab"[..], &b"ab\xff"[..]]);
+        let r: Vec<_> = s
+            .range::<&[u8]>(&b"b"[..]..)
+            .rev()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(r, vec![&b"\xff\x01"[..], &b"\xff"[..], &b"b"[..]]);
+        assert_eq!(s.range::<&[u8]>(&b"b"[..]..&b"a"[..]).count(), 0);
+        assert_eq!(s.range::<&[u8]>(&b"b"[..]..&b"b"[..]).count(), 0);
+        assert_eq!(s.range::<&[u8]>(&b"b"[..]..=&b"b"[..]).count(), 1);
+        assert_eq!(
+            s.range::<&[u8]>((Bound::Excluded(&b"b"[..]), Bound::Excluded(&b"b"[..])))
+                .count(),
+            0
+        );
+        assert_eq!(s.range::<Vec<u8>>(..).count(), 6);
+    }
+
+    #[test]
+    fn clone_is_independent() {
+        let original = state(&[(b"a", b"1"), (b"b", b"2")]);
+        let mut copy = original.clone();
+        copy.apply(&KvCommand::put("a", "changed")).unwrap();
+        copy.apply(&KvCommand::delete("b")).unwrap();
+        copy.apply(&KvCommand::put("c", "3")).unwrap();
+        assert_eq!(original.get(b"a"), Some(&b"1"[..]));
+        assert_eq!(original.get(b"b"), Some(&b"2"[..]));
+        assert_eq!(original.get(b"c"), None);
+        assert_eq!(original.approx_bytes(), 4);
+        assert_ne!(original, copy);
+    }
+
+    #[test]
+    fn codec_round_trip_and_format() {
+        let s = state(&[(b"", b""), (b"a", b"1"), (b"b\xff", &[0u8; 300])]);
+        let bytes = codec::encode(&s).unwrap();
+        let back: KvState = codec::decode(&bytes).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.approx_bytes(), s.approx_bytes());
+        // Documented format: the bytes of a Vec<(Vec<u8>, Vec<u8>)> in key order.
+        let plain: Vec<(Vec<u8>, Vec<u8>)> =
+            s.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        assert_eq!(codec::encode(&plain).unwrap(), bytes);
+        assert_eq!(
+            codec::decode::<KvState>(&codec::encode(&KvState::new()).unwrap()).unwrap(),
+            KvState::new()
+        );
+        // Commands: same bytes as plain Vec<u8> fields, and round trip.
+        #[derive(Serialize)]
+        enum Plain {
+            _Put {
+                key: Vec<u8>,
+                value: Vec<u8>,
+            },
+            _Delete,
+            _DeleteRange,
+            _DeletePrefix,
+            Cas {
+                key: Vec<u8>,
+                expected: Option<Vec<u8>>,
+                new: Option<Vec<u8>>,
+            },
+        }
+        let cmd = KvCommand::cas("k", None, Some(b"v"));
+        let plain = Plain::Cas {
+            key: b"k".to_vec(),
+            expected: None,
+            new: Some(b"v".to_vec()),
+        };
+        assert_eq!(codec::encode(&cmd).unwrap(), codec::encode(&plain).unwrap());
+        for cmd in [
+            KvCommand::put("k", "v"),
+            KvCommand::delete(""),
+            KvCommand::delete_range("a", "b"),
+            KvCommand::delete_prefix(b"\xff".to_vec()),
+            cmd,
+        ] {
+            let (_, back) = codec::encode_verified(&cmd).unwrap();
+            assert_eq!(back, cmd);
+        }
+    }
+
+    #[test]
+    fn unsorted_or_duplicate_keys_rejected() {
+        for pairs in [
+            vec![
+                (b"b".to_vec(), b"1".to_vec()),
+                (b"a".to_vec(), b"2".to_vec()),
+            ],
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"a".to_vec(), b"2".to_vec()),
+            ],
+        ] {
+            let bytes = codec::encode(&pairs).unwrap();
+            match codec::decode::<KvState>(&bytes) {
+                Err(crate::Error::Codec(msg)) => assert!(msg.contains("not greater"), "{msg}"),
+                other => panic!("expected a codec error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_state_rejected() {
+        let s = state(&[(b"key", b"value"), (b"other", b"thing")]);
+        let bytes = codec::encode(&s).unwrap();
+        for cut in 0..bytes.len() {
+            assert!(codec::decode::<KvState>(&bytes[..cut]).is_err());
+        }
+    }
+
+    fn arb_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop::sample::select(vec![0u8, 1, b'a', 0xFE, 0xFF]), 0..4)
+    }
+
+    fn arb_opt() -> impl Strategy<Value = Option<Vec<u8>>> {
+        prop::option::of(arb_bytes())
+    }
+
+    fn arb_command() -> impl Strategy<Value = KvCommand> {
+        prop_oneof![
+            4 => (arb_bytes(), arb_bytes()).prop_map(|(k, v)| KvCommand::put(k, v)),
+            2 => arb_bytes().prop_map(KvCommand::delete),
+            1 => (arb_bytes(), arb_bytes()).prop_map(|(a, b)| KvCommand::delete_range(a, b)),
+            1 => arb_bytes().prop_map(KvCommand::delete_prefix),
+            2 => (arb_bytes(), arb_opt(), arb_opt())
+                .prop_map(|(key, expected, new)| KvCommand::CompareAndSet { key, expected, new }),
+        ]
+    }
+
+    type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+    fn model_apply(m: &mut Model, cmd: &KvCommand) -> KvOutput {
+        let remove_where = |m: &mut Model, pred: &dyn Fn(&[u8]) -> bool| {
+            let before = m.len();
+            m.retain(|k, _| !pred(k));
+            Ok(KvApplied::DeletedRange {
+                removed: (before - m.len()) as u64,
+            })
+        };
+        match cmd {
+            KvCommand::Put { key, value } => Ok(KvApplied::Put {
+                previous: m.insert(key.clone(), value.clone()),
+            }),
+            KvCommand::Delete { key } => Ok(KvApplied::Deleted {
+                previous: m.remove(key),
+            }),
+            KvCommand::DeleteRange { start, end } => {
+                remove_where(m, &|k| start.as_slice() <= k && k < end.as_slice())
+            }
+            KvCommand::DeletePrefix { prefix } => remove_where(m, &|k| k.starts_with(prefix)),
+            KvCommand::CompareAndSet { key, expected, new } => {
+                let actual = m.get(key).cloned();
+                if actual != *expected {
+                    return Err(CasMismatch {
+                        key: key.clone(),
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+                match new {
+                    Some(v) => m.insert(key.clone(), v.clone()),
+                    None => m.remove(key),
+                };
+                Ok(KvApplied::Swapped)
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn matches_btreemap_model(
+            cmds in prop::collection::vec(arb_command(), 0..60),
+            probe in arb_bytes(),
+            lo in arb_bytes(),
+            hi in arb_bytes(),
+        ) {
+            let mut s = KvState::new();
+            let mut m = Model::new();
+            for cmd in &cmds {
+                let snapshot = s.clone();
+                let got = s.apply(cmd);
+                prop_assert_eq!(&got, &model_apply(&mut m, cmd), "command {:?}", cmd);
+                if got.is_err() {
+                    prop_assert_eq!(&s, &snapshot);
+                }
+                let entries: Vec<(Vec<u8>, Vec<u8>)> =
+                    s.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+                let model: Vec<(Vec<u8>, Vec<u8>)> = m.clone().into_iter().collect();
+                prop_assert_eq!(entries, model);
+                prop_assert_eq!(s.len(), m.len());
+                prop_assert_eq!(
+                    s.approx_bytes(),
+                    m.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+                );
+            }
+            let scanned: Vec<&[u8]> = s.scan_prefix(&probe).map(|(k, _)| k).collect();
+            let expected: Vec<&[u8]> =
+                m.keys().filter(|k| k.starts_with(&probe)).map(Vec::as_slice).collect();
+            prop_assert_eq!(scanned, expected);
+            let ranged: Vec<&[u8]> = s.range(lo.clone()..hi.clone()).map(|(k, _)| k).collect();
+            let expected: Vec<&[u8]> = m
+                .keys()
+                .filter(|k| lo <= **k && **k < hi)
+                .map(Vec::as_slice)
+                .collect();
+            prop_assert_eq!(ranged, expected);
+            let back: KvState = codec::decode(&codec::encode(&s).unwrap()).unwrap();
+            prop_assert_eq!(back, s);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `KvStore`: the convenience type over `Store<KvState>` that the CLI and most users use.
+
+use std::ops::Deref;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::kv::{CasMismatch, KvApplied, KvCommand, KvState};
+use crate::options::Options;
+use crate::store::Store;
+
+/// A durable ordered map of byte keys to byte values.
+#[derive(Debug, Clone)]
+pub struct KvStore {
+    store: Store<KvState>,
+}
+
+impl Deref for KvStore {
+    type Target = Store<KvState>;
+    fn deref(&self) -> &Store<KvState> {
+        &self.store
+    }
+}
+
+impl From<Store<KvState>> for KvStore {
+    fn from(store: Store<KvState>) -> Self {
+        KvStore { store }
+    }
+}
+
+/// A key-value pair as returned by scans.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+impl KvStore {
+    /// Opens (or creates) a key-value store; see [`Store::open`].
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
+        Store::open(dir, options).map(KvStore::from)
+    }
+
+    /// Opens read-only; see [`Store::open_read_only`].
+    pub fn open_read_only(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
+        Store::open_read_only(dir, options).map(KvStore::from)
+    }
+
+    /// The underlying typed store.
+    pub fn into_inner(self) -> Store<KvState> {
+        self.store
+    }
+
+    /// Sets `key` to `value` durably; returns the previous value.
+    pub fn put(
+        &self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>> {
+        let applied = self.store.apply(KvCommand::put(key, value))?;
+        Ok(match applied {
+            Ok(KvApplied::Put { previous }) => previous,
+            _ => None,
+        })
+    }
+
+    /// The value of `key`, if any.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.store.read(|state| state.get(key).map(<[u8]>::to_vec))
+    }
+
+    /// Deletes `key` durably; returns the previous value.
+    pub fn delete(&self, key: impl Into<Vec<u8>>) -> Result<Option<Vec<u8>>> {
+        let applied = self.store.apply(KvCommand::delete(key))?;
+        Ok(match applied {
+            Ok(KvApplied::Deleted { previous }) => previous,
+            _ => None,
+        })
+    }
+
+    /// Every pair whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>> {
+        self.store.read(|state| {
+            state
+                .scan_prefix(prefix)
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect()
+        })
+    }
+
+    /// Compare-and-set: when `key` currently holds `expected` (`None`: is absent), sets it
+    /// to `new` (`None`: deletes it). A mismatch changes nothing and is returned as the
+    /// inner `Err`, not as a store failure.
+    pub fn cas(
+        &self,
+        key: impl Into<Vec<u8>>,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<std::result::Result<(), CasMismatch>> {
+        Ok(self
+            .store
+            .apply(KvCommand::cas(key, expected, new))?
+            .map(|_| ()))
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> Result<usize> {
+        self.store.read(KvState::len)
+    }
+
+    /// True when there are no keys.
+    pub fn is_empty(&self) -> Result<bool> {
+        self.store.read(KvState::is_empty)
+    }
+}

@@ -1,0 +1,149 @@
+//! Store configuration, with a builder and documented limits.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::io::{VfsRef, real_fs};
+use crate::journal::{JournalOptions, SyncPolicy};
+
+/// Most checkpoints a store may retain.
+pub const CHECKPOINTS_RETAINED_MAX: usize = 16;
+
+/// How a store is opened and run. Start from `Options::default()` and chain setters.
+#[derive(Clone)]
+pub struct Options {
+    pub(crate) journal: JournalOptions,
+    pub(crate) checkpoint_after_bytes: Option<u64>,
+    pub(crate) checkpoints_retained: usize,
+    pub(crate) create_if_missing: bool,
+    pub(crate) salvage: bool,
+    pub(crate) lock_timeout: Option<Duration>,
+    pub(crate) vfs: VfsRef,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("journal", &self.journal)
+            .field("checkpoint_after_bytes", &self.checkpoint_after_bytes)
+            .field("checkpoints_retained", &self.checkpoints_retained)
+            .field("create_if_missing", &self.create_if_missing)
+            .field("salvage", &self.salvage)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("vfs", &self.vfs)
+            .finish()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            journal: JournalOptions::default(),
+            checkpoint_after_bytes: Some(32 << 20),
+            checkpoints_retained: 2,
+            create_if_missing: true,
+            salvage: false,
+            lock_timeout: None,
+            vfs: real_fs(),
+        }
+    }
+}
+
+impl Options {
+    /// Same as `Options::default()`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// When commits are made durable (default [`SyncPolicy::Always`]).
+    pub fn sync_policy(mut self, policy: SyncPolicy) -> Self {
+        self.journal.sync_policy = policy;
+        self
+    }
+
+    /// Segment size before rotation (default 64 MiB; 4 KiB..=4 GiB).
+    pub fn segment_size_bytes(mut self, bytes: u64) -> Self {
+        self.journal.segment_size_bytes = bytes;
+        self
+    }
+
+    /// Preallocate segments to their full size (default off).
+    pub fn preallocate_segments(mut self, on: bool) -> Self {
+        self.journal.preallocate = on;
+        self
+    }
+
+    /// Largest encoded command (default 4 MiB; at most 64 MiB). A batch may hold many.
+    pub fn record_payload_max(mut self, bytes: u32) -> Self {
+        self.journal.record_payload_max = bytes;
+        self
+    }
+
+    /// Most bytes written but not yet synced (default 1 MiB; 4 KiB..=256 MiB).
+    pub fn unsynced_bytes_max(mut self, bytes: u64) -> Self {
+        self.journal.unsynced_bytes_max = bytes;
+        self
+    }
+
+    /// Write a checkpoint in the background once this many journal bytes were appended
+    /// since the last one (default 32 MiB); `None` checkpoints only on demand.
+    pub fn checkpoint_after_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.checkpoint_after_bytes = bytes;
+        self
+    }
+
+    /// Checkpoints kept (default 2, 1..=16): a damaged newest one falls back to the next.
+    pub fn checkpoints_retained(mut self, count: usize) -> Self {
+        self.checkpoints_retained = count;
+        self
+    }
+
+    /// Create the directory (and parents) and a new store when missing (default true).
+    pub fn create_if_missing(mut self, on: bool) -> Self {
+        self.create_if_missing = on;
+        self
+    }
+
+    /// On mid-log corruption keep the valid prefix and move the damaged files into
+    /// `quarantine/` (never deleting them) instead of failing; the recovery report names
+    /// the lost LSN range. Default off.
+    pub fn salvage(mut self, on: bool) -> Self {
+        self.salvage = on;
+        self
+    }
+
+    /// Wait up to this long for another writer to release the lock (default: fail at once).
+    pub fn lock_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// The file system to use (default the real one; tests pass a simulated one).
+    pub fn vfs(mut self, vfs: VfsRef) -> Self {
+        self.vfs = vfs;
+        self
+    }
+
+    /// The journal part of the options.
+    pub fn journal_options(&self) -> &JournalOptions {
+        &self.journal
+    }
+
+    /// Checks every limit.
+    pub fn validate(&self) -> Result<()> {
+        self.journal.validate()?;
+        if !(1..=CHECKPOINTS_RETAINED_MAX).contains(&self.checkpoints_retained) {
+            return Err(Error::InvalidArgument(format!(
+                "checkpoints_retained = {} is outside 1..={CHECKPOINTS_RETAINED_MAX}",
+                self.checkpoints_retained
+            )));
+        }
+        if self.checkpoint_after_bytes == Some(0) {
+            return Err(Error::InvalidArgument(
+                "checkpoint_after_bytes must be positive (use None to disable)".into(),
+            ));
+        }
+        Ok(())
+    }
+}

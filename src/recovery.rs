@@ -1,0 +1,507 @@
+//! Open-time orchestration: find or create the store, load the newest valid checkpoint,
+//! replay the journal after it, truncate a torn tail, refuse (or, when asked, salvage)
+//! corruption, and say exactly what was done in a [`RecoveryReport`].
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, SNAPSHOT_DIR_NAME};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::format::{self, SEGMENT_HEADER_LEN};
+use crate::io::{EntryKind, Vfs};
+use crate::journal::{self, Defect, DefectKind, ScanOptions, ScanOutcome, TornTailTruncation};
+use crate::lock::LOCK_FILE_NAME;
+use crate::state::StateMachine;
+
+/// Record kind of a logged command (payload: the encoded command).
+pub const RECORD_KIND_COMMAND: u8 = 1;
+/// Record kind of a snapshot restore (payload: the encoded [`RestoreMarker`]); the state
+/// it switches to is in `restore-<lsn>.ckpt`.
+pub const RECORD_KIND_RESTORE: u8 = 2;
+/// Directory (inside the store) where salvage moves damaged files.
+pub const QUARANTINE_DIR_NAME: &str = "quarantine";
+
+/// Payload of a restore record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreMarker {
+    /// The snapshot that was restored.
+    pub snapshot: String,
+    /// The LSN of the snapshot's state.
+    pub snapshot_lsn: u64,
+}
+
+/// The checkpoint recovery started from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointUsed {
+    /// The file.
+    pub path: PathBuf,
+    /// Its LSN.
+    pub lsn: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// A checkpoint recovery could not use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedCheckpoint {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+/// What salvage did about one defect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SalvageAction {
+    /// The defect that was salvaged.
+    pub defect: Defect,
+    /// Files moved (or, for a segment cut at the damage, copied whole) into `quarantine/`.
+    pub quarantined: Vec<PathBuf>,
+    /// First LSN no longer in the log.
+    pub lost_from_lsn: u64,
+    /// Highest LSN seen in the quarantined files (best effort), if any.
+    pub lost_through_lsn: Option<u64>,
+}
+
+/// What open found and did. Serializable: the CLI prints it as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RecoveryReport {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// True when open created a new store.
+    pub created: bool,
+    /// True when opened read-only (nothing was changed on disk).
+    pub read_only: bool,
+    /// The checkpoint used, or `None` when replay started from the empty state.
+    pub checkpoint: Option<CheckpointUsed>,
+    /// Newer checkpoints that could not be used, and why.
+    pub checkpoints_skipped: Vec<SkippedCheckpoint>,
+    /// Journal records replayed after the checkpoint.
+    pub records_replayed: u64,
+    /// Journal bytes replayed.
+    pub bytes_replayed: u64,
+    /// LSN of the last record in the recovered state (0: empty).
+    pub last_lsn: u64,
+    /// Segment files scanned.
+    pub segments_scanned: usize,
+    /// The torn tail truncated (writer) or left as in-flight (read-only), if any.
+    pub torn_tail: Option<TornTailTruncation>,
+    /// What salvage moved to quarantine, if it ran.
+    pub salvaged: Vec<SalvageAction>,
+    /// Temp files left by a crash and removed.
+    pub temp_files_removed: Vec<PathBuf>,
+    /// Wall time of recovery in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// The outcome of recovery, handed to the store.
+pub(crate) struct Recovered<S> {
+    pub state: S,
+    pub lsn: u64,
+    pub outcome: ScanOutcome,
+    pub report: RecoveryReport,
+    pub checkpoint_lsn: u64,
+}
+
+/// Whether recovery may change the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Holding the writer lock: truncate torn tails, remove temp files, salvage if asked.
+    Writer { salvage: bool },
+    /// Never writes; an incomplete tail is in-flight, not damage.
+    ReadOnly,
+}
+
+/// Bound on salvage rounds (each quarantines at least one file).
+const SALVAGE_ROUNDS_MAX: usize = 64;
+
+/// True when `dir` holds a walstate store (a lock file, segment or checkpoint).
+pub(crate) fn looks_like_store(names: &[String]) -> bool {
+    names.iter().any(|name| {
+        name == LOCK_FILE_NAME
+            || format::parse_segment_file_name(name).is_some()
+            || format::parse_checkpoint_file_name(name).is_some()
+    })
+}
+
+/// Runs recovery of `dir` for state machine `S`.
+pub(crate) fn recover<S: StateMachine>(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    mode: Mode,
+) -> Result<Recovered<S>> {
+    let started = Instant::now();
+    let mut report = RecoveryReport {
+        dir: dir.to_path_buf(),
+        read_only: mode == Mode::ReadOnly,
+        ..RecoveryReport::default()
+    };
+    if let Mode::Writer { .. } = mode {
+        report.temp_files_removed = remove_temp_files(vfs, dir)?;
+    }
+    let mut rounds = 0;
+    let mut recovered = loop {
+        let attempt = replay::<S>(vfs, dir, mode, &mut report)?;
+        let Some(defect) = attempt.outcome.defect.clone() else {
+            break attempt;
+        };
+        match (defect.kind, mode) {
+            (DefectKind::TornTail, Mode::Writer { .. }) => {
+                report.torn_tail = journal::truncate_torn_tail(vfs, &attempt.outcome)?;
+                break attempt;
+            }
+            (DefectKind::TornTail, Mode::ReadOnly) => {
+                report.torn_tail = Some(TornTailTruncation {
+                    path: defect.path.clone(),
+                    offset: defect.offset,
+                    bytes: 0,
+                    detail: format!("{} (in flight or torn; left as is)", defect.detail),
+                });
+                break attempt;
+            }
+            (DefectKind::UnsupportedVersion, _) => return Err(defect.to_error()),
+            (_, Mode::Writer { salvage: true }) if rounds < SALVAGE_ROUNDS_MAX => {
+                rounds += 1;
+                let action =
+                    quarantine(vfs, dir, &attempt.outcome, &defect, attempt.checkpoint_lsn)?;
+                report.salvaged.push(action);
+                report.records_replayed = 0;
+                report.bytes_replayed = 0;
+                report.checkpoints_skipped.clear();
+            }
+            _ => return Err(defect.to_error()),
+        }
+    };
+    if let Mode::Writer { .. } = mode {
+        remove_orphan_restore_files(vfs, dir, recovered.outcome.next_lsn)?;
+    }
+    report.last_lsn = recovered.lsn;
+    report.segments_scanned = recovered.outcome.segments.len();
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    recovered.report = report;
+    Ok(recovered)
+}
+
+/// Loads the newest usable checkpoint and replays the journal after it.
+fn replay<S: StateMachine>(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    mode: Mode,
+    report: &mut RecoveryReport,
+) -> Result<Recovered<S>> {
+    let may_map = mode != Mode::ReadOnly;
+    let checkpoints = checkpoint::list_checkpoints(vfs, dir)?;
+    let mut start: Option<(u64, S, CheckpointUsed)> = None;
+    report.checkpoint = None;
+    report.checkpoints_skipped.clear();
+    for candidate in checkpoints.iter().rev() {
+        match checkpoint::load_checkpoint::<S>(vfs, &candidate.path, may_map) {
+            Ok((lsn, state, bytes)) if lsn == candidate.lsn => {
+                let used = CheckpointUsed {
+                    path: candidate.path.clone(),
+                    lsn,
+                    bytes,
+                };
+                start = Some((lsn, state, used));
+                break;
+            }
+            Ok((lsn, ..)) => report.checkpoints_skipped.push(SkippedCheckpoint {
+                path: candidate.path.clone(),
+                reason: format!(
+                    "header says LSN {lsn}, the file name says {}",
+                    candidate.lsn
+                ),
+            }),
+            Err(reason) => {
+                if reason.starts_with("format version") {
+                    return Err(Error::UnsupportedVersion {
+                        path: candidate.path.clone(),
+                        found: version_of(vfs, &candidate.path),
+                        supported: format::FORMAT_VERSION,
+                    });
+                }
+                report.checkpoints_skipped.push(SkippedCheckpoint {
+                    path: candidate.path.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+    let (checkpoint_lsn, mut state, used) = match start {
+        Some((lsn, state, used)) => (lsn, state, Some(used)),
+        None => (0, S::default(), None),
+    };
+    report.checkpoint = used;
+
+    let mut lsn = checkpoint_lsn;
+    let outcome = journal::scan(
+        vfs,
+        dir,
+        ScanOptions {
+            from_lsn: checkpoint_lsn + 1,
+            may_map,
+        },
+        |group, position| {
+            for record in group {
+                let applied = match record.kind {
+                    RECORD_KIND_COMMAND => {
+                        codec::decode::<S::Command>(record.payload).map(|command| {
+                            state.apply(&command);
+                        })
+                    }
+                    RECORD_KIND_RESTORE => load_restore::<S>(vfs, dir, record.lsn, may_map)
+                        .map(|restored| state = restored),
+                    other => Err(Error::Codec(format!("unknown record kind {other}"))),
+                };
+                if let Err(err) = applied {
+                    return Err(Error::Corruption {
+                        path: position.path.to_path_buf(),
+                        offset: position.offset,
+                        lsn: record.lsn,
+                        detail: format!(
+                            "the record's checksum is valid but it cannot be replayed ({err}); is this store opened with the state type that wrote it?"
+                        ),
+                    });
+                }
+                lsn = record.lsn;
+            }
+            Ok(())
+        },
+    )?;
+    // With every checkpoint unusable, replay from the empty state is only honest when the
+    // journal really starts at LSN 1; scan reports the gap otherwise.
+    if report.checkpoint.is_none()
+        && !report.checkpoints_skipped.is_empty()
+        && let Some(defect) = &outcome.defect
+        && defect.kind == DefectKind::LsnGap
+    {
+        return Err(Error::Corruption {
+            path: report.checkpoints_skipped[0].path.clone(),
+            offset: 0,
+            lsn: 1,
+            detail: format!(
+                "no checkpoint is usable ({}) and the journal does not reach back to LSN 1",
+                report.checkpoints_skipped[0].reason
+            ),
+        });
+    }
+    report.records_replayed = outcome.records_delivered;
+    report.bytes_replayed = outcome.bytes_delivered;
+    Ok(Recovered {
+        state,
+        lsn,
+        outcome,
+        report: RecoveryReport::default(),
+        checkpoint_lsn,
+    })
+}
+
+fn version_of(vfs: &dyn Vfs, path: &Path) -> u32 {
+    vfs.read_file(path, false)
+        .ok()
+        .and_then(|bytes| {
+            bytes
+                .get(8..12)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        })
+        .unwrap_or(0)
+}
+
+/// Loads the state a restore record at `lsn` switches to.
+pub(crate) fn load_restore<S: StateMachine>(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    lsn: u64,
+    may_map: bool,
+) -> Result<S> {
+    let path = dir.join(format::restore_file_name(lsn));
+    checkpoint::load_checkpoint::<S>(vfs, &path, may_map)
+        .map(|(_, state, _)| state)
+        .map_err(|reason| Error::Codec(format!("restore file {}: {reason}", path.display())))
+}
+
+fn remove_temp_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let snapshot_dir = dir.join(SNAPSHOT_DIR_NAME);
+    for folder in [dir.to_path_buf(), snapshot_dir] {
+        if vfs
+            .entry_kind(&folder)
+            .map_err(|err| Error::io("stat", &folder, err))?
+            != Some(EntryKind::Dir)
+        {
+            continue;
+        }
+        let names = vfs
+            .read_dir(&folder)
+            .map_err(|err| Error::io("list directory", &folder, err))?;
+        let mut any = false;
+        for name in names.iter().filter(|n| n.ends_with(".tmp")) {
+            let path = folder.join(name);
+            vfs.remove_file(&path)
+                .map_err(|err| Error::io("remove temp file", &path, err))?;
+            removed.push(path);
+            any = true;
+        }
+        if any {
+            vfs.sync_dir(&folder)
+                .map_err(|err| Error::io("fsync directory", &folder, err))?;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes restore files no journal record refers to (a restore that crashed before
+/// its record was durable).
+fn remove_orphan_restore_files(vfs: &dyn Vfs, dir: &Path, next_lsn: u64) -> Result<()> {
+    let names = vfs
+        .read_dir(dir)
+        .map_err(|err| Error::io("list directory", dir, err))?;
+    let mut any = false;
+    for name in names {
+        if format::parse_restore_file_name(&name).is_some_and(|lsn| lsn >= next_lsn) {
+            let path = dir.join(&name);
+            vfs.remove_file(&path)
+                .map_err(|err| Error::io("remove orphan restore file", &path, err))?;
+            any = true;
+        }
+    }
+    if any {
+        vfs.sync_dir(dir)
+            .map_err(|err| Error::io("fsync directory", dir, err))?;
+    }
+    Ok(())
+}
+
+/// Moves the damage out of the log into `quarantine/`, keeping the valid prefix. Never
+/// deletes: a segment cut at the damage is first copied whole into quarantine.
+fn quarantine(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    outcome: &ScanOutcome,
+    defect: &Defect,
+    checkpoint_lsn: u64,
+) -> Result<SalvageAction> {
+    let quarantine_dir = dir.join(QUARANTINE_DIR_NAME);
+    vfs.create_dir_all(&quarantine_dir)
+        .map_err(|err| Error::io("create quarantine directory", &quarantine_dir, err))?;
+    vfs.sync_dir(dir)
+        .map_err(|err| Error::io("fsync directory", dir, err))?;
+    let index = defect.segment_index;
+    let next_first_lsn = outcome
+        .segments
+        .get(index + 1)
+        .map(|s| s.first_lsn)
+        .or_else(|| {
+            outcome.unscanned_segments.first().and_then(|path| {
+                vfs.read_file(path, false)
+                    .ok()
+                    .and_then(|b| format::SegmentHeader::decode(&b).ok())
+                    .map(|h| h.first_lsn)
+            })
+        });
+    let mut quarantined = Vec::new();
+    // Damage in a segment wholly covered by the checkpoint: quarantine it and everything
+    // older; the rest of the log is intact and still needed.
+    if defect.kind != DefectKind::LsnGap
+        && next_first_lsn.is_some_and(|first| first <= checkpoint_lsn + 1)
+    {
+        let older: Vec<PathBuf> = outcome.segments[..=index]
+            .iter()
+            .map(|s| s.path.clone())
+            .collect();
+        for path in older {
+            quarantined.push(move_to_quarantine(vfs, dir, &quarantine_dir, &path)?);
+        }
+        return Ok(SalvageAction {
+            defect: defect.clone(),
+            quarantined,
+            lost_from_lsn: 0,
+            lost_through_lsn: None,
+        });
+    }
+    let mut lost_through = None;
+    if defect.offset > SEGMENT_HEADER_LEN as u64 {
+        // Keep the valid prefix in place; the whole damaged file goes to quarantine first.
+        let bytes = vfs
+            .read_file(&defect.path, false)
+            .map_err(|err| Error::io("read damaged segment", &defect.path, err))?;
+        lost_through = max_lsn_in(&bytes);
+        let name = quarantine_name(vfs, &quarantine_dir, &defect.path)?;
+        checkpoint::write_atomically(vfs, &quarantine_dir, &name, &bytes)
+            .map_err(|failure| failure.error)?;
+        let file = vfs
+            .open(&defect.path, crate::io::OpenMode::ReadWrite)
+            .map_err(|err| Error::io("open damaged segment", &defect.path, err))?;
+        file.set_len(defect.offset)
+            .map_err(|err| Error::io("cut damaged segment", &defect.path, err))?;
+        file.sync_all()
+            .map_err(|err| Error::io("fsync cut segment", &defect.path, err))?;
+        quarantined.push(quarantine_dir.join(name));
+    } else {
+        let bytes = vfs.read_file(&defect.path, false).ok();
+        lost_through = bytes.as_deref().and_then(max_lsn_in).max(lost_through);
+        quarantined.push(move_to_quarantine(vfs, dir, &quarantine_dir, &defect.path)?);
+    }
+    for path in &outcome.unscanned_segments {
+        if let Ok(bytes) = vfs.read_file(path, false) {
+            lost_through = max_lsn_in(&bytes).max(lost_through);
+        }
+        quarantined.push(move_to_quarantine(vfs, dir, &quarantine_dir, path)?);
+    }
+    Ok(SalvageAction {
+        defect: defect.clone(),
+        quarantined,
+        lost_from_lsn: defect.expected_lsn,
+        lost_through_lsn: lost_through.filter(|&lsn| lsn >= defect.expected_lsn),
+    })
+}
+
+fn quarantine_name(vfs: &dyn Vfs, quarantine_dir: &Path, path: &Path) -> Result<String> {
+    let base = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let existing = vfs
+        .read_dir(quarantine_dir)
+        .map_err(|err| Error::io("list directory", quarantine_dir, err))?;
+    let mut name = base.clone();
+    let mut n = 1;
+    while existing.contains(&name) {
+        name = format!("{base}.{n}");
+        n += 1;
+    }
+    Ok(name)
+}
+
+fn move_to_quarantine(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    quarantine_dir: &Path,
+    path: &Path,
+) -> Result<PathBuf> {
+    let name = quarantine_name(vfs, quarantine_dir, path)?;
+    let target = quarantine_dir.join(name);
+    vfs.rename(path, &target)
+        .map_err(|err| Error::io("move into quarantine", path, err))?;
+    vfs.sync_dir(quarantine_dir)
+        .map_err(|err| Error::io("fsync directory", quarantine_dir, err))?;
+    vfs.sync_dir(dir)
+        .map_err(|err| Error::io("fsync directory", dir, err))?;
+    Ok(target)
+}
+
+/// The highest LSN of the valid records at the start of a segment image (best effort,
+/// for reporting what salvage set aside).
+fn max_lsn_in(bytes: &[u8]) -> Option<u64> {
+    let header = format::SegmentHeader::decode(bytes).ok()?;
+    let mut offset = SEGMENT_HEADER_LEN;
+    let mut last = None;
+    while let Ok(record) = format::decode_record(bytes.get(offset..)?, header.record_payload_max) {
+        last = Some(record.lsn);
+        offset += record.frame_len();
+    }
+    last
+}

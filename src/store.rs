@@ -1,0 +1,678 @@
+//! `Store<S>`: the embedded API. Commands are encoded, decoded back (the decoded value is
+//! what gets applied), logged, and applied to the state only once durable, in LSN order.
+//! Checkpoints run in the background; snapshots and restores are atomic.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use serde::Serialize;
+
+use crate::checkpoint::{self, SNAPSHOT_DIR_NAME, SnapshotInfo};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::format;
+use crate::io::{EntryKind, LockGuard, VfsRef};
+use crate::journal::{Journal, JournalStats, RecordToAppend};
+use crate::lock::lock_store;
+use crate::options::Options;
+use crate::recovery::{
+    self, Mode, RECORD_KIND_COMMAND, RECORD_KIND_RESTORE, RecoveryReport, RestoreMarker,
+};
+use crate::state::StateMachine;
+
+/// The state and the LSN of the last command applied to it.
+struct Applied<S> {
+    state: S,
+    lsn: u64,
+}
+
+/// A checkpoint that was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// LSN of the state it holds.
+    pub lsn: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Segment files deleted because the oldest retained checkpoint covers them.
+    pub segments_deleted: Vec<PathBuf>,
+    /// Older checkpoints deleted beyond the retained count.
+    pub checkpoints_deleted: Vec<PathBuf>,
+}
+
+/// What a snapshot restore did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestoreInfo {
+    /// The snapshot restored.
+    pub snapshot: String,
+    /// LSN of the restore record: the restored state is in effect from this LSN on.
+    pub lsn: u64,
+    /// The automatic snapshot holding the state that was replaced.
+    pub previous_state_snapshot: String,
+}
+
+struct CheckpointProgress {
+    last_lsn: u64,
+    journal_bytes_at_last: u64,
+}
+
+struct Writer {
+    journal: Journal,
+    /// Appends hold it shared; a restore holds it exclusively so it knows its LSN.
+    gate: RwLock<()>,
+    progress: Mutex<CheckpointProgress>,
+    trigger: Mutex<bool>,
+    trigger_cv: Condvar,
+    stop: AtomicBool,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
+    last_checkpoint_error: Mutex<Option<String>>,
+    _lock: Box<dyn LockGuard>,
+}
+
+struct Inner<S: StateMachine> {
+    dir: PathBuf,
+    options: Options,
+    vfs: VfsRef,
+    applied: Arc<RwLock<Applied<S>>>,
+    report: RwLock<RecoveryReport>,
+    writer: Option<Writer>,
+}
+
+/// A crash-safe store of a state machine `S`. Clone it freely: clones share one store.
+pub struct Store<S: StateMachine> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: StateMachine> Clone for Store<S> {
+    fn clone(&self) -> Self {
+        Store {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S: StateMachine> std::fmt::Debug for Store<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir)
+            .field("read_only", &self.inner.writer.is_none())
+            .finish()
+    }
+}
+
+impl<S: StateMachine> Store<S> {
+    /// Opens (or creates, see [`Options::create_if_missing`]) the store in `dir`: takes
+    /// the writer lock, loads the newest valid checkpoint, replays the journal, truncates
+    /// a torn tail and refuses mid-log corruption unless [`Options::salvage`] is set.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let vfs = options.vfs.clone();
+        let created = prepare_dir(&vfs, &dir, options.create_if_missing)?;
+        let lock = lock_store(vfs.as_ref(), &dir, options.lock_timeout)?;
+        let mut recovered = recovery::recover::<S>(
+            vfs.as_ref(),
+            &dir,
+            Mode::Writer {
+                salvage: options.salvage,
+            },
+        )?;
+        recovered.report.created = created;
+        let journal = Journal::resume(
+            vfs.clone(),
+            &dir,
+            options.journal.clone(),
+            &recovered.outcome,
+        )?;
+        let journal_bytes = journal.stats().bytes;
+        let writer = Writer {
+            journal,
+            gate: RwLock::new(()),
+            progress: Mutex::new(CheckpointProgress {
+                last_lsn: recovered.checkpoint_lsn,
+                // Replayed bytes count toward the next checkpoint: a long journal gets
+                // compacted soon after open.
+                journal_bytes_at_last: journal_bytes
+                    .saturating_sub(recovered.report.bytes_replayed),
+            }),
+            trigger: Mutex::new(false),
+            trigger_cv: Condvar::new(),
+            stop: AtomicBool::new(false),
+            checkpointer: Mutex::new(None),
+            last_checkpoint_error: Mutex::new(None),
+            _lock: lock,
+        };
+        let store = Store {
+            inner: Arc::new(Inner {
+                dir,
+                options,
+                vfs,
+                applied: Arc::new(RwLock::new(Applied {
+                    state: recovered.state,
+                    lsn: recovered.lsn,
+                })),
+                report: RwLock::new(recovered.report),
+                writer: Some(writer),
+            }),
+        };
+        if store.inner.options.checkpoint_after_bytes.is_some() {
+            store.start_checkpointer()?;
+        }
+        Ok(store)
+    }
+
+    /// Opens the store without taking the writer lock and without ever writing: works
+    /// while another process writes. An incomplete tail is treated as in flight. Call
+    /// [`Store::refresh`] to catch up with the writer.
+    pub fn open_read_only(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let vfs = options.vfs.clone();
+        prepare_dir(&vfs, &dir, false)?;
+        let recovered = recovery::recover::<S>(vfs.as_ref(), &dir, Mode::ReadOnly)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                dir,
+                options,
+                vfs,
+                applied: Arc::new(RwLock::new(Applied {
+                    state: recovered.state,
+                    lsn: recovered.lsn,
+                })),
+                report: RwLock::new(recovered.report),
+                writer: None,
+            }),
+        })
+    }
+
+    /// Re-reads a read-only store from disk to see what the writer committed since.
+    pub fn refresh(&self) -> Result<()> {
+        if self.inner.writer.is_some() {
+            return Ok(());
+        }
+        let recovered =
+            recovery::recover::<S>(self.inner.vfs.as_ref(), &self.inner.dir, Mode::ReadOnly)?;
+        *self.inner.applied.write() = Applied {
+            state: recovered.state,
+            lsn: recovered.lsn,
+        };
+        *self.inner.report.write() = recovered.report;
+        Ok(())
+    }
+
+    /// What the last open (or refresh) found and did.
+    pub fn recovery_report(&self) -> RecoveryReport {
+        self.inner.report.read().clone()
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// True when opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.writer.is_none()
+    }
+
+    /// Logs `command`, waits until it is durable under the sync policy, applies it and
+    /// returns its output. The command applied is the one decoded from the logged bytes;
+    /// a command that does not survive the codec round trip is refused before anything
+    /// is written.
+    pub fn apply(&self, command: S::Command) -> Result<S::Output> {
+        let writer = self.writer()?;
+        let (payload, decoded) = codec::encode_verified(&command)?;
+        let applied = Arc::clone(&self.inner.applied);
+        let _gate = writer.gate.read();
+        let (_, output) = writer.journal.append_with(
+            vec![RecordToAppend {
+                kind: RECORD_KIND_COMMAND,
+                payload,
+            }],
+            move |lsn| {
+                let mut guard = applied.write();
+                let output = guard.state.apply(&decoded);
+                guard.lsn = lsn;
+                output
+            },
+        )?;
+        self.maybe_trigger_checkpoint(writer);
+        Ok(output)
+    }
+
+    /// Applies `commands` all-or-nothing: one atomic group of records with consecutive
+    /// LSNs and one durable point. After a crash either all are there or none.
+    pub fn apply_batch(&self, commands: Vec<S::Command>) -> Result<Vec<S::Output>> {
+        let writer = self.writer()?;
+        if commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut records = Vec::with_capacity(commands.len());
+        let mut decoded = Vec::with_capacity(commands.len());
+        for command in &commands {
+            let (payload, back) = codec::encode_verified(command)?;
+            records.push(RecordToAppend {
+                kind: RECORD_KIND_COMMAND,
+                payload,
+            });
+            decoded.push(back);
+        }
+        let applied = Arc::clone(&self.inner.applied);
+        let _gate = writer.gate.read();
+        let (_, outputs) = writer.journal.append_with(records, move |first_lsn| {
+            let mut guard = applied.write();
+            let count = decoded.len() as u64;
+            let outputs: Vec<S::Output> = decoded.iter().map(|c| guard.state.apply(c)).collect();
+            guard.lsn = first_lsn + count - 1;
+            outputs
+        })?;
+        self.maybe_trigger_checkpoint(writer);
+        Ok(outputs)
+    }
+
+    /// Runs `f` on the current state (everything acknowledged so far).
+    pub fn read<R>(&self, f: impl FnOnce(&S) -> R) -> Result<R> {
+        if let Some(writer) = &self.inner.writer {
+            writer.journal.check_usable()?;
+        }
+        let guard = self.inner.applied.read();
+        Ok(f(&guard.state))
+    }
+
+    /// The LSN of the last command applied (0 for an empty store).
+    pub fn last_lsn(&self) -> u64 {
+        self.inner.applied.read().lsn
+    }
+
+    /// Journal counters (records, bytes, fdatasyncs, group-commit batches).
+    pub fn journal_stats(&self) -> Option<JournalStats> {
+        self.inner.writer.as_ref().map(|w| w.journal.stats())
+    }
+
+    /// Makes everything acknowledged durable (needed only with `Never`/`Interval`).
+    pub fn sync(&self) -> Result<()> {
+        self.writer()?.journal.sync()
+    }
+
+    /// Writes a checkpoint of the current state now, then deletes checkpoints beyond the
+    /// retained count and segments the oldest retained checkpoint covers.
+    pub fn checkpoint(&self) -> Result<CheckpointInfo> {
+        let writer = self.writer()?;
+        self.run_checkpoint(writer)
+    }
+
+    /// Keeps the current state under `name` until deleted.
+    pub fn snapshot(&self, name: &str) -> Result<SnapshotInfo> {
+        checkpoint::validate_snapshot_name(name)?;
+        let writer = self.writer()?;
+        let (state, lsn) = self.clone_state();
+        writer.journal.sync()?;
+        let bytes = checkpoint::encode_checkpoint(lsn, &state)?;
+        self.write_snapshot(name, &bytes, lsn)
+    }
+
+    /// The named snapshots, by name.
+    pub fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        checkpoint::list_snapshots(self.inner.vfs.as_ref(), &self.inner.dir)
+    }
+
+    /// Deletes a named snapshot.
+    pub fn delete_snapshot(&self, name: &str) -> Result<()> {
+        checkpoint::validate_snapshot_name(name)?;
+        self.writer()?;
+        let snapshot_dir = self.inner.dir.join(SNAPSHOT_DIR_NAME);
+        let path = snapshot_dir.join(checkpoint::snapshot_file_name(name));
+        match self.inner.vfs.remove_file(&path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::SnapshotNotFound {
+                    name: name.to_owned(),
+                    path: snapshot_dir,
+                });
+            }
+            Err(err) => return Err(Error::io("delete snapshot", &path, err)),
+        }
+        self.inner
+            .vfs
+            .sync_dir(&snapshot_dir)
+            .map_err(|err| Error::io("fsync directory", &snapshot_dir, err))
+    }
+
+    /// Rolls the store back to snapshot `name`, atomically and durably: a crash in the
+    /// middle leaves either the old or the restored state. The replaced state is kept
+    /// first as the automatic snapshot named in the result.
+    pub fn restore_snapshot(&self, name: &str) -> Result<RestoreInfo> {
+        checkpoint::validate_snapshot_name(name)?;
+        let writer = self.writer()?;
+        let snapshot_dir = self.inner.dir.join(SNAPSHOT_DIR_NAME);
+        let path = snapshot_dir.join(checkpoint::snapshot_file_name(name));
+        if self
+            .inner
+            .vfs
+            .entry_kind(&path)
+            .map_err(|err| Error::io("stat", &path, err))?
+            .is_none()
+        {
+            return Err(Error::SnapshotNotFound {
+                name: name.to_owned(),
+                path: snapshot_dir,
+            });
+        }
+        let (snapshot_lsn, restored, _) =
+            checkpoint::load_checkpoint::<S>(self.inner.vfs.as_ref(), &path, false).map_err(
+                |reason| Error::Corruption {
+                    path: path.clone(),
+                    offset: 0,
+                    lsn: 0,
+                    detail: format!("snapshot is unusable: {reason}"),
+                },
+            )?;
+        // No other append may take the LSN the restore record needs.
+        let _gate = writer.gate.write();
+        let (current, current_lsn) = self.clone_state();
+        writer.journal.sync()?;
+        let previous = self.free_snapshot_name(&format!("pre-restore-{current_lsn}"))?;
+        let current_bytes = checkpoint::encode_checkpoint(current_lsn, &current)?;
+        self.write_snapshot(&previous, &current_bytes, current_lsn)?;
+
+        let lsn = writer.journal.next_lsn();
+        let image = checkpoint::encode_checkpoint(lsn, &restored)?;
+        self.write_file_atomically(&self.inner.dir, &format::restore_file_name(lsn), &image)?;
+        let marker = codec::encode(&RestoreMarker {
+            snapshot: name.to_owned(),
+            snapshot_lsn,
+        })?;
+        let applied = Arc::clone(&self.inner.applied);
+        let (record_lsn, ()) = writer.journal.append_with(
+            vec![RecordToAppend {
+                kind: RECORD_KIND_RESTORE,
+                payload: marker,
+            }],
+            move |lsn| {
+                let mut guard = applied.write();
+                guard.state = restored;
+                guard.lsn = lsn;
+            },
+        )?;
+        debug_assert_eq!(record_lsn, lsn);
+        drop(_gate);
+        Ok(RestoreInfo {
+            snapshot: name.to_owned(),
+            lsn: record_lsn,
+            previous_state_snapshot: previous,
+        })
+    }
+
+    /// Stops the background checkpointer and makes everything acknowledged durable.
+    /// Dropping the store without `close` is safe too (nothing acknowledged is lost
+    /// under `Always`).
+    pub fn close(self) -> Result<()> {
+        let Some(writer) = &self.inner.writer else {
+            return Ok(());
+        };
+        self.inner.stop_checkpointer();
+        writer.journal.close()
+    }
+
+    // ---------------------------------------------------------------------------------
+
+    fn writer(&self) -> Result<&Writer> {
+        let writer = self.inner.writer.as_ref().ok_or(Error::ReadOnly)?;
+        writer.journal.check_usable()?;
+        Ok(writer)
+    }
+
+    fn clone_state(&self) -> (S, u64) {
+        let guard = self.inner.applied.read();
+        (guard.state.clone(), guard.lsn)
+    }
+
+    fn write_file_atomically(&self, dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        checkpoint::write_atomically(self.inner.vfs.as_ref(), dir, name, bytes).map_err(|failure| {
+            if failure.poison
+                && let Some(writer) = &self.inner.writer
+            {
+                writer.journal.poison(failure.error.to_string());
+                return Error::Poisoned {
+                    cause: failure.error.to_string(),
+                };
+            }
+            failure.error
+        })
+    }
+
+    fn write_snapshot(&self, name: &str, bytes: &[u8], lsn: u64) -> Result<SnapshotInfo> {
+        let vfs = self.inner.vfs.as_ref();
+        let snapshot_dir = self.inner.dir.join(SNAPSHOT_DIR_NAME);
+        if vfs
+            .entry_kind(&snapshot_dir)
+            .map_err(|err| Error::io("stat", &snapshot_dir, err))?
+            != Some(EntryKind::Dir)
+        {
+            vfs.create_dir_all(&snapshot_dir)
+                .map_err(|err| Error::io("create snapshot directory", &snapshot_dir, err))?;
+            vfs.sync_dir(&self.inner.dir)
+                .map_err(|err| Error::io("fsync directory", &self.inner.dir, err))?;
+        }
+        let file_name = checkpoint::snapshot_file_name(name);
+        if vfs
+            .entry_kind(&snapshot_dir.join(&file_name))
+            .map_err(|err| Error::io("stat", &snapshot_dir, err))?
+            .is_some()
+        {
+            return Err(Error::InvalidArgument(format!(
+                "snapshot {name:?} already exists; delete it first or pick another name"
+            )));
+        }
+        let path = self.write_file_atomically(&snapshot_dir, &file_name, bytes)?;
+        Ok(SnapshotInfo {
+            name: name.to_owned(),
+            lsn,
+            bytes: bytes.len() as u64,
+            path,
+        })
+    }
+
+    fn free_snapshot_name(&self, base: &str) -> Result<String> {
+        let existing: Vec<String> = self.list_snapshots()?.into_iter().map(|s| s.name).collect();
+        let mut name = base.to_owned();
+        let mut n = 1;
+        while existing.contains(&name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        Ok(name)
+    }
+
+    fn run_checkpoint(&self, writer: &Writer) -> Result<CheckpointInfo> {
+        let mut progress = writer.progress.lock();
+        writer.journal.check_usable()?;
+        let journal_bytes = writer.journal.stats().bytes;
+        // The only pause for writers: an O(1) clone for persistent collections.
+        let (state, lsn) = self.clone_state();
+        // Everything up to `lsn` must be durable before a checkpoint claims it.
+        writer.journal.sync()?;
+        let image = checkpoint::encode_checkpoint(lsn, &state)?;
+        drop(state);
+        let vfs = self.inner.vfs.as_ref();
+        let dir = &self.inner.dir;
+        let path = self.write_file_atomically(dir, &format::checkpoint_file_name(lsn), &image)?;
+        let checkpoints_deleted =
+            checkpoint::prune_checkpoints(vfs, dir, self.inner.options.checkpoints_retained)?;
+        let oldest = checkpoint::list_checkpoints(vfs, dir)?
+            .first()
+            .map_or(lsn, |c| c.lsn);
+        let segments_deleted = writer.journal.delete_segments_through(oldest)?;
+        remove_restore_files_through(vfs, dir, oldest)?;
+        progress.last_lsn = lsn;
+        progress.journal_bytes_at_last = journal_bytes;
+        Ok(CheckpointInfo {
+            path,
+            lsn,
+            bytes: image.len() as u64,
+            segments_deleted,
+            checkpoints_deleted,
+        })
+    }
+
+    fn maybe_trigger_checkpoint(&self, writer: &Writer) {
+        let Some(threshold) = self.inner.options.checkpoint_after_bytes else {
+            return;
+        };
+        let since = writer
+            .journal
+            .stats()
+            .bytes
+            .saturating_sub(writer.progress.lock().journal_bytes_at_last);
+        if since >= threshold {
+            *writer.trigger.lock() = true;
+            writer.trigger_cv.notify_one();
+        }
+    }
+
+    fn start_checkpointer(&self) -> Result<()> {
+        let weak: Weak<Inner<S>> = Arc::downgrade(&self.inner);
+        let handle = std::thread::Builder::new()
+            .name("walstate-checkpointer".into())
+            .spawn(move || checkpointer_loop(weak))
+            .map_err(|err| Error::io("spawn checkpoint thread", PathBuf::new(), err))?;
+        if let Some(writer) = &self.inner.writer {
+            *writer.checkpointer.lock() = Some(handle);
+        }
+        Ok(())
+    }
+
+    /// The error of the last background checkpoint, if it failed.
+    pub fn last_checkpoint_error(&self) -> Option<String> {
+        self.inner
+            .writer
+            .as_ref()
+            .and_then(|w| w.last_checkpoint_error.lock().clone())
+    }
+}
+
+fn checkpointer_loop<S: StateMachine>(weak: Weak<Inner<S>>) {
+    loop {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let Some(writer) = &inner.writer else {
+            return;
+        };
+        {
+            let mut triggered = writer.trigger.lock();
+            while !*triggered && !writer.stop.load(Ordering::Acquire) {
+                // Wake up now and then so a dropped store lets this thread end.
+                writer
+                    .trigger_cv
+                    .wait_for(&mut triggered, std::time::Duration::from_millis(200));
+                if weak.strong_count() <= 1 {
+                    return;
+                }
+            }
+            *triggered = false;
+        }
+        if writer.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let store = Store {
+            inner: Arc::clone(&inner),
+        };
+        let result = store.run_checkpoint(writer);
+        *writer.last_checkpoint_error.lock() = result.err().map(|e| e.to_string());
+    }
+}
+
+impl<S: StateMachine> Inner<S> {
+    fn stop_checkpointer(&self) {
+        let Some(writer) = &self.writer else {
+            return;
+        };
+        writer.stop.store(true, Ordering::Release);
+        *writer.trigger.lock() = true;
+        writer.trigger_cv.notify_all();
+        let handle = writer.checkpointer.lock().take();
+        if let Some(handle) = handle
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl<S: StateMachine> Drop for Inner<S> {
+    fn drop(&mut self) {
+        self.stop_checkpointer();
+    }
+}
+
+/// Makes sure `dir` is a store (or, when allowed, creates it). Returns true if created.
+fn prepare_dir(vfs: &VfsRef, dir: &Path, create: bool) -> Result<bool> {
+    match vfs
+        .entry_kind(dir)
+        .map_err(|err| Error::io("stat", dir, err))?
+    {
+        None if create => {
+            // Every directory created here must be made durable in its parent.
+            let mut missing = vec![dir.to_path_buf()];
+            let mut cursor = dir.parent();
+            while let Some(parent) = cursor.filter(|p| !p.as_os_str().is_empty()) {
+                if vfs
+                    .entry_kind(parent)
+                    .map_err(|err| Error::io("stat", parent, err))?
+                    .is_some()
+                {
+                    break;
+                }
+                missing.push(parent.to_path_buf());
+                cursor = parent.parent();
+            }
+            vfs.create_dir_all(dir)
+                .map_err(|err| Error::io("create store directory", dir, err))?;
+            for created in missing.iter().rev() {
+                if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    vfs.sync_dir(parent)
+                        .map_err(|err| Error::io("fsync directory", parent, err))?;
+                }
+            }
+            Ok(true)
+        }
+        None | Some(EntryKind::File) => Err(Error::NotAStore {
+            path: dir.to_path_buf(),
+        }),
+        Some(EntryKind::Dir) => {
+            let names = vfs
+                .read_dir(dir)
+                .map_err(|err| Error::io("list directory", dir, err))?;
+            if recovery::looks_like_store(&names) {
+                Ok(false)
+            } else if names.is_empty() && create {
+                Ok(true)
+            } else {
+                Err(Error::NotAStore {
+                    path: dir.to_path_buf(),
+                })
+            }
+        }
+    }
+}
+
+fn remove_restore_files_through(vfs: &dyn crate::io::Vfs, dir: &Path, lsn: u64) -> Result<()> {
+    let names = vfs
+        .read_dir(dir)
+        .map_err(|err| Error::io("list directory", dir, err))?;
+    for name in names {
+        if format::parse_restore_file_name(&name).is_some_and(|n| n <= lsn) {
+            let path = dir.join(&name);
+            vfs.remove_file(&path)
+                .map_err(|err| Error::io("delete restore file", &path, err))?;
+            vfs.sync_dir(dir)
+                .map_err(|err| Error::io("fsync directory", dir, err))?;
+        }
+    }
+    Ok(())
+}
