@@ -98,6 +98,11 @@ impl KvStore {
             .map(|_| ()))
     }
 
+    /// Stops background work and makes everything acknowledged durable.
+    pub fn close(self) -> Result<()> {
+        self.store.close()
+    }
+
     /// Number of keys.
     pub fn len(&self) -> Result<usize> {
         self.store.read(KvState::len)

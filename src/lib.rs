@@ -30,8 +30,10 @@ mod kv_store;
 pub mod lock;
 mod options;
 pub mod recovery;
+pub mod repair;
 pub mod state;
 mod store;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use journal::SyncPolicy;

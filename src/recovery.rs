@@ -115,6 +115,89 @@ pub(crate) enum Mode {
     ReadOnly,
 }
 
+/// How recovery turns checkpoints and records into a state: typed (decoding commands
+/// with the store's state machine) or untyped (checking framing only, for tools that
+/// work on a store of any state type).
+pub(crate) trait Replayer: Sized {
+    /// The state before any record.
+    fn empty() -> Self;
+    /// The state stored in a checkpoint's state bytes.
+    fn from_state_bytes(bytes: &[u8]) -> std::result::Result<Self, String>;
+    /// Applies one record.
+    fn apply_record(
+        &mut self,
+        vfs: &dyn Vfs,
+        dir: &Path,
+        kind: u8,
+        payload: &[u8],
+        lsn: u64,
+        may_map: bool,
+    ) -> Result<()>;
+}
+
+/// Replays into a typed state machine.
+pub(crate) struct Typed<S>(pub S);
+
+impl<S: StateMachine> Replayer for Typed<S> {
+    fn empty() -> Self {
+        Typed(S::default())
+    }
+    fn from_state_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        codec::decode::<S>(bytes)
+            .map(Typed)
+            .map_err(|err| format!("checksum is valid but the state does not decode: {err}"))
+    }
+    fn apply_record(
+        &mut self,
+        vfs: &dyn Vfs,
+        dir: &Path,
+        kind: u8,
+        payload: &[u8],
+        lsn: u64,
+        may_map: bool,
+    ) -> Result<()> {
+        match kind {
+            RECORD_KIND_COMMAND => {
+                let command = codec::decode::<S::Command>(payload)?;
+                self.0.apply(&command);
+                Ok(())
+            }
+            RECORD_KIND_RESTORE => {
+                self.0 = load_restore::<Typed<S>>(vfs, dir, lsn, may_map)?.0;
+                Ok(())
+            }
+            other => Err(Error::Codec(format!("unknown record kind {other}"))),
+        }
+    }
+}
+
+/// Checks framing only: any state type, nothing decoded.
+pub(crate) struct Untyped;
+
+impl Replayer for Untyped {
+    fn empty() -> Self {
+        Untyped
+    }
+    fn from_state_bytes(_bytes: &[u8]) -> std::result::Result<Self, String> {
+        Ok(Untyped)
+    }
+    fn apply_record(
+        &mut self,
+        vfs: &dyn Vfs,
+        dir: &Path,
+        kind: u8,
+        _payload: &[u8],
+        lsn: u64,
+        may_map: bool,
+    ) -> Result<()> {
+        match kind {
+            RECORD_KIND_COMMAND => Ok(()),
+            RECORD_KIND_RESTORE => load_restore::<Untyped>(vfs, dir, lsn, may_map).map(|_| ()),
+            other => Err(Error::Codec(format!("unknown record kind {other}"))),
+        }
+    }
+}
+
 /// Bound on salvage rounds (each quarantines at least one file).
 const SALVAGE_ROUNDS_MAX: usize = 64;
 
@@ -133,6 +216,22 @@ pub(crate) fn recover<S: StateMachine>(
     dir: &Path,
     mode: Mode,
 ) -> Result<Recovered<S>> {
+    let recovered = recover_with::<Typed<S>>(vfs, dir, mode)?;
+    Ok(Recovered {
+        state: recovered.state.0,
+        lsn: recovered.lsn,
+        outcome: recovered.outcome,
+        report: recovered.report,
+        checkpoint_lsn: recovered.checkpoint_lsn,
+    })
+}
+
+/// Runs recovery with any replayer.
+pub(crate) fn recover_with<R: Replayer>(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    mode: Mode,
+) -> Result<Recovered<R>> {
     let started = Instant::now();
     let mut report = RecoveryReport {
         dir: dir.to_path_buf(),
@@ -144,7 +243,7 @@ pub(crate) fn recover<S: StateMachine>(
     }
     let mut rounds = 0;
     let mut recovered = loop {
-        let attempt = replay::<S>(vfs, dir, mode, &mut report)?;
+        let attempt = replay::<R>(vfs, dir, mode, &mut report)?;
         let Some(defect) = attempt.outcome.defect.clone() else {
             break attempt;
         };
@@ -186,19 +285,19 @@ pub(crate) fn recover<S: StateMachine>(
 }
 
 /// Loads the newest usable checkpoint and replays the journal after it.
-fn replay<S: StateMachine>(
+fn replay<R: Replayer>(
     vfs: &dyn Vfs,
     dir: &Path,
     mode: Mode,
     report: &mut RecoveryReport,
-) -> Result<Recovered<S>> {
+) -> Result<Recovered<R>> {
     let may_map = mode != Mode::ReadOnly;
     let checkpoints = checkpoint::list_checkpoints(vfs, dir)?;
-    let mut start: Option<(u64, S, CheckpointUsed)> = None;
+    let mut start: Option<(u64, R, CheckpointUsed)> = None;
     report.checkpoint = None;
     report.checkpoints_skipped.clear();
     for candidate in checkpoints.iter().rev() {
-        match checkpoint::load_checkpoint::<S>(vfs, &candidate.path, may_map) {
+        match load_checkpoint_with::<R>(vfs, &candidate.path, may_map) {
             Ok((lsn, state, bytes)) if lsn == candidate.lsn => {
                 let used = CheckpointUsed {
                     path: candidate.path.clone(),
@@ -232,7 +331,7 @@ fn replay<S: StateMachine>(
     }
     let (checkpoint_lsn, mut state, used) = match start {
         Some((lsn, state, used)) => (lsn, state, Some(used)),
-        None => (0, S::default(), None),
+        None => (0, R::empty(), None),
     };
     report.checkpoint = used;
 
@@ -246,16 +345,8 @@ fn replay<S: StateMachine>(
         },
         |group, position| {
             for record in group {
-                let applied = match record.kind {
-                    RECORD_KIND_COMMAND => {
-                        codec::decode::<S::Command>(record.payload).map(|command| {
-                            state.apply(&command);
-                        })
-                    }
-                    RECORD_KIND_RESTORE => load_restore::<S>(vfs, dir, record.lsn, may_map)
-                        .map(|restored| state = restored),
-                    other => Err(Error::Codec(format!("unknown record kind {other}"))),
-                };
+                let applied =
+                    state.apply_record(vfs, dir, record.kind, record.payload, record.lsn, may_map);
                 if let Err(err) = applied {
                     return Err(Error::Corruption {
                         path: position.path.to_path_buf(),
@@ -310,15 +401,29 @@ fn version_of(vfs: &dyn Vfs, path: &Path) -> u32 {
         .unwrap_or(0)
 }
 
+/// Loads and verifies a checkpoint-format file into a replayer: (lsn, state, bytes).
+pub(crate) fn load_checkpoint_with<R: Replayer>(
+    vfs: &dyn Vfs,
+    path: &Path,
+    may_map: bool,
+) -> std::result::Result<(u64, R, u64), String> {
+    let bytes = vfs
+        .read_file(path, may_map)
+        .map_err(|err| format!("unreadable: {err}"))?;
+    let (header, state_bytes) = format::decode_checkpoint(&bytes).map_err(|err| err.describe())?;
+    let state = R::from_state_bytes(state_bytes)?;
+    Ok((header.lsn, state, bytes.len() as u64))
+}
+
 /// Loads the state a restore record at `lsn` switches to.
-pub(crate) fn load_restore<S: StateMachine>(
+pub(crate) fn load_restore<R: Replayer>(
     vfs: &dyn Vfs,
     dir: &Path,
     lsn: u64,
     may_map: bool,
-) -> Result<S> {
+) -> Result<R> {
     let path = dir.join(format::restore_file_name(lsn));
-    checkpoint::load_checkpoint::<S>(vfs, &path, may_map)
+    load_checkpoint_with::<R>(vfs, &path, may_map)
         .map(|(_, state, _)| state)
         .map_err(|reason| Error::Codec(format!("restore file {}: {reason}", path.display())))
 }
@@ -457,6 +562,16 @@ fn quarantine(
         lost_from_lsn: defect.expected_lsn,
         lost_through_lsn: lost_through.filter(|&lsn| lsn >= defect.expected_lsn),
     })
+}
+
+/// Moves `path` into `dir/quarantine/` (created if missing), durably.
+pub(crate) fn move_into_quarantine(vfs: &dyn Vfs, dir: &Path, path: &Path) -> Result<PathBuf> {
+    let quarantine_dir = dir.join(QUARANTINE_DIR_NAME);
+    vfs.create_dir_all(&quarantine_dir)
+        .map_err(|err| Error::io("create quarantine directory", &quarantine_dir, err))?;
+    vfs.sync_dir(dir)
+        .map_err(|err| Error::io("fsync directory", dir, err))?;
+    move_to_quarantine(vfs, dir, &quarantine_dir, path)
 }
 
 fn quarantine_name(vfs: &dyn Vfs, quarantine_dir: &Path, path: &Path) -> Result<String> {

@@ -60,14 +60,21 @@ struct CheckpointProgress {
     journal_bytes_at_last: u64,
 }
 
+/// Wakes the background checkpointer. Kept apart from the store so the waiting thread
+/// holds no reference to it: dropping the store releases the lock at once.
+#[derive(Default)]
+struct CheckpointSignal {
+    triggered: Mutex<bool>,
+    cv: Condvar,
+    stop: AtomicBool,
+}
+
 struct Writer {
     journal: Journal,
     /// Appends hold it shared; a restore holds it exclusively so it knows its LSN.
     gate: RwLock<()>,
     progress: Mutex<CheckpointProgress>,
-    trigger: Mutex<bool>,
-    trigger_cv: Condvar,
-    stop: AtomicBool,
+    signal: Arc<CheckpointSignal>,
     checkpointer: Mutex<Option<JoinHandle<()>>>,
     last_checkpoint_error: Mutex<Option<String>>,
     _lock: Box<dyn LockGuard>,
@@ -139,9 +146,7 @@ impl<S: StateMachine> Store<S> {
                 journal_bytes_at_last: journal_bytes
                     .saturating_sub(recovered.report.bytes_replayed),
             }),
-            trigger: Mutex::new(false),
-            trigger_cv: Condvar::new(),
-            stop: AtomicBool::new(false),
+            signal: Arc::new(CheckpointSignal::default()),
             checkpointer: Mutex::new(None),
             last_checkpoint_error: Mutex::new(None),
             _lock: lock,
@@ -529,20 +534,22 @@ impl<S: StateMachine> Store<S> {
             .bytes
             .saturating_sub(writer.progress.lock().journal_bytes_at_last);
         if since >= threshold {
-            *writer.trigger.lock() = true;
-            writer.trigger_cv.notify_one();
+            *writer.signal.triggered.lock() = true;
+            writer.signal.cv.notify_one();
         }
     }
 
     fn start_checkpointer(&self) -> Result<()> {
         let weak: Weak<Inner<S>> = Arc::downgrade(&self.inner);
+        let Some(writer) = &self.inner.writer else {
+            return Ok(());
+        };
+        let signal = Arc::clone(&writer.signal);
         let handle = std::thread::Builder::new()
             .name("walstate-checkpointer".into())
-            .spawn(move || checkpointer_loop(weak))
+            .spawn(move || checkpointer_loop(weak, signal))
             .map_err(|err| Error::io("spawn checkpoint thread", PathBuf::new(), err))?;
-        if let Some(writer) = &self.inner.writer {
-            *writer.checkpointer.lock() = Some(handle);
-        }
+        *writer.checkpointer.lock() = Some(handle);
         Ok(())
     }
 
@@ -555,30 +562,24 @@ impl<S: StateMachine> Store<S> {
     }
 }
 
-fn checkpointer_loop<S: StateMachine>(weak: Weak<Inner<S>>) {
+fn checkpointer_loop<S: StateMachine>(weak: Weak<Inner<S>>, signal: Arc<CheckpointSignal>) {
     loop {
+        {
+            let mut triggered = signal.triggered.lock();
+            while !*triggered && !signal.stop.load(Ordering::Acquire) {
+                signal.cv.wait(&mut triggered);
+            }
+            *triggered = false;
+        }
+        if signal.stop.load(Ordering::Acquire) {
+            return;
+        }
         let Some(inner) = weak.upgrade() else {
             return;
         };
         let Some(writer) = &inner.writer else {
             return;
         };
-        {
-            let mut triggered = writer.trigger.lock();
-            while !*triggered && !writer.stop.load(Ordering::Acquire) {
-                // Wake up now and then so a dropped store lets this thread end.
-                writer
-                    .trigger_cv
-                    .wait_for(&mut triggered, std::time::Duration::from_millis(200));
-                if weak.strong_count() <= 1 {
-                    return;
-                }
-            }
-            *triggered = false;
-        }
-        if writer.stop.load(Ordering::Acquire) {
-            return;
-        }
         let store = Store {
             inner: Arc::clone(&inner),
         };
@@ -592,9 +593,9 @@ impl<S: StateMachine> Inner<S> {
         let Some(writer) = &self.writer else {
             return;
         };
-        writer.stop.store(true, Ordering::Release);
-        *writer.trigger.lock() = true;
-        writer.trigger_cv.notify_all();
+        writer.signal.stop.store(true, Ordering::Release);
+        *writer.signal.triggered.lock() = true;
+        writer.signal.cv.notify_all();
         let handle = writer.checkpointer.lock().take();
         if let Some(handle) = handle
             && handle.thread().id() != std::thread::current().id()

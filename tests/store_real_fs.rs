@@ -1,0 +1,252 @@
+//! Store behaviour on the real file system.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use walstate::{Error, KvCommand, KvStore, Options, StateMachine, Store};
+
+fn options() -> Options {
+    Options::default().checkpoint_after_bytes(None)
+}
+
+#[test]
+fn committed_values_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = KvStore::open(dir.path(), options()).unwrap();
+        assert!(store.recovery_report().created);
+        assert_eq!(store.put("a", "1").unwrap(), None);
+        assert_eq!(store.put("a", "2").unwrap(), Some(b"1".to_vec()));
+        store.put("b", "3").unwrap();
+        assert_eq!(store.delete("b").unwrap(), Some(b"3".to_vec()));
+        store.close().unwrap();
+    }
+    let store = KvStore::open(dir.path(), options()).unwrap();
+    let report = store.recovery_report();
+    assert!(!report.created);
+    assert_eq!(report.records_replayed, 4);
+    assert_eq!(store.get(b"a").unwrap(), Some(b"2".to_vec()));
+    assert_eq!(store.get(b"b").unwrap(), None);
+    assert_eq!(store.last_lsn(), 4);
+}
+
+#[test]
+fn checkpoint_then_reopen_replays_only_the_tail_and_deletes_covered_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options().segment_size_bytes(4096).checkpoints_retained(1);
+    {
+        let store = KvStore::open(dir.path(), opts.clone()).unwrap();
+        for i in 0..200 {
+            store.put(format!("k{i:03}"), vec![i as u8; 50]).unwrap();
+        }
+        let info = store.checkpoint().unwrap();
+        assert_eq!(info.lsn, 200);
+        assert!(
+            !info.segments_deleted.is_empty(),
+            "covered segments deleted"
+        );
+        store.put("after", "x").unwrap();
+    }
+    let store = KvStore::open(dir.path(), opts).unwrap();
+    let report = store.recovery_report();
+    assert_eq!(report.checkpoint.as_ref().unwrap().lsn, 200);
+    assert_eq!(report.records_replayed, 1);
+    assert_eq!(store.len().unwrap(), 201);
+    assert_eq!(store.get(b"k150").unwrap(), Some(vec![150u8; 50]));
+}
+
+#[test]
+fn damaged_newest_checkpoint_falls_back_to_the_previous_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let newest;
+    {
+        let store = KvStore::open(dir.path(), options()).unwrap();
+        store.put("a", "1").unwrap();
+        store.checkpoint().unwrap();
+        store.put("b", "2").unwrap();
+        newest = store.checkpoint().unwrap().path;
+        store.put("c", "3").unwrap();
+    }
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&newest, bytes).unwrap();
+    let store = KvStore::open(dir.path(), options()).unwrap();
+    let report = store.recovery_report();
+    assert_eq!(report.checkpoint.as_ref().unwrap().lsn, 1);
+    assert_eq!(report.checkpoints_skipped.len(), 1);
+    assert_eq!(report.checkpoints_skipped[0].path, newest);
+    assert_eq!(store.get(b"c").unwrap(), Some(b"3".to_vec()));
+    assert_eq!(store.get(b"b").unwrap(), Some(b"2".to_vec()));
+}
+
+#[test]
+fn batch_is_one_lsn_range_and_cas_mismatch_is_an_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open(dir.path(), options()).unwrap();
+    store.put("x", "1").unwrap();
+    let outputs = store
+        .apply_batch(vec![
+            KvCommand::put("manifest", "v2"),
+            KvCommand::put("lock", "v2"),
+        ])
+        .unwrap();
+    assert_eq!(outputs.len(), 2);
+    assert_eq!(store.last_lsn(), 3);
+    let mismatch = store
+        .cas("x", Some(b"wrong"), Some(b"2"))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(mismatch.actual, Some(b"1".to_vec()));
+    assert_eq!(store.get(b"x").unwrap(), Some(b"1".to_vec()));
+    store.cas("x", Some(b"1"), Some(b"2")).unwrap().unwrap();
+    drop(store);
+    let store = KvStore::open(dir.path(), options()).unwrap();
+    assert_eq!(
+        store.get(b"x").unwrap(),
+        Some(b"2".to_vec()),
+        "rejection replays the same"
+    );
+    assert_eq!(store.get(b"lock").unwrap(), Some(b"v2".to_vec()));
+}
+
+#[test]
+fn second_writer_gets_lock_error_naming_holder_and_read_only_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = KvStore::open(dir.path(), options()).unwrap();
+    writer.put("k", "v").unwrap();
+    let err = KvStore::open(dir.path(), options()).unwrap_err();
+    match &err {
+        Error::Locked { holder, .. } => {
+            assert_eq!(holder, &format!("pid {}", std::process::id()))
+        }
+        other => panic!("expected Locked, got {other}"),
+    }
+    let reader = KvStore::open_read_only(dir.path(), options()).unwrap();
+    assert_eq!(reader.get(b"k").unwrap(), Some(b"v".to_vec()));
+    assert!(matches!(reader.put("k", "w"), Err(Error::ReadOnly)));
+    writer.put("k2", "v2").unwrap();
+    reader.refresh().unwrap();
+    assert_eq!(reader.get(b"k2").unwrap(), Some(b"v2".to_vec()));
+}
+
+#[test]
+fn snapshot_restore_rolls_back_and_keeps_the_replaced_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open(dir.path(), options()).unwrap();
+    store.put("a", "1").unwrap();
+    store.snapshot("good").unwrap();
+    store.put("a", "bad").unwrap();
+    store.put("b", "bad").unwrap();
+    let info = store.restore_snapshot("good").unwrap();
+    assert_eq!(store.get(b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(store.get(b"b").unwrap(), None);
+    let names: Vec<String> = store
+        .list_snapshots()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert!(names.contains(&info.previous_state_snapshot), "{names:?}");
+    store.put("c", "after").unwrap();
+    drop(store);
+    let store = KvStore::open(dir.path(), options()).unwrap();
+    assert_eq!(store.get(b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(store.get(b"b").unwrap(), None);
+    assert_eq!(store.get(b"c").unwrap(), Some(b"after".to_vec()));
+    // The automatic snapshot holds the replaced state.
+    store
+        .restore_snapshot(&info.previous_state_snapshot)
+        .unwrap();
+    assert_eq!(store.get(b"a").unwrap(), Some(b"bad".to_vec()));
+    store.delete_snapshot("good").unwrap();
+    assert!(matches!(
+        store.delete_snapshot("good"),
+        Err(Error::SnapshotNotFound { .. })
+    ));
+}
+
+#[derive(Default, Clone, Serialize, Deserialize)]
+struct Untagged {
+    values: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Loose {
+    Text(String),
+    Number(u64),
+}
+
+impl StateMachine for Untagged {
+    type Command = Loose;
+    type Output = ();
+    fn apply(&mut self, command: &Loose) {
+        let text = match command {
+            Loose::Text(t) => t.clone(),
+            Loose::Number(n) => n.to_string(),
+        };
+        self.values.insert(text.clone(), text);
+    }
+}
+
+#[test]
+fn command_the_codec_cannot_round_trip_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Store<Untagged> = Store::open(dir.path(), options()).unwrap();
+    let err = store.apply(Loose::Text("x".into())).unwrap_err();
+    assert!(matches!(err, Error::Codec(_)), "{err}");
+    assert_eq!(store.last_lsn(), 0, "nothing was logged");
+    drop(store);
+    let store: Store<Untagged> = Store::open(dir.path(), options()).unwrap();
+    assert_eq!(store.recovery_report().records_replayed, 0);
+}
+
+#[test]
+fn a_directory_that_is_not_a_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    let err = KvStore::open(dir.path(), options()).unwrap_err();
+    assert!(matches!(err, Error::NotAStore { .. }), "{err}");
+    let missing = dir.path().join("missing");
+    let err = KvStore::open(&missing, options().create_if_missing(false)).unwrap_err();
+    assert!(matches!(err, Error::NotAStore { .. }), "{err}");
+    let nested = dir.path().join("a/b/c");
+    KvStore::open(&nested, options()).unwrap();
+    assert!(nested.is_dir());
+}
+
+#[test]
+fn background_checkpoint_runs_after_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open(
+        dir.path(),
+        Options::default().checkpoint_after_bytes(Some(8192)),
+    )
+    .unwrap();
+    for i in 0..400 {
+        store.put(format!("key{i}"), vec![7u8; 40]).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found = std::fs::read_dir(dir.path()).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("checkpoint-")
+        });
+        if found {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background checkpoint appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(store.last_checkpoint_error(), None);
+    drop(store);
+    let store = KvStore::open(dir.path(), Options::default()).unwrap();
+    assert!(store.recovery_report().checkpoint.is_some());
+    assert_eq!(store.len().unwrap(), 400);
+}
