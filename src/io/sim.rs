@@ -304,6 +304,7 @@ struct State {
     tracing: bool,
     trace: Vec<TraceEntry>,
     read_only: BTreeSet<PathBuf>,
+    sync_latency: Option<std::time::Duration>,
 }
 
 fn splitmix64(state: &mut u64) -> u64 {
@@ -475,6 +476,7 @@ impl State {
             tracing: false,
             trace: Vec::new(),
             read_only: BTreeSet::new(),
+            sync_latency: None,
         }
     }
 
@@ -904,6 +906,12 @@ impl SimFs {
         self.state.lock().space_limit = bytes;
     }
 
+    /// Makes every file sync take this long (outside the file system's lock), as a real
+    /// flush does: lets concurrency tests see group commit form.
+    pub fn set_sync_latency(&self, latency: Option<std::time::Duration>) {
+        self.state.lock().sync_latency = latency;
+    }
+
     /// Bytes counted against the space limit: current lengths of all files that have a
     /// name or an open handle.
     pub fn used_bytes(&self) -> u64 {
@@ -1113,6 +1121,11 @@ impl SimFile {
     }
 
     fn sync(&self, op: &'static str) -> io::Result<()> {
+        let latency = self.state.lock().sync_latency;
+        if let Some(latency) = latency {
+            // Like a disk flush: takes time, without holding the file system's lock.
+            std::thread::sleep(latency);
+        }
         let mut st = self.state.lock();
         let fault = st.begin(
             op,

@@ -1,0 +1,381 @@
+//! Journal crash and fault behaviour on the simulated file system.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{payload, read_all, reopen, small_options};
+use walstate::Error;
+use walstate::io::sim::{CrashMode, Fault, FaultKind, OpClass};
+use walstate::io::{SimFs, Vfs, VfsRef};
+use walstate::journal::{DefectKind, Journal, RecordToAppend};
+
+const DIR: &str = "/store";
+
+fn fresh(seed: u64) -> (Arc<SimFs>, VfsRef) {
+    let sim = SimFs::new(seed);
+    sim.create_dir_all(Path::new(DIR)).unwrap();
+    sim.sync_dir(Path::new("/")).unwrap();
+    let vfs: VfsRef = sim.clone();
+    (sim, vfs)
+}
+
+/// One step of the workload: a single record or an atomic group.
+#[derive(Clone)]
+enum Step {
+    One(u64),
+    Group(Vec<u64>),
+}
+
+fn workload() -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut n = 1;
+    for i in 0..40 {
+        if i % 7 == 3 {
+            steps.push(Step::Group(vec![n, n + 1, n + 2]));
+            n += 3;
+        } else {
+            steps.push(Step::One(n));
+            n += 1;
+        }
+    }
+    steps
+}
+
+/// Runs the workload until the first error; returns the payload numbers acknowledged.
+fn run(journal: &Journal, steps: &[Step]) -> Vec<u64> {
+    let mut acked = Vec::new();
+    for step in steps {
+        let result = match step {
+            Step::One(n) => journal.append(1, payload(*n)).map(|_| vec![*n]),
+            Step::Group(ns) => journal
+                .append_group(
+                    ns.iter()
+                        .map(|n| RecordToAppend {
+                            kind: 2,
+                            payload: payload(*n),
+                        })
+                        .collect(),
+                )
+                .map(|_| ns.clone()),
+        };
+        match result {
+            Ok(ns) => acked.extend(ns),
+            Err(_) => break,
+        }
+    }
+    acked
+}
+
+/// Checks the recovered records are exactly payloads 1..=k for some k, that k covers
+/// every acknowledged record, and that atomic groups are all-or-nothing.
+fn check_prefix(records: &[(u64, u8, Vec<u8>)], acked: &[u64], context: &str) {
+    for (i, (lsn, _, data)) in records.iter().enumerate() {
+        let n = i as u64 + 1;
+        assert_eq!(*lsn, n, "{context}: LSNs must be consecutive from 1");
+        assert_eq!(
+            data,
+            &payload(n),
+            "{context}: record {n} has the wrong payload"
+        );
+    }
+    let recovered = records.len() as u64;
+    if let Some(&max_acked) = acked.iter().max() {
+        assert!(
+            recovered >= max_acked,
+            "{context}: acknowledged record {max_acked} lost (recovered {recovered})"
+        );
+    }
+    for step in workload() {
+        if let Step::Group(ns) = step {
+            let present = ns.iter().filter(|n| **n <= recovered).count();
+            assert!(
+                present == 0 || present == ns.len(),
+                "{context}: group {ns:?} torn apart"
+            );
+        }
+    }
+}
+
+#[test]
+fn crash_after_every_io_call_recovers_a_prefix_with_every_acknowledged_record() {
+    let steps = workload();
+    // Count the mutating calls of an uncrashed run.
+    let (sim, vfs) = fresh(1);
+    let before = sim.mutating_calls();
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
+    let expected: usize = steps
+        .iter()
+        .map(|s| match s {
+            Step::One(_) => 1,
+            Step::Group(g) => g.len(),
+        })
+        .sum();
+    assert_eq!(run(&journal, &steps).len(), expected);
+    drop(journal);
+    let total = sim.mutating_calls() - before;
+    assert!(
+        total > 20,
+        "the workload should make many I/O calls, made {total}"
+    );
+
+    let modes = |point: u64| {
+        vec![
+            CrashMode::DropUnsynced,
+            CrashMode::KeepAll,
+            CrashMode::Random(point * 3 + 1),
+            CrashMode::Random(point * 3 + 2),
+        ]
+    };
+    let mut torn_tails = 0;
+    for point in 0..=total {
+        for mode in modes(point) {
+            let (sim, vfs) = fresh(point);
+            sim.crash_at_mutating_call(Some(sim.mutating_calls() + point));
+            let acked = match reopen(&vfs, Path::new(DIR), small_options()) {
+                Ok((journal, _, _)) => run(&journal, &steps),
+                Err(_) => Vec::new(),
+            };
+            sim.crash(mode.clone());
+            let context = format!("crash at call {point} with {mode:?}");
+            let (journal, outcome, records) = reopen(&vfs, Path::new(DIR), small_options())
+                .unwrap_or_else(|err| panic!("{context}: reopen failed: {err}"));
+            if let Some(defect) = &outcome.defect {
+                assert_eq!(
+                    defect.kind,
+                    DefectKind::TornTail,
+                    "{context}: {defect:?} is a false corruption report"
+                );
+                torn_tails += 1;
+            }
+            check_prefix(&records, &acked, &context);
+            // Recovery is idempotent and the journal appends again.
+            drop(journal);
+            let (again, records_again) = read_all(&vfs, Path::new(DIR));
+            assert!(
+                again.defect.is_none(),
+                "{context}: second recovery found {:?}",
+                again.defect
+            );
+            assert_eq!(records_again, records, "{context}: second recovery differs");
+            let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
+            assert_eq!(
+                journal.append(1, b"next".to_vec()).unwrap(),
+                records.len() as u64 + 1,
+                "{context}"
+            );
+        }
+    }
+    assert!(
+        torn_tails > 0,
+        "some crash states must leave a torn tail to truncate"
+    );
+}
+
+#[test]
+fn enospc_fails_the_append_leaves_no_partial_record_and_works_after_space_is_freed() {
+    let (sim, vfs) = fresh(7);
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
+    for n in 1..=5 {
+        journal.append(1, payload(n)).unwrap();
+    }
+    let used = sim.used_bytes();
+    sim.set_space_limit(Some(used + 30)); // the next record does not fit: a short write
+    let err = journal.append(1, payload(6)).unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    assert!(err.to_string().contains("free disk space"), "{err}");
+    let segment = journal.segment_paths().pop().unwrap();
+    let len_after_failure = sim.file_bytes(&segment).unwrap().len() as u64;
+    assert_eq!(
+        sim.used_bytes(),
+        used,
+        "the partial record was truncated away ({len_after_failure} bytes)"
+    );
+    sim.set_space_limit(None);
+    assert_eq!(
+        journal.append(1, payload(6)).unwrap(),
+        6,
+        "the LSN was not consumed by the failure"
+    );
+    drop(journal);
+    sim.crash(CrashMode::DropUnsynced);
+    let (outcome, records) = read_all(&vfs, Path::new(DIR));
+    assert!(outcome.defect.is_none());
+    check_prefix(&records, &[1, 2, 3, 4, 5, 6], "after ENOSPC");
+    assert_eq!(records.len(), 6);
+}
+
+#[test]
+fn fsync_failure_poisons_the_journal_until_reopened() {
+    let (sim, vfs) = fresh(8);
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
+    journal.append(1, payload(1)).unwrap();
+    sim.inject(Fault {
+        op: OpClass::Sync,
+        nth: 0,
+        kind: FaultKind::Eio,
+        persistent: false,
+    });
+    let err = journal.append(1, payload(2)).unwrap_err();
+    assert!(err.is_poisoned(), "{err}");
+    // Every later call fails, even though the fault was one-shot.
+    assert!(journal.append(1, payload(2)).unwrap_err().is_poisoned());
+    assert!(journal.sync().unwrap_err().is_poisoned());
+    drop(journal);
+    sim.crash(CrashMode::KeepAll);
+    let (journal, _, records) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
+    // The failed fsync lost the record's pages: it was never acknowledged and is gone.
+    assert_eq!(records.len(), 1);
+    assert_eq!(journal.append(1, payload(2)).unwrap(), 2);
+}
+
+#[test]
+fn write_errors_of_every_kind_fail_the_append_without_a_partial_record() {
+    // A one-shot short write is simply continued (POSIX allows short writes); a
+    // persistent one ends in an error after a partial record was written.
+    for (kind, persistent) in [
+        (FaultKind::Eio, false),
+        (FaultKind::ShortWrite, true),
+        (FaultKind::Enospc, false),
+    ] {
+        let (sim, vfs) = fresh(9);
+        let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
+        journal.append(1, payload(1)).unwrap();
+        sim.inject(Fault {
+            op: OpClass::Write,
+            nth: 0,
+            kind,
+            persistent,
+        });
+        assert!(journal.append(1, payload(2)).is_err(), "{kind:?}");
+        sim.clear_faults();
+        assert_eq!(
+            journal.append(1, payload(2)).unwrap(),
+            2,
+            "{kind:?}: appends work again"
+        );
+        drop(journal);
+        sim.crash(CrashMode::DropUnsynced);
+        let (outcome, records) = read_all(&vfs, Path::new(DIR));
+        assert!(outcome.defect.is_none(), "{kind:?}: {:?}", outcome.defect);
+        check_prefix(&records, &[1, 2], &format!("{kind:?}"));
+        assert_eq!(records.len(), 2);
+    }
+}
+
+#[test]
+fn failed_truncate_after_failed_write_poisons() {
+    let (sim, vfs) = fresh(10);
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
+    journal.append(1, payload(1)).unwrap();
+    sim.inject(Fault {
+        op: OpClass::Write,
+        nth: 0,
+        kind: FaultKind::Eio,
+        persistent: false,
+    });
+    sim.inject(Fault {
+        op: OpClass::SetLen,
+        nth: 0,
+        kind: FaultKind::Eio,
+        persistent: false,
+    });
+    let err = journal.append(1, payload(2)).unwrap_err();
+    assert!(err.is_poisoned(), "{err}");
+    assert!(journal.append(1, payload(3)).unwrap_err().is_poisoned());
+}
+
+#[test]
+fn failed_directory_fsync_at_rotation_poisons() {
+    let (sim, vfs) = fresh(11);
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
+    journal.append(1, payload(1)).unwrap();
+    sim.inject(Fault {
+        op: OpClass::SyncDir,
+        nth: 0,
+        kind: FaultKind::Eio,
+        persistent: false,
+    });
+    let mut poisoned = false;
+    for n in 2..200 {
+        match journal.append(1, payload(n)) {
+            Ok(_) => {}
+            Err(err) => {
+                assert!(err.is_poisoned(), "{err}");
+                poisoned = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        poisoned,
+        "rotation must have hit the failed directory fsync"
+    );
+}
+
+#[test]
+fn sixteen_threads_on_the_simulated_fs_share_fdatasyncs() {
+    let (sim, vfs) = fresh(12);
+    let (journal, _, _) = reopen(
+        &vfs,
+        Path::new(DIR),
+        walstate::journal::JournalOptions::default(),
+    )
+    .unwrap();
+    let journal = Arc::new(journal);
+    sim.set_sync_latency(Some(std::time::Duration::from_millis(2)));
+    let syncs_before = sim.sync_calls();
+    let handles: Vec<_> = (0..16)
+        .map(|t| {
+            let journal = Arc::clone(&journal);
+            std::thread::spawn(move || {
+                (0..50)
+                    .map(|i| journal.append(1, format!("{t}:{i}").into_bytes()).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut lsns: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    lsns.sort();
+    assert_eq!(
+        lsns,
+        (1..=800).collect::<Vec<_>>(),
+        "every append got a distinct consecutive LSN"
+    );
+    let syncs = sim.sync_calls() - syncs_before;
+    assert!(
+        syncs < 400,
+        "{syncs} fdatasyncs for 800 records: group commit is not grouping"
+    );
+    drop(journal);
+    sim.crash(CrashMode::DropUnsynced);
+    let (_, records) = read_all(&vfs, Path::new(DIR));
+    assert_eq!(
+        records.len(),
+        800,
+        "every acknowledged record survives losing unsynced data"
+    );
+}
+
+#[test]
+fn corrupted_record_in_an_older_segment_is_corruption_not_a_torn_tail() {
+    let (sim, vfs) = fresh(13);
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
+    for n in 1..=200 {
+        journal.append(1, payload(n)).unwrap();
+    }
+    let first = journal.segment_paths()[0].clone();
+    drop(journal);
+    // The last byte of the first segment: close to its end, but the segment is not the last.
+    let len = sim.file_bytes(&first).unwrap().len() as u64;
+    assert!(sim.corrupt(&first, len - 1, 0x01));
+    let err = reopen(&vfs, Path::new(DIR), small_options()).unwrap_err();
+    match err {
+        Error::Corruption { path, .. } => assert_eq!(path, first),
+        other => panic!("expected corruption, got {other}"),
+    }
+}
