@@ -201,12 +201,15 @@ impl Replayer for Untyped {
 /// Bound on salvage rounds (each quarantines at least one file).
 const SALVAGE_ROUNDS_MAX: usize = 64;
 
-/// True when `dir` holds a walstate store (a lock file, segment or checkpoint).
+/// True when `dir` holds a walstate store: a lock file, segment, checkpoint, restore
+/// file, or the temp file of one (a crash while the store was being created).
 pub(crate) fn looks_like_store(names: &[String]) -> bool {
     names.iter().any(|name| {
-        name == LOCK_FILE_NAME
-            || format::parse_segment_file_name(name).is_some()
-            || format::parse_checkpoint_file_name(name).is_some()
+        let stem = name.strip_suffix(".tmp").unwrap_or(name);
+        stem == LOCK_FILE_NAME
+            || format::parse_segment_file_name(stem).is_some()
+            || format::parse_checkpoint_file_name(stem).is_some()
+            || format::parse_restore_file_name(stem).is_some()
     })
 }
 

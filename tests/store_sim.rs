@@ -1,0 +1,430 @@
+//! The problems walstate replaces, one test each, on the simulated file system.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use walstate::io::sim::{CrashMode, Fault, FaultKind, OpClass};
+use walstate::io::{SimFs, Vfs, VfsRef};
+use walstate::{Error, KvCommand, KvStore, Options, StateMachine, Store};
+
+const DIR: &str = "/srv/app/state";
+
+/// A service's whole configuration, saved as one command.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Config {
+    version: u32,
+    listen: String,
+    workers: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum ConfigCommand {
+    Save(Config),
+}
+
+impl StateMachine for Config {
+    type Command = ConfigCommand;
+    type Output = ();
+    fn apply(&mut self, command: &ConfigCommand) {
+        let ConfigCommand::Save(config) = command;
+        *self = config.clone();
+    }
+}
+
+fn config(version: u32) -> Config {
+    Config {
+        version,
+        listen: format!("0.0.0.0:{}", 8000 + version),
+        workers: version as u16 * 2,
+    }
+}
+
+fn sim(seed: u64) -> (Arc<SimFs>, VfsRef) {
+    let sim = SimFs::new(seed);
+    let vfs: VfsRef = sim.clone();
+    (sim, vfs)
+}
+
+fn options(vfs: &VfsRef) -> Options {
+    Options::default()
+        .vfs(vfs.clone())
+        .checkpoint_after_bytes(None)
+        .segment_size_bytes(4096)
+}
+
+#[test]
+fn config_save_on_full_disk_fails_clearly_keeps_old_config_and_succeeds_after_space_is_freed() {
+    let (sim, vfs) = sim(1);
+    let store: Store<Config> = Store::open(DIR, options(&vfs)).unwrap();
+    store.apply(ConfigCommand::Save(config(1))).unwrap();
+    sim.set_space_limit(Some(sim.used_bytes() + 10));
+    let err = store.apply(ConfigCommand::Save(config(2))).unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    assert!(err.to_string().contains("free disk space"), "{err}");
+    assert_eq!(
+        store.read(Clone::clone).unwrap(),
+        config(1),
+        "memory still holds the old config"
+    );
+    sim.set_space_limit(None);
+    store.apply(ConfigCommand::Save(config(3))).unwrap();
+    assert_eq!(store.read(Clone::clone).unwrap(), config(3));
+    drop(store);
+    sim.crash(CrashMode::DropUnsynced);
+    let store: Store<Config> = Store::open(DIR, options(&vfs)).unwrap();
+    assert_eq!(
+        store.read(Clone::clone).unwrap(),
+        config(3),
+        "disk holds the new config"
+    );
+    assert_eq!(store.last_lsn(), 2, "the failed save used no LSN");
+}
+
+#[test]
+fn opening_in_a_directory_without_write_permission_fails_before_anything_changes() {
+    let (sim, vfs) = sim(2);
+    sim.create_dir_all(Path::new(DIR)).unwrap();
+    sim.set_read_only_dir(Path::new(DIR), true);
+    let files_before = sim.list_files();
+    let err = Store::<Config>::open(DIR, options(&vfs)).unwrap_err();
+    assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
+    assert!(err.to_string().contains("permission"), "{err}");
+    assert_eq!(sim.list_files(), files_before, "nothing was created");
+}
+
+#[test]
+fn losing_write_permission_fails_the_save_that_needs_a_new_segment_and_keeps_the_state() {
+    let (sim, vfs) = sim(3);
+    let store: Store<Config> = Store::open(DIR, options(&vfs)).unwrap();
+    store.apply(ConfigCommand::Save(config(1))).unwrap();
+    sim.set_read_only_dir(Path::new(DIR), true);
+    // Saves go to the existing segment until it is full; rotation needs the directory.
+    let mut failed = None;
+    for version in 2..200 {
+        match store.apply(ConfigCommand::Save(config(version))) {
+            Ok(()) => {}
+            Err(err) => {
+                failed = Some((version, err));
+                break;
+            }
+        }
+    }
+    let (version, err) = failed.expect("rotation must fail without directory permission");
+    assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
+    assert_eq!(
+        store.read(|c| c.version).unwrap(),
+        version - 1,
+        "state is the last acknowledged save"
+    );
+    sim.set_read_only_dir(Path::new(DIR), false);
+    store.apply(ConfigCommand::Save(config(version))).unwrap();
+}
+
+/// Crash after every mutating I/O call of a save; the reopened config must be entirely the
+/// old one or entirely the new one, and the new one whenever the save was acknowledged.
+#[test]
+fn crash_at_any_point_of_a_save_leaves_the_old_or_the_new_config() {
+    let mut point = 0u64;
+    let mut saw_old = false;
+    let mut saw_new = false;
+    loop {
+        let (sim, vfs) = sim(point);
+        {
+            let store: Store<Config> = Store::open(DIR, options(&vfs)).unwrap();
+            store.apply(ConfigCommand::Save(config(1))).unwrap();
+            store.close().unwrap();
+        }
+        let start = sim.mutating_calls();
+        sim.crash_at_mutating_call(Some(start + point));
+        let acknowledged = Store::<Config>::open(DIR, options(&vfs))
+            .and_then(|store| {
+                store.apply(ConfigCommand::Save(config(2)))?;
+                store.checkpoint()?;
+                store.apply(ConfigCommand::Save(config(3)))
+            })
+            .is_ok();
+        let finished = !sim.is_dead();
+        for mode in [
+            CrashMode::DropUnsynced,
+            CrashMode::KeepAll,
+            CrashMode::Random(point),
+        ] {
+            let (copy_sim, copy_vfs) = (sim.clone(), vfs.clone());
+            let _ = &copy_sim;
+            copy_sim.crash(mode.clone());
+            let store: Store<Config> = Store::open(DIR, options(&copy_vfs)).unwrap_or_else(|err| {
+                panic!("crash at call {point} ({mode:?}): reopen failed: {err}")
+            });
+            let got = store.read(Clone::clone).unwrap();
+            assert!(
+                got == config(1) || got == config(2) || got == config(3),
+                "crash at call {point} ({mode:?}): a mixed config {got:?}"
+            );
+            if acknowledged {
+                assert_eq!(
+                    got,
+                    config(3),
+                    "crash at call {point} ({mode:?}): acknowledged save lost"
+                );
+            }
+            saw_old |= got == config(1);
+            saw_new |= got == config(3);
+            drop(store);
+            // Each later mode starts from this recovered image: recovery is idempotent.
+        }
+        if finished {
+            break;
+        }
+        point += 1;
+        assert!(point < 500, "the workload never finished");
+    }
+    assert!(
+        saw_old && saw_new,
+        "the sweep covered crashes before and after the save"
+    );
+}
+
+/// A manifest and its lock entry are updated together as one batch.
+#[test]
+fn manifest_and_lock_change_together_or_not_at_all_under_crashes_and_faults() {
+    let both = |store: &KvStore| -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        (
+            store.get(b"manifest").unwrap(),
+            store.get(b"manifest.lock").unwrap(),
+        )
+    };
+    let update = |store: &KvStore, v: &str| {
+        store.apply_batch(vec![
+            KvCommand::put("manifest", format!("manifest {v}")),
+            KvCommand::put("manifest.lock", format!("lock {v}")),
+        ])
+    };
+    // Crashes at every call.
+    let mut point = 0;
+    loop {
+        let (sim, vfs) = sim(100 + point);
+        {
+            let store = KvStore::open(DIR, options(&vfs)).unwrap();
+            update(&store, "v1").unwrap();
+        }
+        sim.crash(CrashMode::DropUnsynced);
+        sim.crash_at_mutating_call(Some(sim.mutating_calls() + point));
+        let acknowledged = KvStore::open(DIR, options(&vfs))
+            .and_then(|store| update(&store, "v2"))
+            .is_ok();
+        let finished = !sim.is_dead();
+        sim.crash(CrashMode::Random(point));
+        let store = KvStore::open(DIR, options(&vfs)).unwrap();
+        let (manifest, lock) = both(&store);
+        let version = |v: &Option<Vec<u8>>, prefix: &str| {
+            String::from_utf8(v.clone().unwrap())
+                .unwrap()
+                .strip_prefix(prefix)
+                .unwrap()
+                .to_owned()
+        };
+        let (m, l) = (version(&manifest, "manifest "), version(&lock, "lock "));
+        assert_eq!(m, l, "crash at call {point}: manifest {m} with lock {l}");
+        if acknowledged {
+            assert_eq!(m, "v2", "crash at call {point}: acknowledged update lost");
+        }
+        if finished {
+            break;
+        }
+        point += 1;
+    }
+    // Failures at every write and sync call.
+    for op in [OpClass::Write, OpClass::Sync] {
+        for nth in 0..3 {
+            let (sim, vfs) = sim(200);
+            let store = KvStore::open(DIR, options(&vfs)).unwrap();
+            update(&store, "v1").unwrap();
+            sim.inject(Fault {
+                op,
+                nth,
+                kind: FaultKind::Eio,
+                persistent: false,
+            });
+            let result = update(&store, "v2");
+            match &result {
+                Err(err) if err.is_poisoned() => {
+                    assert!(
+                        store.get(b"manifest").unwrap_err().is_poisoned(),
+                        "{op:?} #{nth}"
+                    );
+                }
+                Err(_) => {
+                    let in_memory = both(&store);
+                    assert_eq!(
+                        in_memory,
+                        (Some(b"manifest v1".to_vec()), Some(b"lock v1".to_vec())),
+                        "{op:?} #{nth}"
+                    );
+                }
+                Ok(_) => {}
+            }
+            drop(store);
+            sim.crash(CrashMode::DropUnsynced);
+            let store = KvStore::open(DIR, options(&vfs)).unwrap();
+            let on_disk = both(&store);
+            assert!(
+                on_disk == (Some(b"manifest v1".to_vec()), Some(b"lock v1".to_vec()))
+                    || on_disk == (Some(b"manifest v2".to_vec()), Some(b"lock v2".to_vec())),
+                "{op:?} #{nth}: {on_disk:?}"
+            );
+            if result.is_ok() {
+                assert_eq!(on_disk.0, Some(b"manifest v2".to_vec()), "{op:?} #{nth}");
+            }
+        }
+    }
+}
+
+#[test]
+fn daemon_holds_the_store_cli_writer_gets_lock_error_and_reader_sees_latest_state() {
+    let (_sim, vfs) = sim(4);
+    let daemon = KvStore::open(DIR, options(&vfs)).unwrap();
+    daemon.put("status", "running").unwrap();
+    let err = KvStore::open(DIR, options(&vfs)).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    let reader = KvStore::open_read_only(DIR, options(&vfs)).unwrap();
+    assert_eq!(reader.get(b"status").unwrap(), Some(b"running".to_vec()));
+    daemon.put("status", "draining").unwrap();
+    reader.refresh().unwrap();
+    assert_eq!(reader.get(b"status").unwrap(), Some(b"draining".to_vec()));
+    drop(daemon);
+    KvStore::open(DIR, options(&vfs)).expect("the lock is free once the daemon is gone");
+}
+
+#[test]
+fn read_only_open_never_writes() {
+    let (sim, vfs) = sim(5);
+    {
+        let store = KvStore::open(DIR, options(&vfs)).unwrap();
+        for i in 0..50 {
+            store.put(format!("k{i}"), "v").unwrap();
+        }
+    }
+    // Leave a torn tail and a temp file behind.
+    let segment = sim
+        .list_files()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .max()
+        .unwrap();
+    let mut bytes = sim.file_bytes(&segment).unwrap();
+    bytes.extend_from_slice(&[0xEE; 33]);
+    sim.write_durable(&segment, &bytes);
+    sim.write_durable(
+        &Path::new(DIR).join("checkpoint-00000000000000000009.ckpt.tmp"),
+        b"junk",
+    );
+    let before = sim.mutating_calls();
+    let files = sim.list_files();
+    let reader = KvStore::open_read_only(DIR, options(&vfs)).unwrap();
+    assert_eq!(reader.len().unwrap(), 50);
+    assert!(reader.recovery_report().torn_tail.is_some());
+    assert_eq!(
+        sim.mutating_calls(),
+        before,
+        "read-only open made a mutating call"
+    );
+    assert_eq!(sim.list_files(), files);
+}
+
+/// A crash-recovery state tracker (job → step) killed mid-save recovers its last
+/// acknowledged state.
+#[test]
+fn state_tracker_killed_mid_save_recovers_its_last_acknowledged_state() {
+    for point in 0..60 {
+        let (sim, vfs) = sim(300 + point);
+        sim.crash_at_mutating_call(Some(point));
+        let mut acknowledged = None;
+        if let Ok(store) = KvStore::open(DIR, options(&vfs)) {
+            for step in 1..=20u32 {
+                if store.put("job-42/step", step.to_string()).is_err() {
+                    break;
+                }
+                acknowledged = Some(step);
+            }
+        }
+        sim.crash(CrashMode::Random(point));
+        let store = KvStore::open(DIR, options(&vfs)).unwrap();
+        let recovered = store
+            .get(b"job-42/step")
+            .unwrap()
+            .map(|v| String::from_utf8(v).unwrap().parse::<u32>().unwrap());
+        match acknowledged {
+            Some(step) => {
+                let got = recovered.unwrap_or(0);
+                assert!(
+                    got >= step,
+                    "crash at call {point}: acknowledged step {step}, recovered {got}"
+                );
+                assert!(
+                    got <= step + 1,
+                    "crash at call {point}: recovered step {got} never submitted"
+                );
+            }
+            None => assert!(recovered.unwrap_or(1) <= 1, "crash at call {point}"),
+        }
+    }
+}
+
+#[test]
+fn fsync_failure_poisons_the_store_until_reopened() {
+    let (sim, vfs) = sim(6);
+    let store = KvStore::open(DIR, options(&vfs)).unwrap();
+    store.put("a", "1").unwrap();
+    sim.inject(Fault {
+        op: OpClass::Sync,
+        nth: 0,
+        kind: FaultKind::Eio,
+        persistent: false,
+    });
+    assert!(store.put("b", "2").unwrap_err().is_poisoned());
+    assert_eq!(
+        store.get(b"b").unwrap_err().is_poisoned(),
+        true,
+        "reads error too"
+    );
+    assert!(store.put("c", "3").unwrap_err().is_poisoned());
+    assert!(store.checkpoint().unwrap_err().is_poisoned());
+    assert!(store.snapshot("s").unwrap_err().is_poisoned());
+    drop(store);
+    // The failed fsync dropped the pages of "b" (the page cache still showed them): after
+    // a power loss it is gone, and it was never acknowledged.
+    sim.crash(CrashMode::KeepAll);
+    let store = KvStore::open(DIR, options(&vfs)).unwrap();
+    assert_eq!(store.get(b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(
+        store.get(b"b").unwrap(),
+        None,
+        "the unacknowledged put is not there"
+    );
+    store.put("c", "3").unwrap();
+}
+
+#[test]
+fn checkpoint_fsync_failure_poisons_and_changes_nothing() {
+    let (sim, vfs) = sim(7);
+    let store = KvStore::open(DIR, options(&vfs)).unwrap();
+    store.put("a", "1").unwrap();
+    sim.inject(Fault {
+        op: OpClass::Sync,
+        nth: 0,
+        kind: FaultKind::Eio,
+        persistent: false,
+    });
+    assert!(store.checkpoint().unwrap_err().is_poisoned());
+    assert!(store.put("b", "2").unwrap_err().is_poisoned());
+    drop(store);
+    sim.crash(CrashMode::KeepAll);
+    let store = KvStore::open(DIR, options(&vfs)).unwrap();
+    assert_eq!(store.get(b"a").unwrap(), Some(b"1".to_vec()));
+}
