@@ -71,6 +71,7 @@ fn raw_loop(total: u64, sync: bool) -> Duration {
     let dir = bench_dir();
     let file = OpenOptions::new()
         .create(true)
+        .truncate(true)
         .read(true)
         .write(true)
         .open(dir.path().join("raw"))
