@@ -247,9 +247,18 @@ pub(crate) fn recover_with<R: Replayer>(
     let mut rounds = 0;
     let mut recovered = loop {
         let attempt = replay::<R>(vfs, dir, mode, &mut report)?;
-        let Some(defect) = attempt.outcome.defect.clone() else {
+        let Some(mut defect) = attempt.outcome.defect.clone() else {
             break attempt;
         };
+        // The checkpoint proves every record up to its LSN was synced before it was
+        // written, so damage there cannot be a torn write: it is corruption.
+        if defect.kind == DefectKind::TornTail && defect.expected_lsn <= attempt.checkpoint_lsn {
+            defect.kind = DefectKind::Corruption;
+            defect.detail = format!(
+                "{}; the record is covered by the checkpoint at LSN {}, which proves it was synced, so this is not a torn write",
+                defect.detail, attempt.checkpoint_lsn
+            );
+        }
         match (defect.kind, mode) {
             (DefectKind::TornTail, Mode::Writer { .. }) => {
                 report.torn_tail = journal::truncate_torn_tail(vfs, &attempt.outcome)?;
@@ -427,7 +436,15 @@ pub(crate) fn load_restore<R: Replayer>(
 ) -> Result<R> {
     let path = dir.join(format::restore_file_name(lsn));
     load_checkpoint_with::<R>(vfs, &path, may_map)
-        .map(|(_, state, _)| state)
+        .and_then(|(header_lsn, state, _)| {
+            if header_lsn == lsn {
+                Ok(state)
+            } else {
+                Err(format!(
+                    "its header says LSN {header_lsn}, the restore record is at LSN {lsn}"
+                ))
+            }
+        })
         .map_err(|reason| Error::Codec(format!("restore file {}: {reason}", path.display())))
 }
 

@@ -171,20 +171,29 @@ impl Journal {
             segments,
             buf: Vec::new(),
         };
-        // Keep appending to the last segment only if its header matches these options:
-        // its torn window must stay an honest bound.
+        // Keep appending to the last segment only if its header matches these options
+        // (its torn window must stay an honest bound) and the journal does not end before
+        // the checkpoint (then the next LSN starts a fresh segment).
         if let Some(last) = outcome.segments.last()
             && let Some(header) = last.header
-            && header.torn_window_bytes == options.torn_window_bytes()
-            && header.record_payload_max == options.record_payload_max
-            && last.first_lsn <= writer.next_lsn
         {
             let file = vfs
                 .open(&last.path, OpenMode::ReadWrite)
                 .map_err(|err| Error::io("open segment", &last.path, err))?;
-            writer.offset = valid_end_of_last.unwrap_or(last.valid_end);
-            writer.segment_records = last.records;
-            writer.file = Some(file);
+            // A crashed writer may have left bytes that were written but never synced:
+            // sync them now, so every segment but the last is fully durable and a
+            // checkpoint never claims records that could still be lost.
+            file.sync_data()
+                .map_err(|err| Error::io("fdatasync segment at open", &last.path, err))?;
+            let records_end_lsn = last.last_lsn.map_or(last.first_lsn, |lsn| lsn + 1);
+            if header.torn_window_bytes == options.torn_window_bytes()
+                && header.record_payload_max == options.record_payload_max
+                && records_end_lsn == writer.next_lsn
+            {
+                writer.offset = valid_end_of_last.unwrap_or(last.valid_end);
+                writer.segment_records = last.records;
+                writer.file = Some(file);
+            }
         }
         let shared = Arc::new(Shared {
             vfs,
