@@ -55,8 +55,14 @@ pub struct RestoreInfo {
     pub previous_state_snapshot: String,
 }
 
+/// Journal bytes are counted as "backlog + bytes appended by this process": the backlog
+/// is what open replayed, so a long journal is compacted soon after open even when this
+/// process appends little.
 struct CheckpointProgress {
     last_lsn: u64,
+    /// Journal bytes replayed at open (not yet covered by a checkpoint of this process).
+    backlog_bytes: u64,
+    /// Backlog + appended bytes at the last checkpoint (0 before the first).
     journal_bytes_at_last: u64,
 }
 
@@ -135,16 +141,13 @@ impl<S: StateMachine> Store<S> {
             options.journal.clone(),
             &recovered.outcome,
         )?;
-        let journal_bytes = journal.stats().bytes;
         let writer = Writer {
             journal,
             gate: RwLock::new(()),
             progress: Mutex::new(CheckpointProgress {
                 last_lsn: recovered.checkpoint_lsn,
-                // Replayed bytes count toward the next checkpoint: a long journal gets
-                // compacted soon after open.
-                journal_bytes_at_last: journal_bytes
-                    .saturating_sub(recovered.report.bytes_replayed),
+                backlog_bytes: recovered.report.bytes_replayed,
+                journal_bytes_at_last: 0,
             }),
             signal: Arc::new(CheckpointSignal::default()),
             checkpointer: Mutex::new(None),
@@ -166,6 +169,9 @@ impl<S: StateMachine> Store<S> {
         };
         if store.inner.options.checkpoint_after_bytes.is_some() {
             store.start_checkpointer()?;
+            if let Some(writer) = &store.inner.writer {
+                store.maybe_trigger_checkpoint(writer);
+            }
         }
         Ok(store)
     }
@@ -496,7 +502,7 @@ impl<S: StateMachine> Store<S> {
     fn run_checkpoint(&self, writer: &Writer) -> Result<CheckpointInfo> {
         let mut progress = writer.progress.lock();
         writer.journal.check_usable()?;
-        let journal_bytes = writer.journal.stats().bytes;
+        let journal_bytes = writer.journal.stats().bytes + progress.backlog_bytes;
         // The only pause for writers: an O(1) clone for persistent collections.
         let (state, lsn) = self.clone_state();
         // Everything up to `lsn` must be durable before a checkpoint claims it.
@@ -528,11 +534,11 @@ impl<S: StateMachine> Store<S> {
         let Some(threshold) = self.inner.options.checkpoint_after_bytes else {
             return;
         };
-        let since = writer
-            .journal
-            .stats()
-            .bytes
-            .saturating_sub(writer.progress.lock().journal_bytes_at_last);
+        let since = {
+            let progress = writer.progress.lock();
+            (writer.journal.stats().bytes + progress.backlog_bytes)
+                .saturating_sub(progress.journal_bytes_at_last)
+        };
         if since >= threshold {
             *writer.signal.triggered.lock() = true;
             writer.signal.cv.notify_one();

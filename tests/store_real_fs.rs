@@ -250,3 +250,34 @@ fn background_checkpoint_runs_after_threshold() {
     assert!(store.recovery_report().checkpoint.is_some());
     assert_eq!(store.len().unwrap(), 400);
 }
+
+#[test]
+fn a_long_journal_left_by_an_earlier_process_is_checkpointed_soon_after_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = KvStore::open(dir.path(), options()).unwrap();
+        for i in 0..300 {
+            store.put(format!("k{i}"), vec![1u8; 100]).unwrap();
+        }
+    }
+    // No appends at all by this process: the replayed backlog alone passes the threshold.
+    let store = KvStore::open(
+        dir.path(),
+        Options::default().checkpoint_after_bytes(Some(16 * 1024)),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_dir(dir.path()).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("checkpoint-")
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint after opening a long journal"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(store.len().unwrap(), 300);
+}

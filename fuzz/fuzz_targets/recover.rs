@@ -22,7 +22,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use walstate::format::{
@@ -403,15 +402,14 @@ fn check(files: &Files) {
     let verified = verify::verify(sim.as_ref(), dir);
     let read_only = KvStore::open_read_only(dir, options(&vfs));
     let writer = KvStore::open(dir, options(&vfs));
-    let context = || {
-        format!(
-            "files:\n{}verify: {:?}\nread-only open: {:?}\nopen: {:?}",
-            describe(files),
-            verified.as_ref().map(|r| (r.verdict, &r.problems)),
-            read_only.as_ref().map(seen),
-            writer.as_ref().map(seen),
-        )
-    };
+    let summary = format!(
+        "files:\n{}verify: {:?}\nread-only open: {:?}\nopen: {:?}",
+        describe(files),
+        verified.as_ref().map(|r| (r.verdict, &r.problems)),
+        read_only.as_ref().map(seen),
+        writer.as_ref().map(seen),
+    );
+    let context = || summary.as_str();
 
     match &verified {
         Err(Error::NotAStore { .. }) => {
@@ -522,5 +520,4 @@ fn check(files: &Files) {
         "put after open lost or state changed by a power loss\n{}",
         context()
     );
-    let _ = Arc::strong_count(&sim);
 }

@@ -111,7 +111,6 @@ enum Outcome {
 struct Harness<'i, 'a> {
     input: &'i mut Input<'a>,
     sim: Arc<SimFs>,
-    vfs: VfsRef,
     options: Options,
     store: Option<KvStore>,
     base: Point,
@@ -151,7 +150,6 @@ impl<'i, 'a> Harness<'i, 'a> {
         let mut harness = Harness {
             input,
             sim,
-            vfs,
             options,
             store: Some(store),
             base: empty.clone(),
