@@ -125,9 +125,7 @@ impl Builder<'_> {
             0 => frame_max,
             1 => self.input.u64(),
             2 => u64::from(self.input.u16()),
-            _ if record_payload_max == defaults.record_payload_max => {
-                defaults.torn_window_bytes()
-            }
+            _ if record_payload_max == defaults.record_payload_max => defaults.torn_window_bytes(),
             _ => frame_max.max(1 << 20),
         };
         let mut flags = 0;
@@ -245,7 +243,7 @@ impl Builder<'_> {
         let mut state = KvState::default();
         for _ in 0..self.input.below(5) {
             let (k, v) = (key(&mut self.input), value(&mut self.input));
-            state.apply(&KvCommand::Put { key: k, value: v });
+            let _ = state.apply(&KvCommand::Put { key: k, value: v });
         }
         codec::encode(&state).expect("encode")
     }

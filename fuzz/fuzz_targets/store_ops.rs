@@ -277,7 +277,8 @@ impl<'i, 'a> Harness<'i, 'a> {
         self.log.push(format!("snapshot {name}"));
         let store = self.store.clone().expect("store");
         let result = store.snapshot(&name).map(|_| ());
-        let exists_error = matches!(&result, Err(Error::InvalidArgument(msg)) if msg.contains("already exists"));
+        let exists_error =
+            matches!(&result, Err(Error::InvalidArgument(msg)) if msg.contains("already exists"));
         let known = self.snapshots.get(&name).cloned();
         let live_map = self.live.map.clone();
         let outcome = self.settle(&result, "snapshot");
@@ -331,7 +332,8 @@ impl<'i, 'a> Harness<'i, 'a> {
             && !env_flag("STRICT_RESTORE_READ_ERRORS")
         {
             // Known issue: a read error of the snapshot file is reported as corruption.
-            self.log.push("restore: read error reported as corruption".into());
+            self.log
+                .push("restore: read error reported as corruption".into());
             self.after_op();
             return;
         }
@@ -359,7 +361,9 @@ impl<'i, 'a> Harness<'i, 'a> {
         if let Err(Error::SnapshotNotFound { .. }) = &result
             && self.snapshots.get(&name).is_some_and(|s| !s.maybe_absent)
         {
-            self.fail(&format!("snapshot {name} not found for delete, but it was made"));
+            self.fail(&format!(
+                "snapshot {name} not found for delete, but it was made"
+            ));
         }
         let not_found = matches!(&result, Err(Error::SnapshotNotFound { .. }));
         let outcome = self.settle(&result, "delete snapshot");
@@ -435,7 +439,9 @@ impl<'i, 'a> Harness<'i, 'a> {
                 let n = self.input.below(40);
                 CrashMode::Fates(
                     (0..n)
-                        .map(|_| [UnitFate::Keep, UnitFate::Drop, UnitFate::Zero][self.input.below(3)])
+                        .map(|_| {
+                            [UnitFate::Keep, UnitFate::Drop, UnitFate::Zero][self.input.below(3)]
+                        })
                         .collect(),
                 )
             }
@@ -671,7 +677,11 @@ impl<'i, 'a> Harness<'i, 'a> {
                 "I1/I2: recovered {got:?}, which is not the acknowledged state plus a prefix of the unacknowledged commands"
             ));
         };
-        self.log.push(format!("  recovered {} of {} unknown units", k, self.tail.len()));
+        self.log.push(format!(
+            "  recovered {} of {} unknown units",
+            k,
+            self.tail.len()
+        ));
         self.tail.truncate(k);
         self.live = got;
     }

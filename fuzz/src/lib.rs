@@ -135,9 +135,7 @@ pub fn command(input: &mut Input<'_>) -> KvCommand {
             start: key(input),
             end: key(input),
         },
-        _ => KvCommand::DeletePrefix {
-            prefix: key(input),
-        },
+        _ => KvCommand::DeletePrefix { prefix: key(input) },
     }
 }
 
