@@ -87,7 +87,7 @@ pub enum Error {
 
     /// The directory exists but holds no walstate store (and creation was not requested).
     #[error(
-        "{path} is not a walstate store (no segments, checkpoints or lock file); pass `create(true)` or check the path"
+        "{path} is not a walstate store (no segments, checkpoints or lock file); check the path, or open with `Options::create_if_missing(true)` to create a new store"
     )]
     NotAStore {
         /// The directory.

@@ -570,7 +570,13 @@ fn quarantine(
         lost_through = bytes.as_deref().and_then(max_lsn_in).max(lost_through);
         quarantined.push(move_to_quarantine(vfs, dir, &quarantine_dir, &defect.path)?);
     }
-    for path in &outcome.unscanned_segments {
+    // After a gap in segment numbers the defect's own file is also the first unscanned
+    // one: it was moved above.
+    for path in outcome
+        .unscanned_segments
+        .iter()
+        .filter(|p| **p != defect.path)
+    {
         if let Ok(bytes) = vfs.read_file(path, false) {
             lost_through = max_lsn_in(&bytes).max(lost_through);
         }

@@ -235,11 +235,16 @@ impl<S: StateMachine> Store<S> {
     /// a command that does not survive the codec round trip is refused before anything
     /// is written.
     pub fn apply(&self, command: S::Command) -> Result<S::Output> {
+        self.apply_with_lsn(command).map(|(_, output)| output)
+    }
+
+    /// Like [`Store::apply`], and also returns the command's LSN.
+    pub fn apply_with_lsn(&self, command: S::Command) -> Result<(u64, S::Output)> {
         let writer = self.writer()?;
         let (payload, decoded) = codec::encode_verified(&command)?;
         let applied = Arc::clone(&self.inner.applied);
         let _gate = writer.gate.read();
-        let (_, output) = writer.journal.append_with(
+        let done = writer.journal.append_with(
             vec![RecordToAppend {
                 kind: RECORD_KIND_COMMAND,
                 payload,
@@ -252,15 +257,22 @@ impl<S: StateMachine> Store<S> {
             },
         )?;
         self.maybe_trigger_checkpoint(writer);
-        Ok(output)
+        Ok(done)
     }
 
     /// Applies `commands` all-or-nothing: one atomic group of records with consecutive
     /// LSNs and one durable point. After a crash either all are there or none.
     pub fn apply_batch(&self, commands: Vec<S::Command>) -> Result<Vec<S::Output>> {
+        self.apply_batch_with_lsn(commands)
+            .map(|(_, outputs)| outputs)
+    }
+
+    /// Like [`Store::apply_batch`], and also returns the LSN of the first command (the
+    /// others follow consecutively). An empty batch logs nothing and returns LSN 0.
+    pub fn apply_batch_with_lsn(&self, commands: Vec<S::Command>) -> Result<(u64, Vec<S::Output>)> {
         let writer = self.writer()?;
         if commands.is_empty() {
-            return Ok(Vec::new());
+            return Ok((0, Vec::new()));
         }
         let mut records = Vec::with_capacity(commands.len());
         let mut decoded = Vec::with_capacity(commands.len());
@@ -274,7 +286,7 @@ impl<S: StateMachine> Store<S> {
         }
         let applied = Arc::clone(&self.inner.applied);
         let _gate = writer.gate.read();
-        let (_, outputs) = writer.journal.append_with(records, move |first_lsn| {
+        let done = writer.journal.append_with(records, move |first_lsn| {
             let mut guard = applied.write();
             let count = decoded.len() as u64;
             let outputs: Vec<S::Output> = decoded.iter().map(|c| guard.state.apply(c)).collect();
@@ -282,7 +294,7 @@ impl<S: StateMachine> Store<S> {
             outputs
         })?;
         self.maybe_trigger_checkpoint(writer);
-        Ok(outputs)
+        Ok(done)
     }
 
     /// Runs `f` on the current state (everything acknowledged so far).

@@ -41,6 +41,9 @@ const FILES_MAX: usize = 12;
 
 fuzz_target!(|data: &[u8]| {
     let files = build(data);
+    if env_flag("DUMP") {
+        eprintln!("files:\n{}", describe(&files));
+    }
     check(&files);
 });
 
@@ -55,6 +58,7 @@ struct Builder<'a> {
     /// LSN the next "coherent" record gets.
     next_lsn: u64,
     files: Files,
+    known_bugs: bool,
 }
 
 fn build(data: &[u8]) -> Files {
@@ -63,6 +67,7 @@ fn build(data: &[u8]) -> Files {
         next_seq: 1,
         next_lsn: 1,
         files: Files::new(),
+        known_bugs: env_flag("KNOWN_BUGS"),
     };
     let mut count = 0;
     while !b.input.is_empty() && count < FILES_MAX {
@@ -90,9 +95,24 @@ enum Kind {
     Snapshot,
 }
 
+/// LSNs and sequence numbers stay this far below `u64::MAX` unless
+/// `WALSTATE_FUZZ_KNOWN_BUGS=1`: the library overflows on values at the very top (see
+/// README, "Known issues").
+const NUMBER_HEADROOM: u64 = 1 << 32;
+
 impl Builder<'_> {
+    /// `Input::number_near`, kept clear of the known overflow at `u64::MAX`.
+    fn number_near(&mut self, usual: u64) -> u64 {
+        let n = self.input.number_near(usual);
+        if self.known_bugs {
+            n
+        } else {
+            n.min(u64::MAX - NUMBER_HEADROOM)
+        }
+    }
+
     fn seq(&mut self) -> u64 {
-        let seq = self.input.number_near(self.next_seq);
+        let seq = self.number_near(self.next_seq);
         self.next_seq = seq.wrapping_add(1);
         seq
     }
@@ -139,9 +159,9 @@ impl Builder<'_> {
             segment_seq: if self.input.chance(95) {
                 seq
             } else {
-                self.input.number_near(seq)
+                self.number_near(seq)
             },
-            first_lsn: self.input.number_near(self.next_lsn),
+            first_lsn: self.number_near(self.next_lsn),
             torn_window_bytes,
             record_payload_max,
             flags,
@@ -170,7 +190,7 @@ impl Builder<'_> {
                 let record_lsn = if self.input.chance(95) {
                     lsn
                 } else {
-                    self.input.number_near(lsn)
+                    self.number_near(lsn)
                 };
                 let start = bytes.len();
                 format::encode_record(&mut bytes, record_lsn, kind, flags, &payload);
@@ -206,7 +226,7 @@ impl Builder<'_> {
                 };
                 if self.input.chance(85) {
                     let state = self.kv_state_bytes();
-                    let file_lsn = self.input.number_near(lsn);
+                    let file_lsn = self.number_near(lsn);
                     let image = format::encode_checkpoint(file_lsn, &state);
                     let name = self.name(Kind::Restore, lsn);
                     self.files.insert(name, image);
@@ -250,11 +270,11 @@ impl Builder<'_> {
 
     /// A checkpoint-format file (checkpoint, restore file or snapshot).
     fn checkpoint(&mut self, kind: Kind) {
-        let lsn = self.input.number_near(self.next_lsn.wrapping_sub(1));
+        let lsn = self.number_near(self.next_lsn.wrapping_sub(1));
         let header_lsn = if self.input.chance(90) {
             lsn
         } else {
-            self.input.number_near(lsn)
+            self.number_near(lsn)
         };
         let state = self.kv_state_bytes();
         let mut bytes = format::encode_checkpoint(header_lsn, &state);
@@ -267,7 +287,7 @@ impl Builder<'_> {
     fn raw_file(&mut self, kind: Kind) {
         let number = match kind {
             Kind::Segment => self.seq(),
-            _ => self.input.number_near(self.next_lsn.wrapping_sub(1)),
+            _ => self.number_near(self.next_lsn.wrapping_sub(1)),
         };
         let len = usize::from(self.input.u16() % 512);
         let bytes = self.input.bytes(len).to_vec();
@@ -277,7 +297,7 @@ impl Builder<'_> {
 
     /// A leftover temp file.
     fn temp_file(&mut self) {
-        let number = self.input.number_near(self.next_seq);
+        let number = self.number_near(self.next_seq);
         let name = match self.input.below(4) {
             0 => format!("{}.tmp", format::segment_file_name(number)),
             1 => format!("{}.tmp", format::checkpoint_file_name(number)),
@@ -290,7 +310,7 @@ impl Builder<'_> {
 
     /// A file that is not part of the store, or a directory under a store file name.
     fn odd_file(&mut self) {
-        let number = self.input.number_near(self.next_seq);
+        let number = self.number_near(self.next_seq);
         let name = match self.input.below(8) {
             0 => "LOCK".to_string(),
             1 => "notes.txt".to_string(),
@@ -439,8 +459,11 @@ fn check(files: &Files) {
         Ok(_) => {
             for (what, result) in [("open", &writer), ("read-only open", &read_only)] {
                 if let Err(err) = result {
+                    // An I/O error (e.g. a directory under a store file name) is not a
+                    // verdict; anything else is.
+                    let io = matches!(err, Error::Io { .. } | Error::PermissionDenied { .. });
                     assert!(
-                        mismatch || replay_mismatch(err),
+                        io || mismatch || replay_mismatch(err),
                         "verify says the store opens, {what} failed: {err}\n{}",
                         context()
                     );
@@ -493,7 +516,13 @@ fn check(files: &Files) {
     );
 
     // The store keeps working: a put survives a power loss.
-    if env_flag("SKIP_PROBE") {
+    let last_seq_max = files
+        .keys()
+        .filter_map(|name| format::parse_segment_file_name(name))
+        .max()
+        == Some(u64::MAX);
+    if last_seq_max && !env_flag("KNOWN_BUGS") {
+        // Known bug: the next rotation computes u64::MAX + 1 (see README).
         return;
     }
     let probe_key = b"\x01probe".to_vec();

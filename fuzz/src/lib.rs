@@ -232,5 +232,16 @@ pub fn hex(bytes: &[u8]) -> String {
 /// A process-wide switch read once from the environment: `WALSTATE_FUZZ_<name>=1`.
 /// Used to re-enable scenarios that hit known, reported library bugs.
 pub fn env_flag(name: &str) -> bool {
-    std::env::var(format!("WALSTATE_FUZZ_{name}")).is_ok_and(|v| v == "1")
+    static FLAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    FLAGS
+        .get_or_init(|| {
+            std::env::vars()
+                .filter_map(|(k, v)| {
+                    let name = k.strip_prefix("WALSTATE_FUZZ_")?;
+                    (v == "1").then(|| name.to_string())
+                })
+                .collect()
+        })
+        .iter()
+        .any(|set| set == name)
 }

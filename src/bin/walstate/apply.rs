@@ -1,0 +1,316 @@
+//! `apply`: JSON-line commands from stdin, one flushed JSON ack line per durable line.
+//!
+//! A line is acknowledged exactly when its output line carries an `"lsn"`. Malformed
+//! lines are reported and skipped (the others are independent); a store failure stops
+//! everything, since nothing more can be acknowledged.
+
+use std::io::{self, BufRead, Read, Write};
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use walstate::{Error, KvApplied, KvCommand, KvOutput};
+
+use crate::output::{self, Failure, JsonBytes};
+use crate::{CliResult, exit};
+
+/// Longest input line accepted (a batch line can be large: it may carry up to the 1 GiB
+/// group limit, but a line this long is almost surely a mistake).
+const LINE_BYTES_MAX: usize = 256 << 20;
+
+/// One input line.
+#[derive(Deserialize, Debug)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum Op {
+    Put {
+        key: JsonBytes,
+        value: JsonBytes,
+    },
+    #[serde(alias = "delete")]
+    Del {
+        key: JsonBytes,
+    },
+    Cas {
+        key: JsonBytes,
+        /// `null` or missing: the key must be absent.
+        #[serde(default)]
+        expected: Option<JsonBytes>,
+        /// `null` or missing: delete the key.
+        #[serde(default)]
+        value: Option<JsonBytes>,
+    },
+    DeletePrefix {
+        prefix: JsonBytes,
+    },
+    DeleteRange {
+        start: JsonBytes,
+        end: JsonBytes,
+    },
+    Batch {
+        ops: Vec<Op>,
+    },
+}
+
+/// What a parsed line asks for.
+enum Request {
+    Single(KvCommand),
+    Batch(Vec<KvCommand>),
+}
+
+impl Op {
+    fn into_command(self) -> Result<KvCommand, String> {
+        Ok(match self {
+            Op::Put { key, value } => KvCommand::put(key.0, value.0),
+            Op::Del { key } => KvCommand::delete(key.0),
+            Op::Cas {
+                key,
+                expected,
+                value,
+            } => KvCommand::CompareAndSet {
+                key: key.0,
+                expected: expected.map(|b| b.0),
+                new: value.map(|b| b.0),
+            },
+            Op::DeletePrefix { prefix } => KvCommand::delete_prefix(prefix.0),
+            Op::DeleteRange { start, end } => KvCommand::delete_range(start.0, end.0),
+            Op::Batch { .. } => return Err("a batch cannot contain a batch".into()),
+        })
+    }
+}
+
+fn parse_line(line: &[u8]) -> Result<Request, String> {
+    let op: Op = serde_json::from_slice(line).map_err(|err| format!("malformed line: {err}"))?;
+    match op {
+        Op::Batch { ops } if ops.is_empty() => Err("a batch needs at least one op".into()),
+        Op::Batch { ops } => ops
+            .into_iter()
+            .map(Op::into_command)
+            .collect::<Result<_, _>>()
+            .map(Request::Batch),
+        single => single.into_command().map(Request::Single),
+    }
+}
+
+/// The name a command has in the input format.
+fn op_name(command: &KvCommand) -> &'static str {
+    match command {
+        KvCommand::Put { .. } => "put",
+        KvCommand::Delete { .. } => "del",
+        KvCommand::CompareAndSet { .. } => "cas",
+        KvCommand::DeletePrefix { .. } => "delete_prefix",
+        KvCommand::DeleteRange { .. } => "delete_range",
+    }
+}
+
+/// The outcome of one applied command, without line or LSN.
+fn outcome_json(command: &KvCommand, output: &KvOutput) -> Map<String, Value> {
+    let mut map = Map::new();
+    map.insert("op".into(), op_name(command).into());
+    map.insert("ok".into(), output.is_ok().into());
+    match output {
+        Ok(KvApplied::Put { previous }) | Ok(KvApplied::Deleted { previous }) => {
+            map.insert(
+                "previous".into(),
+                output::opt_bytes_json(previous.as_deref()),
+            );
+        }
+        Ok(KvApplied::DeletedRange { removed }) => {
+            map.insert("removed".into(), (*removed).into());
+        }
+        Ok(KvApplied::Swapped) => {}
+        Err(mismatch) => {
+            map.insert(
+                "mismatch".into(),
+                json!({
+                    "key": output::bytes_json(&mismatch.key),
+                    "expected": output::opt_bytes_json(mismatch.expected.as_deref()),
+                    "actual": output::opt_bytes_json(mismatch.actual.as_deref()),
+                }),
+            );
+        }
+    }
+    map
+}
+
+/// True for store errors raised before anything was written: the line is bad, the store
+/// is fine, and later lines can still be applied.
+fn is_input_error(err: &Error) -> bool {
+    matches!(err, Error::InvalidArgument(_) | Error::Codec(_))
+}
+
+enum LineRead {
+    Eof,
+    Line,
+    TooLong,
+}
+
+/// Reads one line (without a limit-breaking allocation) into `buf`.
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<LineRead> {
+    buf.clear();
+    let read = input
+        .by_ref()
+        .take(LINE_BYTES_MAX as u64 + 1)
+        .read_until(b'\n', buf)?;
+    if read == 0 {
+        return Ok(LineRead::Eof);
+    }
+    if buf.len() > LINE_BYTES_MAX && !buf.ends_with(b"\n") {
+        // Skip the rest of the over-long line.
+        let mut rest = Vec::new();
+        loop {
+            rest.clear();
+            let n = input.by_ref().take(1 << 20).read_until(b'\n', &mut rest)?;
+            if n == 0 || rest.ends_with(b"\n") {
+                break;
+            }
+        }
+        return Ok(LineRead::TooLong);
+    }
+    Ok(LineRead::Line)
+}
+
+fn emit(out: &mut impl Write, line: Map<String, Value>) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &line)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+fn error_line(line_no: u64, message: &str) -> Map<String, Value> {
+    let mut map = Map::new();
+    map.insert("line".into(), line_no.into());
+    map.insert("ok".into(), false.into());
+    map.insert("error".into(), message.into());
+    map
+}
+
+/// `walstate apply DIR`.
+pub(crate) fn run(dir: &Path) -> CliResult {
+    let store = output::open_kv_writer(dir, true)?;
+    let mut input = io::stdin().lock();
+    let mut out = io::stdout().lock();
+    let mut buf = Vec::new();
+    let mut line_no: u64 = 0;
+    let mut bad_lines: u64 = 0;
+    loop {
+        let read = read_line(&mut input, &mut buf)
+            .map_err(|err| Failure::new(exit::FAILURE, format!("reading stdin: {err}")))?;
+        line_no += 1;
+        let request = match read {
+            LineRead::Eof => break,
+            LineRead::TooLong => Err(format!("line is longer than {LINE_BYTES_MAX} bytes")),
+            LineRead::Line if buf.trim_ascii().is_empty() => continue,
+            LineRead::Line => parse_line(&buf),
+        };
+        let request = match request {
+            Ok(request) => request,
+            Err(message) => {
+                bad_lines += 1;
+                emit(&mut out, error_line(line_no, &message))?;
+                continue;
+            }
+        };
+        let result = match request {
+            Request::Single(command) => {
+                store.apply_with_lsn(command.clone()).map(|(lsn, output)| {
+                    let mut map = outcome_json(&command, &output);
+                    map.insert("lsn".into(), lsn.into());
+                    map
+                })
+            }
+            Request::Batch(commands) => {
+                store
+                    .apply_batch_with_lsn(commands.clone())
+                    .map(|(first, outputs)| {
+                        let results: Vec<Value> = commands
+                            .iter()
+                            .zip(&outputs)
+                            .enumerate()
+                            .map(|(i, (command, output))| {
+                                let mut map = outcome_json(command, output);
+                                map.insert("lsn".into(), (first + i as u64).into());
+                                Value::Object(map)
+                            })
+                            .collect();
+                        let mut map = Map::new();
+                        map.insert("op".into(), "batch".into());
+                        map.insert("ok".into(), outputs.iter().all(Result::is_ok).into());
+                        map.insert("first_lsn".into(), first.into());
+                        map.insert("lsn".into(), (first + outputs.len() as u64 - 1).into());
+                        map.insert("results".into(), results.into());
+                        map
+                    })
+            }
+        };
+        match result {
+            Ok(mut ack) => {
+                ack.insert("line".into(), line_no.into());
+                emit(&mut out, ack)?;
+            }
+            Err(err) if is_input_error(&err) => {
+                bad_lines += 1;
+                emit(&mut out, error_line(line_no, &err.to_string()))?;
+            }
+            Err(err) => {
+                let mut line = error_line(line_no, &err.to_string());
+                line.insert("fatal".into(), true.into());
+                emit(&mut out, line)?;
+                return Err(Failure::from(err).hint(format!(
+                    "lines before line {line_no} are durable; `walstate verify {}` shows the state of the store",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    store.close()?;
+    if bad_lines > 0 {
+        eprintln!(
+            "walstate: {bad_lines} line(s) were not applied (see their \"error\"); every other line was"
+        );
+        return Ok(exit::BAD_INPUT);
+    }
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_op() {
+        let lines = [
+            r#"{"op":"put","key":"k","value":"v"}"#,
+            r#"{"op":"del","key":"k"}"#,
+            r#"{"op":"delete","key":{"hex":"ff00"}}"#,
+            r#"{"op":"cas","key":"k","expected":null,"value":"w"}"#,
+            r#"{"op":"cas","key":"k","expected":"w"}"#,
+            r#"{"op":"delete_prefix","prefix":"p/"}"#,
+            r#"{"op":"delete_range","start":"a","end":"b"}"#,
+            r#"{"op":"batch","ops":[{"op":"put","key":"a","value":"1"},{"op":"del","key":"b"}]}"#,
+        ];
+        for line in lines {
+            assert!(parse_line(line.as_bytes()).is_ok(), "{line}");
+        }
+        match parse_line(br#"{"op":"cas","key":"k","expected":"w"}"#) {
+            Ok(Request::Single(KvCommand::CompareAndSet { expected, new, .. })) => {
+                assert_eq!(expected, Some(b"w".to_vec()));
+                assert_eq!(new, None);
+            }
+            _ => panic!("cas did not parse"),
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_lines() {
+        for line in [
+            "not json",
+            r#"{"op":"put","key":"k"}"#,
+            r#"{"op":"nope","key":"k"}"#,
+            r#"{"op":"put","key":"k","value":"v","extra":1}"#,
+            r#"{"op":"put","key":{"hex":"zz"},"value":"v"}"#,
+            r#"{"op":"batch","ops":[]}"#,
+            r#"{"op":"batch","ops":[{"op":"batch","ops":[]}]}"#,
+        ] {
+            assert!(parse_line(line.as_bytes()).is_err(), "{line}");
+        }
+    }
+}

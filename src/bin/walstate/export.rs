@@ -1,0 +1,157 @@
+//! `export` and `import`: the whole key-value state as one JSON document, and back as
+//! one atomic batch.
+//!
+//! Format: `{"format":"walstate-export","version":1,"lsn":N,"entries":[{"key":K,"value":V}]}`
+//! in key order; K and V are JSON strings when the bytes are valid UTF-8, otherwise
+//! `{"hex":"..."}`, so any bytes round-trip.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::json;
+use walstate::{Error, KvApplied, KvCommand, Options, codec};
+
+use crate::output::{self, Failure, JsonBytes};
+use crate::{CliResult, exit};
+
+const EXPORT_FORMAT: &str = "walstate-export";
+const EXPORT_VERSION: u32 = 1;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportDocument {
+    format: String,
+    version: u32,
+    /// The LSN the export was taken at (informational).
+    #[serde(default, rename = "lsn")]
+    _lsn: Option<u64>,
+    entries: Vec<ExportEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportEntry {
+    key: JsonBytes,
+    value: JsonBytes,
+}
+
+/// `walstate export DIR`: read-only, so it works while a writer runs.
+pub(crate) fn export(dir: &Path) -> CliResult {
+    let store = output::open_kv_reader(dir)?;
+    let lsn = store.last_lsn();
+    let mut out = BufWriter::new(io::stdout().lock());
+    let written: Result<(), Failure> = store.read(|state| {
+        write!(
+            out,
+            "{{\"format\":\"{EXPORT_FORMAT}\",\"version\":{EXPORT_VERSION},\"lsn\":{lsn},\"entries\":["
+        )?;
+        for (index, (key, value)) in state.iter().enumerate() {
+            let sep = if index == 0 { "" } else { "," };
+            let entry = json!({"key": output::bytes_json(key), "value": output::bytes_json(value)});
+            write!(out, "{sep}\n{entry}")?;
+        }
+        writeln!(out, "\n]}}")?;
+        Ok(())
+    })?;
+    written?;
+    out.flush()?;
+    eprintln!(
+        "walstate: exported the state at LSN {lsn} ({} keys)",
+        store.len()?
+    );
+    Ok(exit::OK)
+}
+
+/// `walstate import DIR [--replace]`: every entry in ONE atomic batch.
+pub(crate) fn import(dir: &Path, replace: bool) -> CliResult {
+    let mut input = Vec::new();
+    io::stdin()
+        .lock()
+        .read_to_end(&mut input)
+        .map_err(|err| Failure::new(exit::FAILURE, format!("reading stdin: {err}")))?;
+    let document: ExportDocument = serde_json::from_slice(&input).map_err(|err| {
+        Failure::new(
+            exit::BAD_INPUT,
+            format!("stdin is not a walstate export document: {err}; nothing was imported"),
+        )
+    })?;
+    drop(input);
+    if document.format != EXPORT_FORMAT || document.version != EXPORT_VERSION {
+        return Err(Failure::new(
+            exit::BAD_INPUT,
+            format!(
+                "unsupported export: format {:?} version {}, this build reads format {EXPORT_FORMAT:?} version {EXPORT_VERSION}; nothing was imported",
+                document.format, document.version
+            ),
+        ));
+    }
+    let commands = to_commands(document.entries, replace)?;
+    if commands.is_empty() {
+        eprintln!("walstate: the document has no entries; nothing to import");
+        return Ok(exit::OK);
+    }
+    let count = commands.len();
+    let store = output::open_kv_writer(dir, true)?;
+    let spinner = output::spinner(&format!("importing {count} command(s) as one batch"));
+    let applied = store.apply_batch(commands);
+    output::finish(spinner);
+    let outputs = match applied {
+        Ok(outputs) => outputs,
+        Err(err @ Error::InvalidArgument(_)) => {
+            return Err(Failure::new(
+                exit::BAD_INPUT,
+                format!("{err}; nothing was imported"),
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let last = store.last_lsn();
+    let first = last + 1 - outputs.len() as u64;
+    store.close()?;
+    let removed = match outputs.first() {
+        Some(Ok(KvApplied::DeletedRange { removed })) if replace => Some(*removed),
+        _ => None,
+    };
+    let puts = count - usize::from(removed.is_some());
+    let mut out = io::stdout().lock();
+    if let Some(removed) = removed {
+        writeln!(
+            out,
+            "removed {removed} existing key(s) first (--replace), in the same batch"
+        )?;
+    }
+    writeln!(
+        out,
+        "imported {puts} entries as one atomic batch at LSNs {first}..{last}"
+    )?;
+    Ok(exit::OK)
+}
+
+/// The batch: an optional delete-everything, then one put per entry. Each put is checked
+/// against the record limit here so the error can name the entry.
+fn to_commands(entries: Vec<ExportEntry>, replace: bool) -> Result<Vec<KvCommand>, Failure> {
+    let record_max = Options::default().journal_options().record_payload_max as usize;
+    let mut commands = Vec::with_capacity(entries.len() + 1);
+    if replace {
+        commands.push(KvCommand::delete_prefix(""));
+    }
+    for (index, entry) in entries.into_iter().enumerate() {
+        let command = KvCommand::put(entry.key.0, entry.value.0);
+        let encoded = codec::encode(&command).map_err(Failure::from)?.len();
+        if encoded > record_max {
+            let key = match &command {
+                KvCommand::Put { key, .. } => output::show_bytes_cut(key),
+                _ => String::new(),
+            };
+            return Err(Failure::new(
+                exit::BAD_INPUT,
+                format!(
+                    "entry {index} (key {key}) encodes to {encoded} bytes, over the {record_max}-byte record limit; nothing was imported"
+                ),
+            ));
+        }
+        commands.push(command);
+    }
+    Ok(commands)
+}

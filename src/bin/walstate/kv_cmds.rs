@@ -1,0 +1,101 @@
+//! `put`, `get`, `del` and `scan`: single key-value operations on the built-in state.
+
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::output::{self, Failure};
+use crate::{CliResult, exit};
+
+/// `walstate put DIR KEY VALUE`: durable before it prints.
+pub(crate) fn put(dir: &Path, key: &str, value: &str) -> CliResult {
+    let store = output::open_kv_writer(dir, true)?;
+    let previous = store.put(key, value)?;
+    let lsn = store.last_lsn();
+    store.close()?;
+    let replaced = match previous {
+        Some(old) => format!("replaced a {}-byte value", old.len()),
+        None => "new key".into(),
+    };
+    writeln!(
+        io::stdout(),
+        "put {} at LSN {lsn} ({replaced})",
+        output::show_bytes_cut(key.as_bytes())
+    )?;
+    Ok(exit::OK)
+}
+
+/// `walstate get DIR KEY`: the raw value and a newline; exit 1 when absent.
+pub(crate) fn get(dir: &Path, key: &str) -> CliResult {
+    let store = output::open_kv_reader(dir)?;
+    match store.get(key.as_bytes())? {
+        Some(value) => {
+            let mut out = io::stdout().lock();
+            out.write_all(&value)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+            Ok(exit::OK)
+        }
+        None => {
+            eprintln!(
+                "walstate: key {} is absent (store at LSN {})",
+                output::show_bytes_cut(key.as_bytes()),
+                store.last_lsn()
+            );
+            Ok(exit::KEY_ABSENT)
+        }
+    }
+}
+
+/// `walstate del DIR KEY`.
+pub(crate) fn del(dir: &Path, key: &str) -> CliResult {
+    let store = output::open_kv_writer(dir, false)?;
+    let previous = store.delete(key)?;
+    let lsn = store.last_lsn();
+    store.close()?;
+    let what = match previous {
+        Some(old) => format!("removed a {}-byte value", old.len()),
+        None => "it was absent".into(),
+    };
+    writeln!(
+        io::stdout(),
+        "deleted {} at LSN {lsn} ({what})",
+        output::show_bytes_cut(key.as_bytes())
+    )?;
+    Ok(exit::OK)
+}
+
+/// `walstate scan DIR [--prefix P] [--json]`.
+pub(crate) fn scan(dir: &Path, prefix: &str, as_json: bool) -> CliResult {
+    let store = output::open_kv_reader(dir)?;
+    let lsn = store.last_lsn();
+    let mut out = BufWriter::new(io::stdout().lock());
+    let written: Result<(), Failure> = store.read(|state| {
+        let entries = state.scan_prefix(prefix.as_bytes());
+        if as_json {
+            // Streamed: a large store never sits in memory twice.
+            write!(out, "{{\"lsn\":{lsn},\"entries\":[")?;
+            for (index, (key, value)) in entries.enumerate() {
+                let sep = if index == 0 { "" } else { "," };
+                let entry =
+                    json!({"key": output::bytes_json(key), "value": output::bytes_json(value)});
+                write!(out, "{sep}\n{entry}")?;
+            }
+            writeln!(out, "\n]}}")?;
+        } else {
+            for (key, value) in entries {
+                writeln!(
+                    out,
+                    "{}\t{}",
+                    output::show_bytes(key),
+                    output::show_bytes(value)
+                )?;
+            }
+        }
+        Ok(())
+    })?;
+    written?;
+    out.flush()?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,387 @@
+//! What every command shares: failures and their exit codes, opening stores, showing
+//! bytes as text or JSON, and progress bars (only when stderr is a terminal).
+
+use std::io::{self, IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Value, json};
+use walstate::{Error, KvStore, Options};
+
+use crate::exit;
+
+/// A command failed: what to print on stderr and the exit code.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub code: u8,
+    pub message: String,
+    /// The next thing the operator should run or check, when the message does not say.
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Prints the failure on stderr and returns its exit code.
+    pub fn report(self) -> u8 {
+        if self.code != exit::BROKEN_PIPE {
+            eprintln!("walstate: error: {}", self.message);
+            if let Some(hint) = &self.hint {
+                eprintln!("walstate: next: {hint}");
+            }
+        }
+        self.code
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        let message = err.to_string();
+        match err {
+            Error::Corruption { .. } => Failure::new(exit::NEEDS_REPAIR, message),
+            Error::Locked { .. } => Failure::new(exit::FAILURE, message).hint(
+                "read-only commands (get, scan, verify, dump, stats, export, snapshot list) work while that writer runs",
+            ),
+            Error::NotAStore { path } => Failure::new(
+                exit::FAILURE,
+                format!(
+                    "{} is not a walstate store (no segments, checkpoints or lock file)",
+                    path.display()
+                ),
+            )
+            .hint("check the path; `walstate put DIR KEY VALUE`, `walstate apply DIR` and `walstate import DIR` create a new store"),
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => {
+                Failure::new(exit::BROKEN_PIPE, message)
+            }
+            Error::Poisoned { .. } => Failure::new(exit::FAILURE, message)
+                .hint("`walstate verify DIR` shows what is on disk now"),
+            _ => Failure::new(exit::FAILURE, message),
+        }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(err: io::Error) -> Self {
+        if err.kind() == io::ErrorKind::BrokenPipe {
+            return Failure::new(exit::BROKEN_PIPE, "stdout closed");
+        }
+        Failure::new(exit::FAILURE, format!("writing to stdout: {err}"))
+    }
+}
+
+impl From<serde_json::Error> for Failure {
+    fn from(err: serde_json::Error) -> Self {
+        match err.io_error_kind() {
+            Some(kind) => io::Error::from(kind).into(),
+            None => Failure::new(exit::FAILURE, format!("encoding JSON: {err}")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Opening stores
+// ---------------------------------------------------------------------------------------
+
+/// Opens the key-value store for writing, creating it when `create` and DIR is missing
+/// or empty. Background checkpoints are off: a CLI process is short-lived.
+pub(crate) fn open_kv_writer(dir: &Path, create: bool) -> Result<KvStore, Failure> {
+    let options = Options::default()
+        .create_if_missing(create)
+        .checkpoint_after_bytes(None);
+    let store = KvStore::open(dir, options)?;
+    note_recovery(&store);
+    Ok(store)
+}
+
+/// Opens the key-value store read-only (no lock; works while a writer runs). Never
+/// creates anything.
+pub(crate) fn open_kv_reader(dir: &Path) -> Result<KvStore, Failure> {
+    Ok(KvStore::open_read_only(
+        dir,
+        Options::default().create_if_missing(false),
+    )?)
+}
+
+/// Tells the operator on stderr when opening changed something on disk.
+fn note_recovery(store: &KvStore) {
+    let report = store.recovery_report();
+    if report.created {
+        eprintln!("walstate: created a new store in {}", report.dir.display());
+    }
+    if let Some(torn) = &report.torn_tail {
+        eprintln!(
+            "walstate: open truncated a torn tail of {} at offset {} ({} bytes): {}",
+            torn.path.display(),
+            torn.offset,
+            torn.bytes,
+            torn.detail
+        );
+    }
+    for path in &report.temp_files_removed {
+        eprintln!(
+            "walstate: open removed leftover temp file {}",
+            path.display()
+        );
+    }
+    for skipped in &report.checkpoints_skipped {
+        eprintln!(
+            "walstate: open skipped unusable checkpoint {} ({})",
+            skipped.path.display(),
+            skipped.reason
+        );
+    }
+}
+
+/// Fails with `NotAStore` unless `dir` is a directory holding a walstate store (a lock
+/// file, a segment or a checkpoint), the same test open uses.
+pub(crate) fn ensure_store(dir: &Path) -> Result<(), Failure> {
+    let not_a_store = || {
+        Failure::from(Error::NotAStore {
+            path: dir.to_path_buf(),
+        })
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(not_a_store()),
+        Err(err) => return Err(Error::io("list directory", dir, err).into()),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|err| Error::io("list directory", dir, err))?;
+        if is_store_file_name(&entry.file_name().to_string_lossy()) {
+            return Ok(());
+        }
+    }
+    Err(not_a_store())
+}
+
+/// True for the names that make a directory a store (see `ensure_store`).
+pub(crate) fn is_store_file_name(name: &str) -> bool {
+    name == walstate::lock::LOCK_FILE_NAME
+        || walstate::format::parse_segment_file_name(name).is_some()
+        || walstate::format::parse_checkpoint_file_name(name).is_some()
+}
+
+/// `path` relative to `dir` when inside it (table cells stay short).
+pub(crate) fn short_path(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir).unwrap_or(path).display().to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// Bytes as text and JSON
+// ---------------------------------------------------------------------------------------
+
+/// Bytes shown before a value is cut in tables.
+pub(crate) const SHOW_BYTES_MAX: usize = 64;
+
+/// Bytes for a human: as-is when printable UTF-8, otherwise escaped (`\xNN`, `\t`, ...),
+/// so a line never breaks and nothing is silently replaced.
+pub(crate) fn show_bytes(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.chars().any(char::is_control) => text.to_owned(),
+        _ => bytes.escape_ascii().to_string(),
+    }
+}
+
+/// Like [`show_bytes`], quoted, and cut after [`SHOW_BYTES_MAX`] bytes.
+pub(crate) fn show_bytes_cut(bytes: &[u8]) -> String {
+    if bytes.len() <= SHOW_BYTES_MAX {
+        return format!("\"{}\"", show_bytes(bytes));
+    }
+    // Cut on a byte boundary; a split character just shows escaped.
+    format!(
+        "\"{}\"... ({} bytes)",
+        show_bytes(&bytes[..SHOW_BYTES_MAX]),
+        bytes.len()
+    )
+}
+
+/// Bytes as JSON: a string when valid UTF-8, else `{"hex": "..."}`. Round-trips through
+/// [`bytes_from_json`].
+pub(crate) fn bytes_json(bytes: &[u8]) -> Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_owned()),
+        Err(_) => json!({ "hex": hex(bytes) }),
+    }
+}
+
+/// Optional bytes as JSON (`null` when absent).
+pub(crate) fn opt_bytes_json(bytes: Option<&[u8]>) -> Value {
+    bytes.map_or(Value::Null, bytes_json)
+}
+
+/// Reads bytes written by [`bytes_json`]: a JSON string (its UTF-8 bytes) or
+/// `{"hex": "..."}`.
+pub(crate) fn bytes_from_json(value: &Value) -> Result<Vec<u8>, String> {
+    match value {
+        Value::String(text) => Ok(text.as_bytes().to_vec()),
+        Value::Object(map) if map.len() == 1 => match map.get("hex") {
+            Some(Value::String(digits)) => unhex(digits),
+            _ => Err(format!(
+                "expected a string or {{\"hex\":\"..\"}}, got {value}"
+            )),
+        },
+        _ => Err(format!(
+            "expected a string or {{\"hex\":\"..\"}}, got {value}"
+        )),
+    }
+}
+
+/// Bytes read from JSON by [`bytes_from_json`], for serde-derived input types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JsonBytes(pub Vec<u8>);
+
+impl<'de> Deserialize<'de> for JsonBytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        bytes_from_json(&value)
+            .map(JsonBytes)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}"); // ok: writing to a String cannot fail
+    }
+    out
+}
+
+/// Parses hex (either case); an odd length or a non-hex digit is an error.
+pub(crate) fn unhex(digits: &str) -> Result<Vec<u8>, String> {
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!("hex string has odd length {}", digits.len()));
+    }
+    let nibble = |c: u8| -> Result<u8, String> {
+        (c as char)
+            .to_digit(16)
+            .map(|d| d as u8)
+            .ok_or_else(|| format!("{:?} is not a hex digit", c as char))
+    };
+    digits
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| Ok(nibble(pair[0])? << 4 | nibble(pair[1])?))
+        .collect()
+}
+
+/// The snake_case name serde gives a unit enum variant (the same words as the JSON).
+pub(crate) fn serde_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(name)) => name,
+        _ => "?".into(),
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub(crate) fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// 1536 -> "1.5 KiB".
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Progress
+// ---------------------------------------------------------------------------------------
+
+/// A progress bar over `total` units on stderr, or `None` when stderr is not a terminal.
+pub(crate) fn progress_bar(total: u64, message: &str) -> Option<ProgressBar> {
+    if !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message.to_owned());
+    Some(bar)
+}
+
+/// A spinner on stderr for work without a known size, or `None` when stderr is not a
+/// terminal.
+pub(crate) fn spinner(message: &str) -> Option<ProgressBar> {
+    if !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(message.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    Some(bar)
+}
+
+/// Removes a progress bar or spinner, if any.
+pub(crate) fn finish(bar: Option<ProgressBar>) {
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_json_round_trips_any_bytes() {
+        for bytes in [
+            &b""[..],
+            b"plain",
+            b"tab\tand newline\n",
+            b"\xff\xfe\x00binary",
+            "h\u{e9}llo".as_bytes(),
+        ] {
+            assert_eq!(bytes_from_json(&bytes_json(bytes)).unwrap(), bytes);
+        }
+        assert!(bytes_from_json(&json!({"hex": "abc"})).is_err());
+        assert!(bytes_from_json(&json!({"hex": "zz"})).is_err());
+        assert!(bytes_from_json(&json!(5)).is_err());
+    }
+
+    #[test]
+    fn show_bytes_escapes_control_and_binary() {
+        assert_eq!(show_bytes(b"abc"), "abc");
+        assert_eq!(show_bytes(b"a\tb"), "a\\tb");
+        assert_eq!(show_bytes(b"\xff"), "\\xff");
+        assert!(show_bytes_cut(&[b'x'; 100]).ends_with("(100 bytes)"));
+    }
+
+    #[test]
+    fn human_bytes_units() {
+        assert_eq!(human_bytes(10), "10 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}

@@ -1,0 +1,80 @@
+//! `snapshot create|list|restore|delete`: named snapshots of the key-value state.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use walstate::checkpoint::list_snapshots;
+use walstate::io::RealFs;
+
+use crate::output;
+use crate::{CliResult, exit};
+
+/// `walstate snapshot create DIR NAME`.
+pub(crate) fn create(dir: &Path, name: &str) -> CliResult {
+    let store = output::open_kv_writer(dir, false)?;
+    let info = store.snapshot(name)?;
+    store.close()?;
+    writeln!(
+        io::stdout(),
+        "created snapshot {} (state at LSN {}, {}) in {}",
+        info.name,
+        info.lsn,
+        output::human_bytes(info.bytes),
+        output::short_path(dir, &info.path)
+    )?;
+    Ok(exit::OK)
+}
+
+/// `walstate snapshot list DIR [--json]`: reads the files only, so it works on a store
+/// of any state type and while a writer runs.
+pub(crate) fn list(dir: &Path, as_json: bool) -> CliResult {
+    output::ensure_store(dir)?;
+    let snapshots = list_snapshots(&RealFs, dir)?;
+    if as_json {
+        output::print_json(&snapshots)?;
+        return Ok(exit::OK);
+    }
+    let mut out = io::stdout().lock();
+    if snapshots.is_empty() {
+        writeln!(out, "no snapshots in {}", dir.display())?;
+        return Ok(exit::OK);
+    }
+    let width = snapshots.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    writeln!(out, "{:<width$}  {:>10}  {:>10}", "NAME", "LSN", "BYTES")?;
+    for snapshot in &snapshots {
+        writeln!(
+            out,
+            "{:<width$}  {:>10}  {:>10}",
+            snapshot.name, snapshot.lsn, snapshot.bytes
+        )?;
+    }
+    out.flush()?;
+    Ok(exit::OK)
+}
+
+/// `walstate snapshot restore DIR NAME`.
+pub(crate) fn restore(dir: &Path, name: &str) -> CliResult {
+    let store = output::open_kv_writer(dir, false)?;
+    let info = store.restore_snapshot(name)?;
+    let keys = store.len()?;
+    store.close()?;
+    writeln!(
+        io::stdout(),
+        "restored snapshot {} at LSN {} ({keys} keys); the replaced state is kept as snapshot {:?}: `walstate snapshot restore {} {}` undoes this",
+        info.snapshot,
+        info.lsn,
+        info.previous_state_snapshot,
+        dir.display(),
+        info.previous_state_snapshot
+    )?;
+    Ok(exit::OK)
+}
+
+/// `walstate snapshot delete DIR NAME`.
+pub(crate) fn delete(dir: &Path, name: &str) -> CliResult {
+    let store = output::open_kv_writer(dir, false)?;
+    store.delete_snapshot(name)?;
+    store.close()?;
+    writeln!(io::stdout(), "deleted snapshot {name}")?;
+    Ok(exit::OK)
+}

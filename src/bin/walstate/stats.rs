@@ -1,0 +1,318 @@
+//! `stats`: how big the store is, what it holds, and how long opening it would take.
+//!
+//! The replay estimate is measured, not assumed: stats loads the newest checkpoint and
+//! scans the whole journal, decoding and applying key-value commands to a scratch state
+//! (what open does), then scales that speed to the journal bytes after the checkpoint.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use walstate::checkpoint::{SnapshotInfo, list_checkpoints, list_snapshots};
+use walstate::io::RealFs;
+use walstate::journal::{self, ScanOptions};
+use walstate::recovery::{QUARANTINE_DIR_NAME, RECORD_KIND_COMMAND};
+use walstate::{KvCommand, KvState, StateMachine, codec, format};
+
+use crate::output::{self, Failure};
+use crate::{CliResult, exit};
+
+#[derive(Serialize)]
+struct Stats {
+    dir: PathBuf,
+    /// Every file under the directory (snapshots and quarantine included).
+    total_files: u64,
+    total_bytes: u64,
+    segments: SegmentStats,
+    checkpoints: Vec<CheckpointStats>,
+    snapshots: Vec<SnapshotInfo>,
+    quarantine_files: u64,
+    quarantine_bytes: u64,
+    /// LSN of the newest valid checkpoint (0: none; replay starts from the empty state).
+    newest_checkpoint_lsn: u64,
+    records_since_checkpoint: u64,
+    journal_bytes_since_checkpoint: u64,
+    replay: ReplayEstimate,
+    /// The first journal defect, worded as `verify` words it.
+    defect: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SegmentStats {
+    count: u64,
+    bytes: u64,
+    records: u64,
+    /// Records whose payload decodes as a key-value command.
+    kv_commands: u64,
+    first_lsn: Option<u64>,
+    last_lsn: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct CheckpointStats {
+    path: PathBuf,
+    lsn: u64,
+    bytes: u64,
+    valid: bool,
+}
+
+#[derive(Serialize)]
+struct ReplayEstimate {
+    checkpoint_load_ms: f64,
+    /// Scan + decode + apply speed measured over `measured_bytes` of journal.
+    measured_mib_per_s: f64,
+    measured_bytes: u64,
+    estimated_replay_ms: f64,
+}
+
+/// `walstate stats DIR [--json]`.
+pub(crate) fn run(dir: &Path, as_json: bool) -> CliResult {
+    output::ensure_store(dir)?;
+    let spinner = output::spinner("measuring");
+    let stats = collect(dir);
+    output::finish(spinner);
+    let stats = stats?;
+    if as_json {
+        output::print_json(&stats)?;
+    } else {
+        print_text(&stats)?;
+    }
+    Ok(exit::OK)
+}
+
+fn collect(dir: &Path) -> Result<Stats, Failure> {
+    let (total_files, total_bytes) = tree_size(dir);
+    let (quarantine_files, quarantine_bytes) = tree_size(&dir.join(QUARANTINE_DIR_NAME));
+
+    let mut checkpoints = Vec::new();
+    let mut newest_valid: Option<(u64, PathBuf)> = None;
+    for file in list_checkpoints(&RealFs, dir)? {
+        let bytes = std::fs::read(&file.path).unwrap_or_default();
+        let valid = format::decode_checkpoint(&bytes).is_ok_and(|(h, _)| h.lsn == file.lsn);
+        if valid {
+            newest_valid = Some((file.lsn, file.path.clone()));
+        }
+        checkpoints.push(CheckpointStats {
+            path: file.path,
+            lsn: file.lsn,
+            bytes: bytes.len() as u64,
+            valid,
+        });
+    }
+    let newest_checkpoint_lsn = newest_valid.as_ref().map_or(0, |(lsn, _)| *lsn);
+    let checkpoint_load_ms = newest_valid
+        .as_ref()
+        .map_or(0.0, |(_, path)| time_checkpoint_load(path));
+
+    let segment_files = journal::list_segments(&RealFs, dir)?;
+    let scan_from = segment_files
+        .first()
+        .and_then(|s| std::fs::read(&s.path).ok())
+        .and_then(|bytes| format::SegmentHeader::decode(&bytes).ok())
+        .map_or(1, |h| h.first_lsn.max(1));
+    let mut segments = SegmentStats {
+        count: segment_files.len() as u64,
+        bytes: segment_files
+            .iter()
+            .filter_map(|s| std::fs::metadata(&s.path).ok())
+            .map(|m| m.len())
+            .sum(),
+        records: 0,
+        kv_commands: 0,
+        first_lsn: None,
+        last_lsn: None,
+    };
+    let mut records_since_checkpoint = 0;
+    let mut journal_bytes_since_checkpoint = 0;
+    let mut scanned_bytes = 0;
+    let mut scratch = KvState::new();
+    let started = Instant::now();
+    let outcome = journal::scan(
+        &RealFs,
+        dir,
+        ScanOptions {
+            from_lsn: scan_from,
+            may_map: false,
+        },
+        |group, _| {
+            for record in group {
+                let frame = record.frame_len() as u64;
+                segments.records += 1;
+                segments.first_lsn.get_or_insert(record.lsn);
+                segments.last_lsn = Some(record.lsn);
+                scanned_bytes += frame;
+                if record.lsn > newest_checkpoint_lsn {
+                    records_since_checkpoint += 1;
+                    journal_bytes_since_checkpoint += frame;
+                }
+                if record.kind == RECORD_KIND_COMMAND
+                    && let Ok(command) = codec::decode::<KvCommand>(record.payload)
+                {
+                    segments.kv_commands += 1;
+                    let _ = scratch.apply(&command);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    let scan_secs = started.elapsed().as_secs_f64();
+    let measured_mib_per_s = if scan_secs > 0.0 {
+        scanned_bytes as f64 / (1024.0 * 1024.0) / scan_secs
+    } else {
+        0.0
+    };
+    let replay_journal_ms = if measured_mib_per_s > 0.0 {
+        journal_bytes_since_checkpoint as f64 / (1024.0 * 1024.0) / measured_mib_per_s * 1000.0
+    } else {
+        0.0
+    };
+    let defect = outcome.defect.as_ref().map(|d| {
+        format!(
+            "{:?} at offset {} of {} (expected LSN {}): {}",
+            d.kind,
+            d.offset,
+            d.path.display(),
+            d.expected_lsn,
+            d.detail
+        )
+    });
+    Ok(Stats {
+        dir: dir.to_path_buf(),
+        total_files,
+        total_bytes,
+        segments,
+        checkpoints,
+        snapshots: list_snapshots(&RealFs, dir)?,
+        quarantine_files,
+        quarantine_bytes,
+        newest_checkpoint_lsn,
+        records_since_checkpoint,
+        journal_bytes_since_checkpoint,
+        replay: ReplayEstimate {
+            checkpoint_load_ms,
+            measured_mib_per_s,
+            measured_bytes: scanned_bytes,
+            estimated_replay_ms: checkpoint_load_ms + replay_journal_ms,
+        },
+        defect,
+    })
+}
+
+/// Milliseconds to read, verify and decode a checkpoint (as a key-value state; a
+/// failed decode still shows the read + checksum cost).
+fn time_checkpoint_load(path: &Path) -> f64 {
+    let started = Instant::now();
+    if let Ok(bytes) = std::fs::read(path)
+        && let Ok((_, state)) = format::decode_checkpoint(&bytes)
+    {
+        let _ = codec::decode::<KvState>(state);
+    }
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+/// (files, bytes) of everything under `dir`; 0 when it does not exist.
+fn tree_size(dir: &Path) -> (u64, u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    let mut files = 0;
+    let mut bytes = 0;
+    for entry in entries.flatten() {
+        match entry.metadata() {
+            Ok(meta) if meta.is_dir() => {
+                let (f, b) = tree_size(&entry.path());
+                files += f;
+                bytes += b;
+            }
+            Ok(meta) => {
+                files += 1;
+                bytes += meta.len();
+            }
+            Err(_) => {}
+        }
+    }
+    (files, bytes)
+}
+
+fn print_text(stats: &Stats) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    let dir = &stats.dir;
+    let lsns = match (stats.segments.first_lsn, stats.segments.last_lsn) {
+        (Some(a), Some(b)) => format!("LSNs {a}..{b}"),
+        _ => "no records".into(),
+    };
+    writeln!(out, "store {}", dir.display())?;
+    writeln!(
+        out,
+        "  files            {} file(s), {} in total",
+        stats.total_files,
+        output::human_bytes(stats.total_bytes)
+    )?;
+    writeln!(
+        out,
+        "  segments         {} ({}), {} record(s) ({} key-value command(s)), {lsns}",
+        stats.segments.count,
+        output::human_bytes(stats.segments.bytes),
+        stats.segments.records,
+        stats.segments.kv_commands
+    )?;
+    if stats.checkpoints.is_empty() {
+        writeln!(out, "  checkpoints      none")?;
+    }
+    for checkpoint in &stats.checkpoints {
+        writeln!(
+            out,
+            "  checkpoint       {}  LSN {}  {}{}",
+            output::short_path(dir, &checkpoint.path),
+            checkpoint.lsn,
+            output::human_bytes(checkpoint.bytes),
+            if checkpoint.valid { "" } else { "  (DAMAGED)" }
+        )?;
+    }
+    if stats.snapshots.is_empty() {
+        writeln!(out, "  snapshots        none")?;
+    }
+    for snapshot in &stats.snapshots {
+        writeln!(
+            out,
+            "  snapshot         {}  LSN {}  {}",
+            snapshot.name,
+            snapshot.lsn,
+            output::human_bytes(snapshot.bytes)
+        )?;
+    }
+    if stats.quarantine_files > 0 {
+        writeln!(
+            out,
+            "  quarantine       {} file(s), {} (set aside by repair --salvage)",
+            stats.quarantine_files,
+            output::human_bytes(stats.quarantine_bytes)
+        )?;
+    }
+    writeln!(
+        out,
+        "  since checkpoint {} record(s), {} of journal after LSN {}",
+        stats.records_since_checkpoint,
+        output::human_bytes(stats.journal_bytes_since_checkpoint),
+        stats.newest_checkpoint_lsn
+    )?;
+    let replay = &stats.replay;
+    writeln!(
+        out,
+        "  replay estimate  {:.1} ms (checkpoint load {:.1} ms + journal at {:.1} MiB/s, measured over {})",
+        replay.estimated_replay_ms,
+        replay.checkpoint_load_ms,
+        replay.measured_mib_per_s,
+        output::human_bytes(replay.measured_bytes)
+    )?;
+    if let Some(defect) = &stats.defect {
+        writeln!(
+            out,
+            "  defect           {defect}; run `walstate verify {}`",
+            dir.display()
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,955 @@
+//! End-to-end tests of the `walstate` binary on real temp directories: every command's
+//! happy path, damaged stores (truncation, a flipped bit, a deleted segment, garbage)
+//! with the exit codes and reports operators rely on, and repair leaving a store that
+//! opens with nothing acknowledged before the damage lost.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+use walstate::format::{self, SEGMENT_HEADER_LEN, SegmentHeader};
+use walstate::{KvCommand, KvStore, Options};
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+fn walstate(args: &[&str]) -> Output {
+    walstate_with_stdin(args, b"")
+}
+
+fn walstate_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_walstate"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start walstate");
+    let mut input = child.stdin.take().expect("stdin");
+    // A command that never reads stdin may exit before we finish writing it.
+    if let Err(err) = input.write_all(stdin) {
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "write stdin: {err}"
+        );
+    }
+    drop(input);
+    child.wait_with_output().expect("run walstate")
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited normally")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("stdout is not JSON ({err}): {}", stdout(output)))
+}
+
+/// Runs walstate and asserts its exit code, showing its output when it differs.
+#[track_caller]
+fn expect_code(args: &[&str], expected: i32) -> Output {
+    let output = walstate(args);
+    assert_eq!(
+        code(&output),
+        expected,
+        "walstate {args:?}\nstdout:\n{}\nstderr:\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    output
+}
+
+fn arg(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+fn key(n: u64) -> String {
+    format!("key{n:05}")
+}
+
+fn value(n: u64) -> String {
+    format!("value {n} {}", "v".repeat(40))
+}
+
+/// A key-value store with `count` puts, `key(n)` at LSN n, in 4 KiB segments (so there
+/// are several), without checkpoints. Returns the segment paths, oldest first.
+fn build_store(dir: &Path, count: u64) -> Vec<PathBuf> {
+    let options = Options::default()
+        .segment_size_bytes(4096)
+        .checkpoint_after_bytes(None);
+    let store = KvStore::open(dir, options).expect("open");
+    for n in 1..=count {
+        store.put(key(n), value(n)).expect("put");
+        assert_eq!(store.last_lsn(), n);
+    }
+    store.close().expect("close");
+    segments(dir)
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| format::parse_segment_file_name(n).is_some())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// (LSN, offset, frame length) of every valid record at the start of a segment.
+fn records_in(path: &Path) -> Vec<(u64, usize, usize)> {
+    let bytes = std::fs::read(path).expect("read segment");
+    let header = SegmentHeader::decode(&bytes).expect("segment header");
+    let mut offset = SEGMENT_HEADER_LEN;
+    let mut found = Vec::new();
+    while let Ok(record) = format::decode_record(&bytes[offset..], header.record_payload_max) {
+        found.push((record.lsn, offset, record.frame_len()));
+        offset += record.frame_len();
+    }
+    found
+}
+
+/// The whole key-value state, opened read-only through the library.
+fn state(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let store = KvStore::open_read_only(dir, Options::default().create_if_missing(false))
+        .expect("store opens");
+    store
+        .read(|s| {
+            s.iter()
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect::<BTreeMap<_, _>>()
+        })
+        .expect("read")
+}
+
+/// Asserts that every `key(n)` for n in `lsns` is present with its value.
+#[track_caller]
+fn assert_keys_present(dir: &Path, lsns: std::ops::RangeInclusive<u64>) {
+    let state = state(dir);
+    for n in lsns {
+        assert_eq!(
+            state.get(key(n).as_bytes()).map(Vec::as_slice),
+            Some(value(n).as_bytes()),
+            "{} (LSN {n}) lost",
+            key(n)
+        );
+    }
+}
+
+fn truncate(path: &Path, len: usize) {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open");
+    file.set_len(len as u64).expect("truncate");
+}
+
+fn verify_json(dir: &Path) -> (i32, Value) {
+    let output = walstate(&["verify", arg(dir), "--json"]);
+    (code(&output), json(&output))
+}
+
+/// Repair with --salvage, then check the store is clean and opens with every key below
+/// `first_lost` present.
+#[track_caller]
+fn salvage_and_check(dir: &Path, first_lost: u64) {
+    let repaired = expect_code(&["repair", arg(dir), "--salvage"], 0);
+    assert!(
+        stdout(&repaired).contains("after: clean"),
+        "{}",
+        stdout(&repaired)
+    );
+    expect_code(&["verify", arg(dir)], 0);
+    assert_keys_present(dir, 1..=first_lost - 1);
+    // The store opens for writing too, and takes new commits.
+    expect_code(&["put", arg(dir), "after-repair", "yes"], 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Key-value commands
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn put_get_del_scan_round_trip_through_the_cli() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("store");
+    let put = expect_code(&["put", arg(&dir), "config/port", "8080"], 0);
+    assert!(stdout(&put).contains("LSN 1"), "{}", stdout(&put));
+    expect_code(&["put", arg(&dir), "config/host", "example"], 0);
+    expect_code(&["put", arg(&dir), "other", "x"], 0);
+    let got = expect_code(&["get", arg(&dir), "config/port"], 0);
+    assert_eq!(stdout(&got), "8080\n");
+    let del = expect_code(&["del", arg(&dir), "other"], 0);
+    assert!(stdout(&del).contains("LSN 4"), "{}", stdout(&del));
+    let scan = expect_code(&["scan", arg(&dir), "--prefix", "config/"], 0);
+    assert_eq!(
+        stdout(&scan),
+        "config/host\texample\nconfig/port\t8080\n",
+        "scan must list the prefix in key order"
+    );
+    let all = expect_code(&["scan", arg(&dir), "--json"], 0);
+    let all = json(&all);
+    assert_eq!(all["lsn"], 4);
+    assert_eq!(all["entries"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn get_of_an_absent_key_exits_1_with_a_message_on_stderr() {
+    let tmp = TempDir::new().unwrap();
+    expect_code(&["put", arg(tmp.path()), "a", "1"], 0);
+    let output = expect_code(&["get", arg(tmp.path()), "missing"], 1);
+    assert!(stdout(&output).is_empty());
+    assert!(
+        stderr(&output).contains("\"missing\" is absent"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn read_commands_on_a_mistyped_path_fail_with_not_a_store_and_create_nothing() {
+    let tmp = TempDir::new().unwrap();
+    let typo = tmp.path().join("no-such-store");
+    let typo_arg = arg(&typo);
+    for args in [
+        vec!["get", typo_arg, "k"],
+        vec!["scan", typo_arg],
+        vec!["verify", typo_arg],
+        vec!["dump", typo_arg],
+        vec!["stats", typo_arg],
+        vec!["export", typo_arg],
+        vec!["snapshot", "list", typo_arg],
+        vec!["repair", typo_arg],
+        vec!["checkpoint", typo_arg],
+        vec!["del", typo_arg, "k"],
+    ] {
+        let output = expect_code(&args, 3);
+        assert!(
+            stderr(&output).contains("is not a walstate store"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(!typo.exists(), "{args:?} created the directory");
+    }
+}
+
+#[test]
+fn scan_json_round_trips_non_utf8_keys_and_values() {
+    let tmp = TempDir::new().unwrap();
+    let store = KvStore::open(tmp.path(), Options::default()).unwrap();
+    store
+        .put(b"bin\xff".to_vec(), b"\x00\x01\xfe".to_vec())
+        .unwrap();
+    store.put("text", "t\u{e9}xt").unwrap();
+    store.close().unwrap();
+    let output = expect_code(&["scan", arg(tmp.path()), "--json"], 0);
+    let doc = json(&output);
+    let entries = doc["entries"].as_array().unwrap();
+    assert_eq!(entries[0]["key"]["hex"], "62696eff");
+    assert_eq!(entries[0]["value"]["hex"], "0001fe");
+    assert_eq!(entries[1]["value"], "t\u{e9}xt");
+    let text = expect_code(&["scan", arg(tmp.path())], 0);
+    assert!(
+        stdout(&text).contains("bin\\xff\t\\x00\\x01\\xfe"),
+        "text mode must escape binary: {}",
+        stdout(&text)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// apply
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn apply_acknowledges_every_line_and_every_ack_survives_reopen() {
+    let tmp = TempDir::new().unwrap();
+    let lines = [
+        r#"{"op":"put","key":"a","value":"1"}"#,
+        r#"{"op":"put","key":"b","value":{"hex":"ff00"}}"#,
+        r#"{"op":"cas","key":"a","expected":"1","value":"2"}"#,
+        r#"{"op":"cas","key":"a","expected":"nope","value":"3"}"#,
+        r#"{"op":"del","key":"b"}"#,
+        r#"{"op":"batch","ops":[{"op":"put","key":"c","value":"3"},{"op":"put","key":"d","value":"4"}]}"#,
+        r#"{"op":"delete_prefix","prefix":"d"}"#,
+    ];
+    let input = lines.join("\n") + "\n";
+    let output = walstate_with_stdin(&["apply", arg(tmp.path())], input.as_bytes());
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let acks: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("ack line is JSON"))
+        .collect();
+    assert_eq!(acks.len(), lines.len(), "one ack line per input line");
+    let mut previous_lsn = 0;
+    for (index, ack) in acks.iter().enumerate() {
+        assert_eq!(ack["line"], index as u64 + 1);
+        let lsn = ack["lsn"]
+            .as_u64()
+            .expect("every line acknowledged with an LSN");
+        assert!(lsn > previous_lsn, "LSNs increase: {ack}");
+        previous_lsn = lsn;
+    }
+    assert_eq!(acks[2]["ok"], true);
+    assert_eq!(
+        acks[3]["ok"], false,
+        "a CAS mismatch is acknowledged, not ok"
+    );
+    assert_eq!(acks[3]["mismatch"]["actual"], "2");
+    assert_eq!(acks[5]["first_lsn"], 6);
+    assert_eq!(acks[5]["lsn"], 7);
+
+    let store = KvStore::open(tmp.path(), Options::default().create_if_missing(false)).unwrap();
+    assert!(
+        store.last_lsn() >= previous_lsn,
+        "an acknowledged LSN was lost"
+    );
+    assert_eq!(store.get(b"a").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(store.get(b"b").unwrap(), None);
+    assert_eq!(store.get(b"c").unwrap().as_deref(), Some(&b"3"[..]));
+    assert_eq!(store.get(b"d").unwrap(), None);
+}
+
+#[test]
+fn apply_malformed_line_gets_an_error_line_and_exit_65_but_other_lines_commit() {
+    let tmp = TempDir::new().unwrap();
+    let input = concat!(
+        "{\"op\":\"put\",\"key\":\"before\",\"value\":\"1\"}\n",
+        "this is not json\n",
+        "{\"op\":\"put\",\"key\":\"k\"}\n",
+        "{\"op\":\"put\",\"key\":\"after\",\"value\":\"2\"}\n",
+    );
+    let output = walstate_with_stdin(&["apply", arg(tmp.path())], input.as_bytes());
+    assert_eq!(code(&output), 65, "{}", stderr(&output));
+    let lines: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0]["lsn"].is_u64());
+    for bad in &lines[1..3] {
+        assert_eq!(bad["ok"], false);
+        assert!(bad["error"].is_string(), "{bad}");
+        assert!(
+            bad.get("lsn").is_none(),
+            "a malformed line must not look acknowledged"
+        );
+    }
+    assert!(lines[3]["lsn"].is_u64());
+    let state = state(tmp.path());
+    assert_eq!(
+        state.get(&b"before"[..]).map(Vec::as_slice),
+        Some(&b"1"[..])
+    );
+    assert_eq!(state.get(&b"after"[..]).map(Vec::as_slice), Some(&b"2"[..]));
+    assert_eq!(state.len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// verify and repair on damaged stores
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn verify_of_a_clean_store_exits_0_with_a_row_per_file() {
+    let tmp = TempDir::new().unwrap();
+    let segs = build_store(tmp.path(), 200);
+    assert!(segs.len() >= 3, "need several segments, got {}", segs.len());
+    let output = expect_code(&["verify", arg(tmp.path())], 0);
+    let text = stdout(&output);
+    for seg in &segs {
+        let name = seg.file_name().unwrap().to_str().unwrap();
+        assert!(text.contains(name), "no row for {name}:\n{text}");
+    }
+    assert!(text.contains("verdict: clean"), "{text}");
+    let (code, report) = verify_json(tmp.path());
+    assert_eq!(code, 0);
+    assert_eq!(report["verdict"], "clean");
+    assert_eq!(report["recovery"]["last_lsn"], 200);
+}
+
+#[test]
+fn torn_last_record_is_verify_exit_1_and_repair_keeps_everything_before_it() {
+    let tmp = TempDir::new().unwrap();
+    let segs = build_store(tmp.path(), 200);
+    let last = segs.last().unwrap();
+    let &(lsn, offset, len) = records_in(last).last().unwrap();
+    assert_eq!(lsn, 200);
+    truncate(last, offset + len / 2);
+
+    let (code, report) = verify_json(tmp.path());
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["verdict"], "repaired_by_open");
+    let row = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == arg(last))
+        .expect("row of the last segment");
+    assert_eq!(row["status"], "torn_tail");
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("offset {offset}"))
+    );
+
+    let repaired = expect_code(&["repair", arg(tmp.path())], 0);
+    assert!(
+        stdout(&repaired).contains("truncated torn tail"),
+        "{}",
+        stdout(&repaired)
+    );
+    expect_code(&["verify", arg(tmp.path())], 0);
+    assert_keys_present(tmp.path(), 1..=199);
+}
+
+#[test]
+fn truncation_at_several_offsets_gets_the_exit_code_of_its_damage_class() {
+    // (which segment, where to cut, expected verify code, first LSN that may be lost)
+    enum Cut {
+        LastRecordHalf,
+        LastRecordHeader,
+        EarlierRecordOfLastSegment,
+        SecondSegmentMidRecord,
+        LastSegmentHeader,
+    }
+    for (cut, expected) in [
+        (Cut::LastRecordHalf, 1),
+        (Cut::LastRecordHeader, 1),
+        (Cut::EarlierRecordOfLastSegment, 1),
+        (Cut::SecondSegmentMidRecord, 2),
+        (Cut::LastSegmentHeader, 2),
+    ] {
+        let tmp = TempDir::new().unwrap();
+        let segs = build_store(tmp.path(), 200);
+        let last = segs.last().unwrap();
+        let last_records = records_in(last);
+        let (path, len, first_lost) = match cut {
+            Cut::LastRecordHalf => {
+                let (lsn, off, len) = *last_records.last().unwrap();
+                (last.clone(), off + len / 2, lsn)
+            }
+            Cut::LastRecordHeader => {
+                let (lsn, off, _) = *last_records.last().unwrap();
+                (last.clone(), off + 7, lsn)
+            }
+            Cut::EarlierRecordOfLastSegment => {
+                let (lsn, off, len) = last_records[last_records.len() / 2];
+                (last.clone(), off + len - 3, lsn)
+            }
+            Cut::SecondSegmentMidRecord => {
+                let records = records_in(&segs[1]);
+                let (lsn, off, len) = records[records.len() / 2];
+                (segs[1].clone(), off + len / 2, lsn)
+            }
+            Cut::LastSegmentHeader => (last.clone(), 20, last_records[0].0),
+        };
+        truncate(&path, len);
+        let (code, report) = verify_json(tmp.path());
+        assert_eq!(
+            code,
+            expected,
+            "cut {} at {len}: {report:#}",
+            path.display()
+        );
+        if expected == 2 {
+            // Refused without --salvage, and nothing changed.
+            let before = std::fs::read(&path).unwrap();
+            let refused = expect_code(&["repair", arg(tmp.path())], 2);
+            assert!(
+                stderr(&refused).contains("--salvage"),
+                "{}",
+                stderr(&refused)
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), before);
+        }
+        salvage_and_check(tmp.path(), first_lost);
+    }
+}
+
+#[test]
+fn flipped_bit_in_an_old_segment_needs_repair_exit_2_and_salvage_keeps_the_prefix() {
+    let tmp = TempDir::new().unwrap();
+    let segs = build_store(tmp.path(), 300);
+    assert!(segs.len() >= 4);
+    let damaged = &segs[1];
+    let records = records_in(damaged);
+    let (lsn, offset, len) = records[records.len() / 2];
+    let mut bytes = std::fs::read(damaged).unwrap();
+    bytes[offset + len / 2] ^= 0x10;
+    std::fs::write(damaged, &bytes).unwrap();
+
+    let (code, report) = verify_json(tmp.path());
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(report["verdict"], "needs_repair");
+    let problems = report["problems"].to_string();
+    assert!(problems.contains("corruption"), "{problems}");
+    assert!(problems.contains(&format!("offset {offset}")), "{problems}");
+    let text = expect_code(&["verify", arg(tmp.path())], 2);
+    assert!(
+        stdout(&text).contains("repair --salvage"),
+        "{}",
+        stdout(&text)
+    );
+
+    // Without --salvage: refused, told what to run, nothing changed.
+    let refused = expect_code(&["repair", arg(tmp.path())], 2);
+    assert!(
+        stderr(&refused).contains("rerun with --salvage"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(std::fs::read(damaged).unwrap(), bytes);
+    // A dry run says what salvage would do and changes nothing.
+    let dry = expect_code(&["repair", arg(tmp.path()), "--salvage", "--dry-run"], 0);
+    assert!(stdout(&dry).contains("would"), "{}", stdout(&dry));
+    assert_eq!(std::fs::read(damaged).unwrap(), bytes);
+    assert_eq!(segments(tmp.path()).len(), segs.len());
+
+    salvage_and_check(tmp.path(), lsn);
+    let quarantine = tmp.path().join("quarantine");
+    assert!(
+        std::fs::read_dir(&quarantine).unwrap().count() >= 1,
+        "damaged files must be kept in quarantine/"
+    );
+}
+
+#[test]
+fn deleted_middle_segment_needs_repair_exit_2_and_salvage_keeps_the_prefix() {
+    let tmp = TempDir::new().unwrap();
+    let segs = build_store(tmp.path(), 300);
+    assert!(segs.len() >= 4);
+    let missing_first_lsn = records_in(&segs[2])[0].0;
+    std::fs::remove_file(&segs[2]).unwrap();
+
+    let (code, report) = verify_json(tmp.path());
+    assert_eq!(code, 2, "{report:#}");
+    assert!(
+        report["problems"].to_string().contains("missing"),
+        "{report:#}"
+    );
+    expect_code(&["repair", arg(tmp.path())], 2);
+    salvage_and_check(tmp.path(), missing_first_lsn);
+}
+
+#[test]
+fn appended_garbage_is_a_torn_tail_verify_1_and_repair_drops_only_the_garbage() {
+    let tmp = TempDir::new().unwrap();
+    let segs = build_store(tmp.path(), 200);
+    let last = segs.last().unwrap();
+    let clean_len = std::fs::metadata(last).unwrap().len();
+    let mut file = std::fs::OpenOptions::new().append(true).open(last).unwrap();
+    file.write_all(b"\x13garbage that is not a record at all\xff")
+        .unwrap();
+    drop(file);
+
+    let (code, report) = verify_json(tmp.path());
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["verdict"], "repaired_by_open");
+    let dry = expect_code(&["repair", arg(tmp.path()), "--dry-run"], 0);
+    assert!(stdout(&dry).contains("would truncate"), "{}", stdout(&dry));
+    expect_code(&["repair", arg(tmp.path())], 0);
+    assert_eq!(std::fs::metadata(last).unwrap().len(), clean_len);
+    expect_code(&["verify", arg(tmp.path())], 0);
+    assert_keys_present(tmp.path(), 1..=200);
+}
+
+// ---------------------------------------------------------------------------------------
+// dump, stats, checkpoint
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn dump_lists_every_record_at_its_true_offset() {
+    let tmp = TempDir::new().unwrap();
+    build_store(tmp.path(), 150);
+    let store = KvStore::open(tmp.path(), Options::default().segment_size_bytes(4096)).unwrap();
+    store
+        .apply_batch(vec![
+            KvCommand::put("batch/a", "1"),
+            KvCommand::put(b"batch/\xff".to_vec(), b"\xfe".to_vec()),
+            KvCommand::delete("key00001"),
+        ])
+        .unwrap();
+    store.close().unwrap();
+
+    let output = expect_code(&["dump", arg(tmp.path()), "--json"], 0);
+    let doc = json(&output);
+    let records = doc["records"].as_array().unwrap();
+    assert_eq!(records.len(), 153);
+    for (index, record) in records.iter().enumerate() {
+        let lsn = record["lsn"].as_u64().unwrap();
+        assert_eq!(lsn, index as u64 + 1);
+        let path = tmp.path().join(record["file"].as_str().unwrap());
+        let offset = record["offset"].as_u64().unwrap() as usize;
+        let on_disk = records_in(&path)
+            .into_iter()
+            .find(|&(_, off, _)| off == offset)
+            .unwrap_or_else(|| panic!("no record starts at offset {offset}: {record}"));
+        assert_eq!(on_disk.0, lsn, "{record}");
+        assert_eq!(on_disk.2 as u64, record["frame_bytes"].as_u64().unwrap());
+    }
+    assert_eq!(records[0]["command"]["op"], "put");
+    assert_eq!(records[0]["command"]["key"], "key00001");
+    assert_eq!(records[151]["command"]["key"]["hex"], "62617463682fff"); // "batch/\xff"
+    assert_eq!(records[151]["batch"], serde_json::json!([151, 153]));
+    assert_eq!(records[152]["command"]["op"], "del");
+
+    let ranged = expect_code(&["dump", arg(tmp.path()), "--from", "10", "--to", "12"], 0);
+    let text = stdout(&ranged);
+    assert!(text.contains("put \"key00010\""), "{text}");
+    assert!(!text.contains("key00013"), "{text}");
+}
+
+#[test]
+fn dump_of_a_corrupt_store_reports_the_defect_like_verify_and_exits_2() {
+    let tmp = TempDir::new().unwrap();
+    let segs = build_store(tmp.path(), 200);
+    let records = records_in(&segs[0]);
+    let (lsn, offset, _) = records[3];
+    let mut bytes = std::fs::read(&segs[0]).unwrap();
+    bytes[offset + 25] ^= 1;
+    std::fs::write(&segs[0], &bytes).unwrap();
+
+    let output = expect_code(&["dump", arg(tmp.path())], 2);
+    let text = stdout(&output);
+    assert!(text.contains(&format!("{} record(s)", lsn - 1)), "{text}");
+    let (_, report) = verify_json(tmp.path());
+    let verify_problem = report["problems"][0].as_str().unwrap();
+    assert!(
+        text.contains(verify_problem),
+        "dump must word the defect as verify does:\n{verify_problem}\n---\n{text}"
+    );
+}
+
+#[test]
+fn stats_counts_segments_records_and_checkpoints() {
+    let tmp = TempDir::new().unwrap();
+    let segs = build_store(tmp.path(), 120);
+    let output = expect_code(&["stats", arg(tmp.path()), "--json"], 0);
+    let stats = json(&output);
+    assert_eq!(stats["segments"]["count"], segs.len() as u64);
+    assert_eq!(stats["segments"]["records"], 120);
+    assert_eq!(stats["segments"]["kv_commands"], 120);
+    assert_eq!(stats["segments"]["first_lsn"], 1);
+    assert_eq!(stats["segments"]["last_lsn"], 120);
+    assert_eq!(stats["records_since_checkpoint"], 120);
+    assert!(stats["replay"]["estimated_replay_ms"].is_number());
+
+    expect_code(&["checkpoint", arg(tmp.path())], 0);
+    let stats = json(&expect_code(&["stats", arg(tmp.path()), "--json"], 0));
+    assert_eq!(stats["checkpoints"][0]["lsn"], 120);
+    assert_eq!(stats["newest_checkpoint_lsn"], 120);
+    assert_eq!(stats["records_since_checkpoint"], 0);
+    let text = expect_code(&["stats", arg(tmp.path())], 0);
+    assert!(
+        stdout(&text).contains("replay estimate"),
+        "{}",
+        stdout(&text)
+    );
+}
+
+#[test]
+fn checkpoint_writes_a_checkpoint_and_deletes_the_segments_it_covers() {
+    let tmp = TempDir::new().unwrap();
+    let segs = build_store(tmp.path(), 200);
+    let output = expect_code(&["checkpoint", arg(tmp.path()), "--json"], 0);
+    let info = json(&output);
+    assert_eq!(info["lsn"], 200);
+    let deleted = info["segments_deleted"].as_array().unwrap();
+    assert_eq!(
+        deleted.len(),
+        segs.len() - 1,
+        "all but the active segment: {info:#}"
+    );
+    assert!(Path::new(info["path"].as_str().unwrap()).exists());
+    let text = expect_code(&["checkpoint", arg(tmp.path())], 0);
+    assert!(
+        stdout(&text).contains("wrote checkpoint-"),
+        "{}",
+        stdout(&text)
+    );
+    expect_code(&["verify", arg(tmp.path())], 0);
+    assert_keys_present(tmp.path(), 1..=200);
+}
+
+// ---------------------------------------------------------------------------------------
+// export / import, snapshots
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn export_import_round_trips_non_utf8_keys_and_values_in_one_batch() {
+    let tmp = TempDir::new().unwrap();
+    let source = tmp.path().join("source");
+    let store = KvStore::open(&source, Options::default()).unwrap();
+    let mut expected = BTreeMap::new();
+    for n in 0u8..40 {
+        let key = vec![b'k', n, 0xff, 0x80 + n];
+        let value = vec![n, 0, 0xc3, 0x28, n.wrapping_mul(7)];
+        store.put(key.clone(), value.clone()).unwrap();
+        expected.insert(key, value);
+    }
+    store.put("plain", "h\u{e9}llo").unwrap();
+    expected.insert(b"plain".to_vec(), "h\u{e9}llo".as_bytes().to_vec());
+    store.put("", "empty key").unwrap();
+    expected.insert(Vec::new(), b"empty key".to_vec());
+    store.close().unwrap();
+
+    let exported = expect_code(&["export", arg(&source)], 0);
+    let doc = json(&exported);
+    assert_eq!(doc["format"], "walstate-export");
+    assert_eq!(doc["version"], 1);
+
+    let target = tmp.path().join("target");
+    let imported = walstate_with_stdin(&["import", arg(&target)], &exported.stdout);
+    assert_eq!(code(&imported), 0, "{}", stderr(&imported));
+    assert_eq!(state(&target), expected);
+    // ONE atomic group: every record in a single batch.
+    let dump = json(&expect_code(&["dump", arg(&target), "--json"], 0));
+    let count = expected.len() as u64;
+    for record in dump["records"].as_array().unwrap() {
+        assert_eq!(record["batch"], serde_json::json!([1, count]), "{record}");
+    }
+
+    // --replace makes the target exactly the export, removing keys it does not have.
+    expect_code(&["put", arg(&target), "stray", "x"], 0);
+    let replaced = walstate_with_stdin(&["import", arg(&target), "--replace"], &exported.stdout);
+    assert_eq!(code(&replaced), 0, "{}", stderr(&replaced));
+    assert_eq!(state(&target), expected);
+}
+
+#[test]
+fn import_of_a_malformed_document_exits_65_and_changes_nothing() {
+    let tmp = TempDir::new().unwrap();
+    expect_code(&["put", arg(tmp.path()), "keep", "1"], 0);
+    for bad in [
+        &b"{not json"[..],
+        br#"{"format":"other","version":1,"entries":[]}"#,
+        br#"{"format":"walstate-export","version":1,"entries":[{"key":{"hex":"zz"},"value":"v"}]}"#,
+    ] {
+        let output = walstate_with_stdin(&["import", arg(tmp.path())], bad);
+        assert_eq!(code(&output), 65, "{}", stderr(&output));
+        assert!(stderr(&output).contains("nothing was imported"));
+    }
+    assert_eq!(state(tmp.path()).len(), 1);
+}
+
+#[test]
+fn snapshot_create_list_restore_delete() {
+    let tmp = TempDir::new().unwrap();
+    let dir = arg(tmp.path());
+    expect_code(&["put", dir, "k", "before"], 0);
+    expect_code(&["snapshot", "create", dir, "snap-1"], 0);
+    expect_code(&["put", dir, "k", "after"], 0);
+    expect_code(&["put", dir, "new", "x"], 0);
+
+    let list = json(&expect_code(&["snapshot", "list", dir, "--json"], 0));
+    assert_eq!(list[0]["name"], "snap-1");
+    assert_eq!(list[0]["lsn"], 1);
+    let text = expect_code(&["snapshot", "list", dir], 0);
+    assert!(stdout(&text).contains("snap-1"));
+
+    let restored = expect_code(&["snapshot", "restore", dir, "snap-1"], 0);
+    assert!(
+        stdout(&restored).contains("pre-restore-"),
+        "{}",
+        stdout(&restored)
+    );
+    assert_eq!(stdout(&expect_code(&["get", dir, "k"], 0)), "before\n");
+    expect_code(&["get", dir, "new"], 1);
+
+    expect_code(&["snapshot", "delete", dir, "snap-1"], 0);
+    let list = json(&expect_code(&["snapshot", "list", dir, "--json"], 0));
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"snap-1"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("pre-restore-")),
+        "{names:?}"
+    );
+    let missing = expect_code(&["snapshot", "restore", dir, "snap-1"], 3);
+    assert!(
+        stderr(&missing).contains("snapshot list"),
+        "{}",
+        stderr(&missing)
+    );
+    expect_code(&["verify", dir], 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// demo, locking, help
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn demo_kills_the_writer_and_recovers_every_acknowledged_commit() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("demo");
+    for run in 0..2 {
+        // The second run deletes the first run's store and starts afresh.
+        let started = Instant::now();
+        let output = expect_code(&["demo", arg(&dir)], 0);
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "demo took {:?}",
+            started.elapsed()
+        );
+        let text = stdout(&output);
+        assert!(text.contains("SIGKILL"), "{text}");
+        assert!(
+            text.contains("acknowledged commits is present with its value"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"records_replayed\""),
+            "no recovery report:\n{text}"
+        );
+        assert!(text.contains("KIND"), "no verify table:\n{text}");
+        if run == 1 {
+            assert!(
+                text.contains("deleted the demo store of an earlier run"),
+                "{text}"
+            );
+        }
+    }
+    expect_code(&["verify", arg(&dir)], 0);
+}
+
+#[test]
+fn demo_refuses_to_delete_a_directory_it_did_not_make() {
+    let tmp = TempDir::new().unwrap();
+    let precious = tmp.path().join("precious.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    let output = expect_code(&["demo", arg(tmp.path())], 3);
+    assert!(
+        stderr(&output).contains("refusing to delete"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+
+    // A real store that is not a demo store is refused too.
+    let store_dir = tmp.path().join("store");
+    expect_code(&["put", arg(&store_dir), "k", "v"], 0);
+    expect_code(&["demo", arg(&store_dir)], 3);
+    assert_eq!(state(&store_dir).len(), 1);
+}
+
+#[test]
+fn second_writer_is_refused_with_the_holders_pid_and_exit_3_while_reads_still_work() {
+    let tmp = TempDir::new().unwrap();
+    let dir = arg(tmp.path());
+    let store = KvStore::open(tmp.path(), Options::default()).unwrap();
+    store.put("held", "yes").unwrap();
+
+    let refused = expect_code(&["put", dir, "k", "v"], 3);
+    let message = stderr(&refused);
+    assert!(
+        message.contains(&format!("pid {}", std::process::id())),
+        "the error must name the holder: {message}"
+    );
+    for args in [
+        vec!["del", dir, "held"],
+        vec!["checkpoint", dir],
+        vec!["repair", dir],
+        vec!["snapshot", "create", dir, "s"],
+    ] {
+        expect_code(&args, 3);
+    }
+    let refused_apply =
+        walstate_with_stdin(&["apply", dir], br#"{"op":"put","key":"k","value":"v"}"#);
+    assert_eq!(code(&refused_apply), 3);
+
+    assert_eq!(stdout(&expect_code(&["get", dir, "held"], 0)), "yes\n");
+    expect_code(&["scan", dir], 0);
+    expect_code(&["verify", dir], 0);
+    expect_code(&["dump", dir], 0);
+    expect_code(&["stats", dir], 0);
+    expect_code(&["export", dir], 0);
+    expect_code(&["snapshot", "list", dir], 0);
+    assert_eq!(
+        store.get(b"k").unwrap(),
+        None,
+        "the refused put must not land"
+    );
+    drop(store);
+}
+
+#[test]
+fn verify_help_documents_the_exit_codes() {
+    let output = expect_code(&["verify", "--help"], 0);
+    let help = stdout(&output);
+    for needle in [
+        "Exit codes",
+        "0  clean",
+        "1  damage",
+        "2  damage",
+        "3  could not",
+        "repair --salvage",
+    ] {
+        assert!(
+            help.contains(needle),
+            "verify --help lacks {needle:?}:\n{help}"
+        );
+    }
+    for command in [
+        "demo",
+        "put",
+        "get",
+        "del",
+        "scan",
+        "apply",
+        "dump",
+        "stats",
+        "repair",
+        "checkpoint",
+        "export",
+        "import",
+        "snapshot",
+    ] {
+        let output = expect_code(&[command, "--help"], 0);
+        assert!(
+            stdout(&output).contains("xample"),
+            "{command} --help has no example"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_64_not_2_and_help_and_version_exit_0() {
+    for args in [
+        vec!["verify"],
+        vec!["no-such-command"],
+        vec!["verify", "/tmp", "--no-such-flag"],
+        vec!["dump", "/tmp", "--from", "not-a-number"],
+        vec![],
+    ] {
+        let output = expect_code(&args, 64);
+        assert!(
+            !stderr(&output).is_empty(),
+            "{args:?} printed no usage error"
+        );
+    }
+    expect_code(&["--help"], 0);
+    expect_code(&["--version"], 0);
+}
