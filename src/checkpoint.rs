@@ -9,7 +9,10 @@ use serde::de::DeserializeOwned;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::format;
-use crate::io::{EntryKind, OpenMode, Vfs};
+use std::io;
+
+use crate::io::{EntryKind, OpenMode, Vfs, VfsFile};
+use crate::state::StateMachine;
 
 /// Directory (inside the store) holding named snapshots.
 pub const SNAPSHOT_DIR_NAME: &str = "snapshots";
@@ -88,19 +91,174 @@ pub(crate) fn write_atomically(
     Ok(final_path)
 }
 
-/// Encodes `state` as a checkpoint file image at `lsn`, refusing a state that does not
-/// decode back (so an undecodable checkpoint is never written).
-pub(crate) fn encode_checkpoint<S: Serialize + DeserializeOwned>(
+/// Bytes buffered between writes to the file while a state streams out.
+const STREAM_CHUNK_BYTES: usize = 1 << 20;
+
+/// Writes the state at `lsn` as a checkpoint-format file `dir/name`, atomically, without
+/// ever holding the encoded state in memory: the encoding streams into the temp file
+/// (checksummed on the way), is read back and checked with [`StateMachine::check_encoded`]
+/// (so an undecodable state is never renamed into place), fsynced, renamed, and the
+/// directory fsynced. Returns the path and the file size.
+pub(crate) fn write_state_file<S: StateMachine>(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    name: &str,
     lsn: u64,
     state: &S,
-) -> Result<Vec<u8>> {
-    let bytes = codec::encode(state)?;
-    codec::decode::<S>(&bytes).map_err(|err| {
+) -> std::result::Result<(PathBuf, u64), WriteFailure> {
+    let final_path = dir.join(name);
+    let temp_path = dir.join(format!("{name}.tmp"));
+    let _ = vfs.remove_file(&temp_path);
+    let fail = |error, poison| WriteFailure { error, poison };
+    let file = vfs
+        .open(&temp_path, OpenMode::CreateNew)
+        .map_err(|err| fail(Error::io("create temp file", &temp_path, err), false))?;
+    let written = stream_state(file.as_ref(), &temp_path, lsn, state);
+    let file_len = match written {
+        Ok(len) => len,
+        Err(error) => {
+            drop(file);
+            let _ = vfs.remove_file(&temp_path);
+            return Err(fail(error, false));
+        }
+    };
+    if let Err(err) = file.sync_all() {
+        drop(file);
+        let _ = vfs.remove_file(&temp_path);
+        return Err(fail(Error::io("fsync", &temp_path, err), true));
+    }
+    drop(file);
+    if let Err(err) = vfs.rename(&temp_path, &final_path) {
+        let _ = vfs.remove_file(&temp_path);
+        return Err(fail(Error::io("rename into place", &temp_path, err), false));
+    }
+    vfs.sync_dir(dir)
+        .map_err(|err| fail(Error::io("fsync directory", dir, err), true))?;
+    Ok((final_path, file_len))
+}
+
+/// Streams header, state and trailer into `file`, then reads the state back and checks
+/// it decodes and matches its checksum. Returns the file length.
+fn stream_state<S: StateMachine>(file: &dyn VfsFile, path: &Path, lsn: u64, state: &S) -> Result<u64> {
+    let io_error = |op, err: io::Error| {
+        if crate::error::is_enospc(&err) {
+            Error::DiskFull { path: path.to_path_buf(), offset: 0 }
+        } else {
+            Error::io(op, path, err)
+        }
+    };
+    let mut out = ChecksummedWriter {
+        file,
+        offset: format::CHECKPOINT_HEADER_LEN as u64,
+        buf: Vec::with_capacity(STREAM_CHUNK_BYTES),
+        crc: crc32fast::Hasher::new(),
+        failed: None,
+    };
+    let encoded = codec::encode_into(state, &mut out);
+    let flushed = out.flush_buf();
+    if let Some(err) = out.failed.take() {
+        return Err(io_error("write", err));
+    }
+    flushed.map_err(|err| io_error("write", err))?;
+    encoded?;
+    let state_len = out.offset - format::CHECKPOINT_HEADER_LEN as u64;
+    let header = format::encode_checkpoint_header(lsn, state_len);
+    let trailer = format::checkpoint_trailer(&header, &out.crc);
+    file.write_all_at(&header, 0).map_err(|err| io_error("write", err))?;
+    file.write_all_at(&trailer, out.offset).map_err(|err| io_error("write", err))?;
+
+    // Read the state back from the file and check it: what is on disk must decode.
+    let mut back = ChecksummedReader {
+        file,
+        offset: format::CHECKPOINT_HEADER_LEN as u64,
+        end: out.offset,
+        buf: Vec::new(),
+        pos: 0,
+        crc: crc32fast::Hasher::new(),
+    };
+    S::check_encoded(&mut back, state_len).map_err(|err| {
         Error::Codec(format!(
             "the state cannot be checkpointed because it does not decode back: {err}"
         ))
     })?;
-    Ok(format::encode_checkpoint(lsn, &bytes))
+    if back.offset != back.end || back.pos != back.buf.len() || back.crc.clone().finalize() != out.crc.clone().finalize() {
+        return Err(Error::Codec(
+            "the checkpoint read back differs from what was written".into(),
+        ));
+    }
+    Ok(out.offset + format::CHECKPOINT_TRAILER_LEN as u64)
+}
+
+/// Buffers sequential writes to a file and checksums everything written.
+struct ChecksummedWriter<'a> {
+    file: &'a dyn VfsFile,
+    offset: u64,
+    buf: Vec<u8>,
+    crc: crc32fast::Hasher,
+    /// The first I/O error (bincode reports it without the errno).
+    failed: Option<io::Error>,
+}
+
+impl ChecksummedWriter<'_> {
+    fn flush_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let result = self.file.write_all_at(&self.buf, self.offset);
+        if let Err(err) = result {
+            let copy = io::Error::new(err.kind(), err.to_string());
+            self.failed.get_or_insert(err);
+            return Err(copy);
+        }
+        self.offset += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl io::Write for ChecksummedWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.crc.update(data);
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= STREAM_CHUNK_BYTES {
+            self.flush_buf()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_buf()
+    }
+}
+
+/// Reads a byte range of a file in chunks, checksumming what it hands out.
+struct ChecksummedReader<'a> {
+    file: &'a dyn VfsFile,
+    offset: u64,
+    end: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    crc: crc32fast::Hasher,
+}
+
+impl io::Read for ChecksummedReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.buf.len() {
+            let want = (self.end - self.offset).min(STREAM_CHUNK_BYTES as u64) as usize;
+            if want == 0 {
+                return Ok(0);
+            }
+            self.buf.resize(want, 0);
+            self.file.read_exact_at(&mut self.buf, self.offset)?;
+            self.offset += want as u64;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.crc.update(&out[..n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Loads and verifies a checkpoint or snapshot file. The error string says why it was

@@ -87,6 +87,68 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     Ok(value)
 }
 
+/// Encodes `value` straight into `writer` (nothing is buffered here: a large state is
+/// never held in memory as bytes). Returns the number of bytes written.
+pub fn encode_into<T: Serialize + ?Sized, W: std::io::Write>(value: &T, writer: &mut W) -> Result<usize> {
+    bincode::serde::encode_into_std_write(value, writer, BASE).map_err(|e| encode_error::<T>(&e))
+}
+
+/// Decodes one `T` from `reader`, which holds `input_len` bytes, and checks that nothing
+/// follows it. Allocation is bounded as for [`decode`].
+pub fn decode_from_reader<T: DeserializeOwned>(reader: &mut dyn std::io::Read, input_len: u64) -> Result<T> {
+    let value = read_one::<T>(reader, input_len)?;
+    expect_end(reader)?;
+    Ok(value)
+}
+
+/// Walks an encoded sequence of `T` (a `Vec<T>`, or any type serialized as a sequence)
+/// from `reader`, decoding one element at a time and handing it to `each`: checks an
+/// encoding with memory for a single element. `input_len` is the number of bytes the
+/// reader holds; nothing may follow the sequence.
+pub fn for_each_in_seq<T: DeserializeOwned>(
+    reader: &mut dyn std::io::Read,
+    input_len: u64,
+    mut each: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
+    // A sequence is its length (a varint u64, exactly as a u64 is encoded) and then its
+    // elements.
+    let count = read_one::<u64>(reader, input_len)?;
+    if count > input_len {
+        return Err(Error::Codec(format!(
+            "sequence claims {count} elements but only {input_len} bytes exist: the bytes are corrupt"
+        )));
+    }
+    for _ in 0..count {
+        each(read_one::<T>(reader, input_len)?)?;
+    }
+    expect_end(reader)
+}
+
+fn read_one<T: DeserializeOwned>(mut reader: &mut dyn std::io::Read, input_len: u64) -> Result<T> {
+    let len = usize::try_from(input_len).unwrap_or(usize::MAX);
+    let decoded = if len <= INPUT_SMALL {
+        bincode::serde::decode_from_std_read(&mut reader, BASE.with_limit::<BUDGET_SMALL>())
+    } else if len <= INPUT_MEDIUM {
+        bincode::serde::decode_from_std_read(&mut reader, BASE.with_limit::<BUDGET_MEDIUM>())
+    } else if len <= INPUT_LARGE {
+        bincode::serde::decode_from_std_read(&mut reader, BASE.with_limit::<BUDGET_LARGE>())
+    } else {
+        bincode::serde::decode_from_std_read(&mut reader, BASE.with_limit::<{ usize::MAX }>())
+    };
+    decoded.map_err(|e| decode_error::<T>(&e, len))
+}
+
+fn expect_end(reader: &mut dyn std::io::Read) -> Result<()> {
+    let mut probe = [0u8; 1];
+    match reader.read(&mut probe) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(Error::Codec(
+            "trailing bytes after a complete value: the bytes are corrupt or hold a different type".into(),
+        )),
+        Err(err) => Err(Error::Codec(format!("reading encoded bytes: {err}"))),
+    }
+}
+
 /// Encodes `value`, decodes the bytes back, and returns both.
 ///
 /// Callers apply the returned decoded value, never the original, so the live state is by

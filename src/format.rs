@@ -324,17 +324,38 @@ impl CheckpointError {
     }
 }
 
+/// Encodes a checkpoint header for a state of `state_len` bytes at `lsn`.
+pub fn encode_checkpoint_header(lsn: u64, state_len: u64) -> [u8; CHECKPOINT_HEADER_LEN] {
+    let mut out = [0u8; CHECKPOINT_HEADER_LEN];
+    out[0..8].copy_from_slice(&CHECKPOINT_MAGIC);
+    out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[12..16].copy_from_slice(&0u32.to_le_bytes());
+    out[16..24].copy_from_slice(&lsn.to_le_bytes());
+    out[24..32].copy_from_slice(&state_len.to_le_bytes());
+    out
+}
+
+/// The checkpoint trailer: CRC-32 of the header followed by the state bytes, given the
+/// CRC state of the state bytes alone (so a state can be checksummed as it streams out).
+pub fn checkpoint_trailer(
+    header: &[u8; CHECKPOINT_HEADER_LEN],
+    state_crc: &crc32fast::Hasher,
+) -> [u8; CHECKPOINT_TRAILER_LEN] {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(header);
+    hasher.combine(state_crc);
+    hasher.finalize().to_le_bytes()
+}
+
 /// Encodes a whole checkpoint file: header, `state`, CRC trailer.
 pub fn encode_checkpoint(lsn: u64, state: &[u8]) -> Vec<u8> {
+    let header = encode_checkpoint_header(lsn, state.len() as u64);
+    let mut state_crc = crc32fast::Hasher::new();
+    state_crc.update(state);
     let mut out = Vec::with_capacity(CHECKPOINT_HEADER_LEN + state.len() + CHECKPOINT_TRAILER_LEN);
-    out.extend_from_slice(&CHECKPOINT_MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&lsn.to_le_bytes());
-    out.extend_from_slice(&(state.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
     out.extend_from_slice(state);
-    let sum = crc(&[&out]);
-    out.extend_from_slice(&sum.to_le_bytes());
+    out.extend_from_slice(&checkpoint_trailer(&header, &state_crc));
     out
 }
 

@@ -354,6 +354,23 @@ impl StateMachine for KvState {
     type Command = KvCommand;
     type Output = KvOutput;
 
+    /// Checks an encoded state one entry at a time (memory for one entry, not a second
+    /// map): every pair decodes, keys strictly increase, nothing trails.
+    fn check_encoded(encoded: &mut dyn std::io::Read, len: u64) -> crate::Result<()> {
+        let mut previous: Option<Vec<u8>> = None;
+        let mut index = 0u64;
+        crate::codec::for_each_in_seq::<(Vec<u8>, Vec<u8>)>(encoded, len, |(key, _value)| {
+            if previous.as_ref().is_some_and(|last| key <= *last) {
+                return Err(crate::Error::Codec(format!(
+                    "KvState entry {index}: keys are not unique and sorted"
+                )));
+            }
+            previous = Some(key);
+            index += 1;
+            Ok(())
+        })
+    }
+
     fn apply(&mut self, command: &KvCommand) -> KvOutput {
         match command {
             KvCommand::Put { key, value } => Ok(KvApplied::Put {

@@ -30,4 +30,15 @@ pub trait StateMachine:
 
     /// Applies one command. Must be deterministic.
     fn apply(&mut self, command: &Self::Command) -> Self::Output;
+
+    /// Checks that `encoded` — a state's bytes as a checkpoint stores them, `len` bytes,
+    /// streamed back from the file just written — decodes as a state. The store calls
+    /// it for every checkpoint and snapshot, so an undecodable state is never written as
+    /// one. The default decodes a full copy, which needs memory for a second state; a
+    /// state that can check its encoding piece by piece should override it with
+    /// [`crate::codec::for_each_in_seq`] or similar, as [`crate::KvState`] does, to keep
+    /// checkpoint memory flat.
+    fn check_encoded(encoded: &mut dyn std::io::Read, len: u64) -> crate::Result<()> {
+        crate::codec::decode_from_reader::<Self>(encoded, len).map(drop)
+    }
 }

@@ -334,8 +334,7 @@ impl<S: StateMachine> Store<S> {
         let writer = self.writer()?;
         let (state, lsn) = self.clone_state();
         writer.journal.sync()?;
-        let bytes = checkpoint::encode_checkpoint(lsn, &state)?;
-        self.write_snapshot(name, &bytes, lsn)
+        self.write_snapshot(name, &state, lsn)
     }
 
     /// The named snapshots, by name.
@@ -399,12 +398,11 @@ impl<S: StateMachine> Store<S> {
         let (current, current_lsn) = self.clone_state();
         writer.journal.sync()?;
         let previous = self.free_snapshot_name(&format!("pre-restore-{current_lsn}"))?;
-        let current_bytes = checkpoint::encode_checkpoint(current_lsn, &current)?;
-        self.write_snapshot(&previous, &current_bytes, current_lsn)?;
+        self.write_snapshot(&previous, &current, current_lsn)?;
+        drop(current);
 
         let lsn = writer.journal.next_lsn();
-        let image = checkpoint::encode_checkpoint(lsn, &restored)?;
-        self.write_file_atomically(&self.inner.dir, &format::restore_file_name(lsn), &image)?;
+        self.write_state_file(&self.inner.dir, &format::restore_file_name(lsn), lsn, &restored)?;
         let marker = codec::encode(&RestoreMarker {
             snapshot: name.to_owned(),
             snapshot_lsn,
@@ -454,8 +452,9 @@ impl<S: StateMachine> Store<S> {
         (guard.state.clone(), guard.lsn)
     }
 
-    fn write_file_atomically(&self, dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
-        checkpoint::write_atomically(self.inner.vfs.as_ref(), dir, name, bytes).map_err(|failure| {
+    /// Writes `state` as a checkpoint-format file, poisoning the store if an fsync fails.
+    fn write_state_file(&self, dir: &Path, name: &str, lsn: u64, state: &S) -> Result<(PathBuf, u64)> {
+        checkpoint::write_state_file(self.inner.vfs.as_ref(), dir, name, lsn, state).map_err(|failure| {
             if failure.poison
                 && let Some(writer) = &self.inner.writer
             {
@@ -468,7 +467,7 @@ impl<S: StateMachine> Store<S> {
         })
     }
 
-    fn write_snapshot(&self, name: &str, bytes: &[u8], lsn: u64) -> Result<SnapshotInfo> {
+    fn write_snapshot(&self, name: &str, state: &S, lsn: u64) -> Result<SnapshotInfo> {
         let vfs = self.inner.vfs.as_ref();
         let snapshot_dir = self.inner.dir.join(SNAPSHOT_DIR_NAME);
         if vfs
@@ -491,11 +490,11 @@ impl<S: StateMachine> Store<S> {
                 "snapshot {name:?} already exists; delete it first or pick another name"
             )));
         }
-        let path = self.write_file_atomically(&snapshot_dir, &file_name, bytes)?;
+        let (path, bytes) = self.write_state_file(&snapshot_dir, &file_name, lsn, state)?;
         Ok(SnapshotInfo {
             name: name.to_owned(),
             lsn,
-            bytes: bytes.len() as u64,
+            bytes,
             path,
         })
     }
@@ -519,11 +518,11 @@ impl<S: StateMachine> Store<S> {
         let (state, lsn) = self.clone_state();
         // Everything up to `lsn` must be durable before a checkpoint claims it.
         writer.journal.sync()?;
-        let image = checkpoint::encode_checkpoint(lsn, &state)?;
-        drop(state);
         let vfs = self.inner.vfs.as_ref();
         let dir = &self.inner.dir;
-        let path = self.write_file_atomically(dir, &format::checkpoint_file_name(lsn), &image)?;
+        let (path, bytes) =
+            self.write_state_file(dir, &format::checkpoint_file_name(lsn), lsn, &state)?;
+        drop(state);
         let checkpoints_deleted =
             checkpoint::prune_checkpoints(vfs, dir, self.inner.options.checkpoints_retained)?;
         let oldest = checkpoint::list_checkpoints(vfs, dir)?
@@ -536,7 +535,7 @@ impl<S: StateMachine> Store<S> {
         Ok(CheckpointInfo {
             path,
             lsn,
-            bytes: image.len() as u64,
+            bytes,
             segments_deleted,
             checkpoints_deleted,
         })

@@ -281,3 +281,54 @@ fn a_long_journal_left_by_an_earlier_process_is_checkpointed_soon_after_open() {
     }
     assert_eq!(store.len().unwrap(), 300);
 }
+
+/// A state whose commands round-trip but whose *state* does not (apply builds an
+/// untagged enum): a checkpoint of it must be refused, leaving nothing behind.
+#[derive(Default, Clone, Serialize, Deserialize)]
+struct LooseState {
+    items: Vec<Loose>,
+}
+
+impl StateMachine for LooseState {
+    type Command = String;
+    type Output = ();
+    fn apply(&mut self, command: &String) {
+        self.items.push(Loose::Text(command.clone()));
+    }
+}
+
+#[test]
+fn a_state_that_does_not_decode_back_is_never_written_as_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Store<LooseState> = Store::open(dir.path(), options()).unwrap();
+    store.apply("hello".to_string()).unwrap();
+    let err = store.checkpoint().unwrap_err();
+    assert!(matches!(err, Error::Codec(_)), "{err}");
+    assert!(err.to_string().contains("does not decode back"), "{err}");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("checkpoint")), "{names:?}");
+    store.apply("still works".to_string()).unwrap();
+    assert!(store.snapshot("s").is_err(), "snapshots are guarded the same way");
+}
+
+#[test]
+fn kv_state_checks_its_encoding_entry_by_entry() {
+    use walstate::{KvState, codec};
+    let mut state = KvState::default();
+    for i in 0..100u32 {
+        state.apply(&KvCommand::put(i.to_be_bytes().to_vec(), vec![i as u8; 10])).unwrap();
+    }
+    let bytes = codec::encode(&state).unwrap();
+    KvState::check_encoded(&mut &bytes[..], bytes.len() as u64).unwrap();
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(KvState::check_encoded(&mut &trailing[..], trailing.len() as u64).is_err());
+    let unsorted = codec::encode(&vec![(b"b".to_vec(), b"1".to_vec()), (b"a".to_vec(), b"2".to_vec())]).unwrap();
+    assert!(KvState::check_encoded(&mut &unsorted[..], unsorted.len() as u64).is_err());
+    for cut in 0..bytes.len().min(300) {
+        assert!(KvState::check_encoded(&mut &bytes[..cut], cut as u64).is_err(), "prefix {cut}");
+    }
+}
