@@ -98,12 +98,35 @@ struct Inner<S: StateMachine> {
 /// A crash-safe store of a state machine `S`. Clone it freely: clones share one store.
 pub struct Store<S: StateMachine> {
     inner: Arc<Inner<S>>,
+    _lifetime: Arc<Lifetime<S>>,
+}
+
+/// Shared by every user-facing handle (never by the background checkpointer): when the
+/// last handle is dropped it stops and joins the checkpointer, so the store — and its
+/// writer lock — is gone by the time `drop` returns.
+struct Lifetime<S: StateMachine>(Arc<Inner<S>>);
+
+impl<S: StateMachine> Drop for Lifetime<S> {
+    fn drop(&mut self) {
+        self.0.stop_checkpointer();
+    }
+}
+
+impl<S: StateMachine> Store<S> {
+    fn from_inner(inner: Inner<S>) -> Self {
+        let inner = Arc::new(inner);
+        Store {
+            _lifetime: Arc::new(Lifetime(Arc::clone(&inner))),
+            inner,
+        }
+    }
 }
 
 impl<S: StateMachine> Clone for Store<S> {
     fn clone(&self) -> Self {
         Store {
             inner: Arc::clone(&self.inner),
+            _lifetime: Arc::clone(&self._lifetime),
         }
     }
 }
@@ -154,19 +177,17 @@ impl<S: StateMachine> Store<S> {
             last_checkpoint_error: Mutex::new(None),
             _lock: lock,
         };
-        let store = Store {
-            inner: Arc::new(Inner {
-                dir,
-                options,
-                vfs,
-                applied: Arc::new(RwLock::new(Applied {
-                    state: recovered.state,
-                    lsn: recovered.lsn,
-                })),
-                report: RwLock::new(recovered.report),
-                writer: Some(writer),
-            }),
-        };
+        let store = Store::from_inner(Inner {
+            dir,
+            options,
+            vfs,
+            applied: Arc::new(RwLock::new(Applied {
+                state: recovered.state,
+                lsn: recovered.lsn,
+            })),
+            report: RwLock::new(recovered.report),
+            writer: Some(writer),
+        });
         if store.inner.options.checkpoint_after_bytes.is_some() {
             store.start_checkpointer()?;
             if let Some(writer) = &store.inner.writer {
@@ -185,19 +206,17 @@ impl<S: StateMachine> Store<S> {
         let vfs = options.vfs.clone();
         prepare_dir(&vfs, &dir, false)?;
         let recovered = recovery::recover::<S>(vfs.as_ref(), &dir, Mode::ReadOnly)?;
-        Ok(Store {
-            inner: Arc::new(Inner {
-                dir,
-                options,
-                vfs,
-                applied: Arc::new(RwLock::new(Applied {
-                    state: recovered.state,
-                    lsn: recovered.lsn,
-                })),
-                report: RwLock::new(recovered.report),
-                writer: None,
-            }),
-        })
+        Ok(Store::from_inner(Inner {
+            dir,
+            options,
+            vfs,
+            applied: Arc::new(RwLock::new(Applied {
+                state: recovered.state,
+                lsn: recovered.lsn,
+            })),
+            report: RwLock::new(recovered.report),
+            writer: None,
+        }))
     }
 
     /// Re-reads a read-only store from disk to see what the writer committed since.
@@ -325,14 +344,14 @@ impl<S: StateMachine> Store<S> {
     /// retained count and segments the oldest retained checkpoint covers.
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
         let writer = self.writer()?;
-        self.run_checkpoint(writer)
+        self.inner.run_checkpoint(writer)
     }
 
     /// Keeps the current state under `name` until deleted.
     pub fn snapshot(&self, name: &str) -> Result<SnapshotInfo> {
         checkpoint::validate_snapshot_name(name)?;
         let writer = self.writer()?;
-        let (state, lsn) = self.clone_state();
+        let (state, lsn) = self.inner.clone_state();
         writer.journal.sync()?;
         self.write_snapshot(name, &state, lsn)
     }
@@ -395,14 +414,19 @@ impl<S: StateMachine> Store<S> {
             )?;
         // No other append may take the LSN the restore record needs.
         let _gate = writer.gate.write();
-        let (current, current_lsn) = self.clone_state();
+        let (current, current_lsn) = self.inner.clone_state();
         writer.journal.sync()?;
         let previous = self.free_snapshot_name(&format!("pre-restore-{current_lsn}"))?;
         self.write_snapshot(&previous, &current, current_lsn)?;
         drop(current);
 
         let lsn = writer.journal.next_lsn();
-        self.write_state_file(&self.inner.dir, &format::restore_file_name(lsn), lsn, &restored)?;
+        self.inner.write_state_file(
+            &self.inner.dir,
+            &format::restore_file_name(lsn),
+            lsn,
+            &restored,
+        )?;
         let marker = codec::encode(&RestoreMarker {
             snapshot: name.to_owned(),
             snapshot_lsn,
@@ -447,26 +471,6 @@ impl<S: StateMachine> Store<S> {
         Ok(writer)
     }
 
-    fn clone_state(&self) -> (S, u64) {
-        let guard = self.inner.applied.read();
-        (guard.state.clone(), guard.lsn)
-    }
-
-    /// Writes `state` as a checkpoint-format file, poisoning the store if an fsync fails.
-    fn write_state_file(&self, dir: &Path, name: &str, lsn: u64, state: &S) -> Result<(PathBuf, u64)> {
-        checkpoint::write_state_file(self.inner.vfs.as_ref(), dir, name, lsn, state).map_err(|failure| {
-            if failure.poison
-                && let Some(writer) = &self.inner.writer
-            {
-                writer.journal.poison(failure.error.to_string());
-                return Error::Poisoned {
-                    cause: failure.error.to_string(),
-                };
-            }
-            failure.error
-        })
-    }
-
     fn write_snapshot(&self, name: &str, state: &S, lsn: u64) -> Result<SnapshotInfo> {
         let vfs = self.inner.vfs.as_ref();
         let snapshot_dir = self.inner.dir.join(SNAPSHOT_DIR_NAME);
@@ -490,7 +494,9 @@ impl<S: StateMachine> Store<S> {
                 "snapshot {name:?} already exists; delete it first or pick another name"
             )));
         }
-        let (path, bytes) = self.write_state_file(&snapshot_dir, &file_name, lsn, state)?;
+        let (path, bytes) = self
+            .inner
+            .write_state_file(&snapshot_dir, &file_name, lsn, state)?;
         Ok(SnapshotInfo {
             name: name.to_owned(),
             lsn,
@@ -508,37 +514,6 @@ impl<S: StateMachine> Store<S> {
             n += 1;
         }
         Ok(name)
-    }
-
-    fn run_checkpoint(&self, writer: &Writer) -> Result<CheckpointInfo> {
-        let mut progress = writer.progress.lock();
-        writer.journal.check_usable()?;
-        let journal_bytes = writer.journal.stats().bytes + progress.backlog_bytes;
-        // The only pause for writers: an O(1) clone for persistent collections.
-        let (state, lsn) = self.clone_state();
-        // Everything up to `lsn` must be durable before a checkpoint claims it.
-        writer.journal.sync()?;
-        let vfs = self.inner.vfs.as_ref();
-        let dir = &self.inner.dir;
-        let (path, bytes) =
-            self.write_state_file(dir, &format::checkpoint_file_name(lsn), lsn, &state)?;
-        drop(state);
-        let checkpoints_deleted =
-            checkpoint::prune_checkpoints(vfs, dir, self.inner.options.checkpoints_retained)?;
-        let oldest = checkpoint::list_checkpoints(vfs, dir)?
-            .first()
-            .map_or(lsn, |c| c.lsn);
-        let segments_deleted = writer.journal.delete_segments_through(oldest)?;
-        remove_restore_files_through(vfs, dir, oldest)?;
-        progress.last_lsn = lsn;
-        progress.journal_bytes_at_last = journal_bytes;
-        Ok(CheckpointInfo {
-            path,
-            lsn,
-            bytes,
-            segments_deleted,
-            checkpoints_deleted,
-        })
     }
 
     fn maybe_trigger_checkpoint(&self, writer: &Writer) {
@@ -597,15 +572,68 @@ fn checkpointer_loop<S: StateMachine>(weak: Weak<Inner<S>>, signal: Arc<Checkpoi
         let Some(writer) = &inner.writer else {
             return;
         };
-        let store = Store {
-            inner: Arc::clone(&inner),
-        };
-        let result = store.run_checkpoint(writer);
+        let result = inner.run_checkpoint(writer);
         *writer.last_checkpoint_error.lock() = result.err().map(|e| e.to_string());
     }
 }
 
 impl<S: StateMachine> Inner<S> {
+    fn clone_state(&self) -> (S, u64) {
+        let guard = self.applied.read();
+        (guard.state.clone(), guard.lsn)
+    }
+
+    /// Writes `state` as a checkpoint-format file, poisoning the store if an fsync fails.
+    fn write_state_file(
+        &self,
+        dir: &Path,
+        name: &str,
+        lsn: u64,
+        state: &S,
+    ) -> Result<(PathBuf, u64)> {
+        checkpoint::write_state_file(self.vfs.as_ref(), dir, name, lsn, state).map_err(|failure| {
+            if failure.poison
+                && let Some(writer) = &self.writer
+            {
+                writer.journal.poison(failure.error.to_string());
+                return Error::Poisoned {
+                    cause: failure.error.to_string(),
+                };
+            }
+            failure.error
+        })
+    }
+
+    fn run_checkpoint(&self, writer: &Writer) -> Result<CheckpointInfo> {
+        let mut progress = writer.progress.lock();
+        writer.journal.check_usable()?;
+        let journal_bytes = writer.journal.stats().bytes + progress.backlog_bytes;
+        // The only pause for writers: an O(1) clone for persistent collections.
+        let (state, lsn) = self.clone_state();
+        // Everything up to `lsn` must be durable before a checkpoint claims it.
+        writer.journal.sync()?;
+        let vfs = self.vfs.as_ref();
+        let dir = &self.dir;
+        let (path, bytes) =
+            self.write_state_file(dir, &format::checkpoint_file_name(lsn), lsn, &state)?;
+        drop(state);
+        let checkpoints_deleted =
+            checkpoint::prune_checkpoints(vfs, dir, self.options.checkpoints_retained)?;
+        let oldest = checkpoint::list_checkpoints(vfs, dir)?
+            .first()
+            .map_or(lsn, |c| c.lsn);
+        let segments_deleted = writer.journal.delete_segments_through(oldest)?;
+        remove_restore_files_through(vfs, dir, oldest)?;
+        progress.last_lsn = lsn;
+        progress.journal_bytes_at_last = journal_bytes;
+        Ok(CheckpointInfo {
+            path,
+            lsn,
+            bytes,
+            segments_deleted,
+            checkpoints_deleted,
+        })
+    }
     fn stop_checkpointer(&self) {
         let Some(writer) = &self.writer else {
             return;

@@ -311,7 +311,10 @@ fn a_state_that_does_not_decode_back_is_never_written_as_a_checkpoint() {
         .collect();
     assert!(!names.iter().any(|n| n.contains("checkpoint")), "{names:?}");
     store.apply("still works".to_string()).unwrap();
-    assert!(store.snapshot("s").is_err(), "snapshots are guarded the same way");
+    assert!(
+        store.snapshot("s").is_err(),
+        "snapshots are guarded the same way"
+    );
 }
 
 #[test]
@@ -319,16 +322,51 @@ fn kv_state_checks_its_encoding_entry_by_entry() {
     use walstate::{KvState, codec};
     let mut state = KvState::default();
     for i in 0..100u32 {
-        state.apply(&KvCommand::put(i.to_be_bytes().to_vec(), vec![i as u8; 10])).unwrap();
+        state
+            .apply(&KvCommand::put(i.to_be_bytes().to_vec(), vec![i as u8; 10]))
+            .unwrap();
     }
     let bytes = codec::encode(&state).unwrap();
     KvState::check_encoded(&mut &bytes[..], bytes.len() as u64).unwrap();
     let mut trailing = bytes.clone();
     trailing.push(0);
     assert!(KvState::check_encoded(&mut &trailing[..], trailing.len() as u64).is_err());
-    let unsorted = codec::encode(&vec![(b"b".to_vec(), b"1".to_vec()), (b"a".to_vec(), b"2".to_vec())]).unwrap();
+    let unsorted = codec::encode(&vec![
+        (b"b".to_vec(), b"1".to_vec()),
+        (b"a".to_vec(), b"2".to_vec()),
+    ])
+    .unwrap();
     assert!(KvState::check_encoded(&mut &unsorted[..], unsorted.len() as u64).is_err());
     for cut in 0..bytes.len().min(300) {
-        assert!(KvState::check_encoded(&mut &bytes[..cut], cut as u64).is_err(), "prefix {cut}");
+        assert!(
+            KvState::check_encoded(&mut &bytes[..cut], cut as u64).is_err(),
+            "prefix {cut}"
+        );
+    }
+}
+
+#[test]
+fn dropping_a_store_during_a_background_checkpoint_releases_the_lock_before_drop_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = KvStore::open(dir.path(), options()).unwrap();
+        let batch: Vec<KvCommand> = (0..20_000)
+            .map(|i| KvCommand::put(format!("key{i:06}"), vec![9u8; 200]))
+            .collect();
+        for chunk in batch.chunks(2_000) {
+            store.apply_batch(chunk.to_vec()).unwrap();
+        }
+    }
+    for round in 0..5 {
+        // The replayed backlog starts a checkpoint in the background right at open.
+        let store = KvStore::open(
+            dir.path(),
+            Options::default().checkpoint_after_bytes(Some(1024)),
+        )
+        .unwrap();
+        drop(store);
+        let again = KvStore::open(dir.path(), options())
+            .unwrap_or_else(|err| panic!("round {round}: reopen right after drop failed: {err}"));
+        assert_eq!(again.len().unwrap(), 20_000);
     }
 }
