@@ -350,10 +350,10 @@ fn dropping_a_store_during_a_background_checkpoint_releases_the_lock_before_drop
     let dir = tempfile::tempdir().unwrap();
     {
         let store = KvStore::open(dir.path(), options()).unwrap();
-        let batch: Vec<KvCommand> = (0..20_000)
+        let batch: Vec<KvCommand> = (0..100_000)
             .map(|i| KvCommand::put(format!("key{i:06}"), vec![9u8; 200]))
             .collect();
-        for chunk in batch.chunks(2_000) {
+        for chunk in batch.chunks(5_000) {
             store.apply_batch(chunk.to_vec()).unwrap();
         }
     }
@@ -364,9 +364,11 @@ fn dropping_a_store_during_a_background_checkpoint_releases_the_lock_before_drop
             Options::default().checkpoint_after_bytes(Some(1024)),
         )
         .unwrap();
+        // Let the checkpoint of ~20 MiB get going, then drop the store in the middle of it.
+        std::thread::sleep(std::time::Duration::from_millis(5));
         drop(store);
         let again = KvStore::open(dir.path(), options())
             .unwrap_or_else(|err| panic!("round {round}: reopen right after drop failed: {err}"));
-        assert_eq!(again.len().unwrap(), 20_000);
+        assert_eq!(again.len().unwrap(), 100_000);
     }
 }
