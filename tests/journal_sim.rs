@@ -379,3 +379,76 @@ fn corrupted_record_in_an_older_segment_is_corruption_not_a_torn_tail() {
         other => panic!("expected corruption, got {other}"),
     }
 }
+
+#[test]
+fn interval_policy_acknowledges_before_sync_and_the_background_thread_syncs() {
+    use std::time::Duration;
+    use walstate::journal::{JournalOptions, SyncPolicy};
+    let (sim, vfs) = fresh(14);
+    let options = JournalOptions {
+        sync_policy: SyncPolicy::Interval(Duration::from_millis(200)),
+        ..small_options()
+    };
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), options).unwrap();
+    journal.append(1, payload(1)).unwrap(); // creates the segment (its header is synced)
+    let syncs_before = sim.sync_calls();
+    for n in 2..=5 {
+        journal.append(1, payload(n)).unwrap();
+    }
+    assert_eq!(
+        sim.sync_calls(),
+        syncs_before,
+        "acknowledged without waiting for a sync"
+    );
+    // Within the documented loss window the background thread makes them durable.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sim.sync_calls() == syncs_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the background syncer never ran"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(journal);
+    sim.crash(CrashMode::DropUnsynced);
+    let (_, records) = read_all(&vfs, Path::new(DIR));
+    assert_eq!(
+        records.len(),
+        5,
+        "synced by the interval thread, so a power loss keeps them"
+    );
+}
+
+#[test]
+fn never_policy_syncs_on_demand_and_bounds_unsynced_bytes() {
+    use walstate::journal::{JournalOptions, SyncPolicy};
+    let (sim, vfs) = fresh(15);
+    let options = JournalOptions {
+        sync_policy: SyncPolicy::Never,
+        ..small_options()
+    };
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), options).unwrap();
+    for n in 1..=3 {
+        journal.append(1, payload(n)).unwrap();
+    }
+    journal.sync().unwrap();
+    // Far more than unsynced_bytes_max (4 KiB): forced syncs keep the window honest.
+    for n in 4..=200 {
+        journal.append(1, payload(n)).unwrap();
+    }
+    drop(journal);
+    sim.crash(CrashMode::DropUnsynced);
+    let (outcome, records) = read_all(&vfs, Path::new(DIR));
+    assert!(
+        outcome.defect.is_none() || outcome.defect.as_ref().unwrap().kind == DefectKind::TornTail
+    );
+    assert!(records.len() >= 3, "sync() made the first three durable");
+    let lost = 200 - records.len();
+    let lost_bytes: usize = (records.len() as u64 + 1..=200)
+        .map(|n| payload(n).len() + 20)
+        .sum();
+    assert!(
+        lost_bytes <= 4096 + 1044,
+        "lost {lost} records ({lost_bytes} bytes): more than the unsynced bound"
+    );
+}

@@ -372,3 +372,33 @@ fn dropping_a_store_during_a_background_checkpoint_releases_the_lock_before_drop
         assert_eq!(again.len().unwrap(), 100_000);
     }
 }
+
+#[test]
+fn a_second_writer_asked_to_wait_gets_the_lock_when_the_holder_lets_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let holder = KvStore::open(dir.path(), options()).unwrap();
+    let path = dir.path().to_path_buf();
+    let waiter = std::thread::spawn(move || {
+        KvStore::open(
+            &path,
+            options().lock_timeout(Some(std::time::Duration::from_secs(10))),
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    holder.put("from", "holder").unwrap();
+    drop(holder);
+    let store = waiter
+        .join()
+        .unwrap()
+        .expect("the waiter gets the lock once released");
+    assert_eq!(store.get(b"from").unwrap(), Some(b"holder".to_vec()));
+    // A short timeout against a holder that stays fails with the lock error.
+    let start = std::time::Instant::now();
+    let err = KvStore::open(
+        dir.path(),
+        options().lock_timeout(Some(std::time::Duration::from_millis(50))),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(start.elapsed() >= std::time::Duration::from_millis(50));
+}
