@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::error::{Error, Result};
@@ -47,15 +46,16 @@ pub(crate) struct WriteFailure {
     pub poison: bool,
 }
 
-/// Writes `bytes` to `dir/name` atomically: `name.tmp`, write, fsync, rename over
-/// `name`, fsync `dir`. A failed write or rename removes the temp file and leaves the
-/// old file untouched; a failed fsync asks the caller to poison.
-pub(crate) fn write_atomically(
+/// Writes `dir/name` atomically: `fill` writes the content into `name.tmp`, which is
+/// then fsynced, renamed over `name`, and `dir` fsynced. A failed write or rename
+/// removes the temp file and leaves the old file untouched; a failed fsync asks the
+/// caller to poison. Returns the final path and what `fill` returned.
+fn replace_atomically<T>(
     vfs: &dyn Vfs,
     dir: &Path,
     name: &str,
-    bytes: &[u8],
-) -> std::result::Result<PathBuf, WriteFailure> {
+    fill: impl FnOnce(&dyn VfsFile, &Path) -> Result<T>,
+) -> std::result::Result<(PathBuf, T), WriteFailure> {
     let final_path = dir.join(name);
     let temp_path = dir.join(format!("{name}.tmp"));
     let _ = vfs.remove_file(&temp_path);
@@ -63,32 +63,53 @@ pub(crate) fn write_atomically(
     let file = vfs
         .open(&temp_path, OpenMode::CreateNew)
         .map_err(|err| fail(Error::io("create temp file", &temp_path, err), false))?;
-    if let Err(err) = file.write_all_at(bytes, 0) {
-        drop(file);
-        let _ = vfs.remove_file(&temp_path);
-        let error = if crate::error::is_enospc(&err) {
-            Error::DiskFull {
-                path: temp_path.clone(),
-                offset: 0,
-            }
-        } else {
-            Error::io("write", &temp_path, err)
-        };
-        return Err(fail(error, false));
-    }
-    if let Err(err) = file.sync_all() {
-        drop(file);
-        let _ = vfs.remove_file(&temp_path);
-        return Err(fail(Error::io("fsync", &temp_path, err), true));
-    }
+    let filled = fill(file.as_ref(), &temp_path).and_then(|value| {
+        file.sync_all()
+            .map(|()| value)
+            .map_err(|err| Error::io("fsync", &temp_path, err))
+    });
     drop(file);
+    let value = match filled {
+        Ok(value) => value,
+        Err(error) => {
+            let _ = vfs.remove_file(&temp_path);
+            let poison = matches!(&error, Error::Io { op: "fsync", .. });
+            return Err(fail(error, poison));
+        }
+    };
     if let Err(err) = vfs.rename(&temp_path, &final_path) {
         let _ = vfs.remove_file(&temp_path);
         return Err(fail(Error::io("rename into place", &temp_path, err), false));
     }
     vfs.sync_dir(dir)
         .map_err(|err| fail(Error::io("fsync directory", dir, err), true))?;
-    Ok(final_path)
+    Ok((final_path, value))
+}
+
+/// Writes `bytes` to `dir/name` atomically (see [`replace_atomically`]).
+pub(crate) fn write_atomically(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> std::result::Result<PathBuf, WriteFailure> {
+    replace_atomically(vfs, dir, name, |file, path| {
+        file.write_all_at(bytes, 0)
+            .map_err(|err| write_error(path, err))
+    })
+    .map(|(path, ())| path)
+}
+
+/// A failed write: [`Error::DiskFull`] for ENOSPC, else [`Error::Io`].
+fn write_error(path: &Path, err: io::Error) -> Error {
+    if crate::error::is_enospc(&err) {
+        Error::DiskFull {
+            path: path.to_path_buf(),
+            offset: 0,
+        }
+    } else {
+        Error::io("write", path, err)
+    }
 }
 
 /// Bytes buffered between writes to the file while a state streams out.
@@ -106,43 +127,25 @@ pub(crate) fn write_state_file<S: StateMachine>(
     lsn: u64,
     state: &S,
 ) -> std::result::Result<(PathBuf, u64), WriteFailure> {
-    let final_path = dir.join(name);
-    let temp_path = dir.join(format!("{name}.tmp"));
-    let _ = vfs.remove_file(&temp_path);
-    let fail = |error, poison| WriteFailure { error, poison };
-    let file = vfs
-        .open(&temp_path, OpenMode::CreateNew)
-        .map_err(|err| fail(Error::io("create temp file", &temp_path, err), false))?;
-    let written = stream_state(file.as_ref(), &temp_path, lsn, state);
-    let file_len = match written {
-        Ok(len) => len,
-        Err(error) => {
-            drop(file);
-            let _ = vfs.remove_file(&temp_path);
-            return Err(fail(error, false));
-        }
-    };
-    if let Err(err) = file.sync_all() {
-        drop(file);
-        let _ = vfs.remove_file(&temp_path);
-        return Err(fail(Error::io("fsync", &temp_path, err), true));
-    }
-    drop(file);
-    if let Err(err) = vfs.rename(&temp_path, &final_path) {
-        let _ = vfs.remove_file(&temp_path);
-        return Err(fail(Error::io("rename into place", &temp_path, err), false));
-    }
-    vfs.sync_dir(dir)
-        .map_err(|err| fail(Error::io("fsync directory", dir, err), true))?;
-    Ok((final_path, file_len))
+    replace_atomically(vfs, dir, name, |file, path| {
+        stream_state(file, path, lsn, state)
+    })
 }
 
 /// Streams header, state and trailer into `file`, then reads the state back and checks
 /// it decodes and matches its checksum. Returns the file length.
-fn stream_state<S: StateMachine>(file: &dyn VfsFile, path: &Path, lsn: u64, state: &S) -> Result<u64> {
+fn stream_state<S: StateMachine>(
+    file: &dyn VfsFile,
+    path: &Path,
+    lsn: u64,
+    state: &S,
+) -> Result<u64> {
     let io_error = |op, err: io::Error| {
         if crate::error::is_enospc(&err) {
-            Error::DiskFull { path: path.to_path_buf(), offset: 0 }
+            Error::DiskFull {
+                path: path.to_path_buf(),
+                offset: 0,
+            }
         } else {
             Error::io(op, path, err)
         }
@@ -164,8 +167,10 @@ fn stream_state<S: StateMachine>(file: &dyn VfsFile, path: &Path, lsn: u64, stat
     let state_len = out.offset - format::CHECKPOINT_HEADER_LEN as u64;
     let header = format::encode_checkpoint_header(lsn, state_len);
     let trailer = format::checkpoint_trailer(&header, &out.crc);
-    file.write_all_at(&header, 0).map_err(|err| io_error("write", err))?;
-    file.write_all_at(&trailer, out.offset).map_err(|err| io_error("write", err))?;
+    file.write_all_at(&header, 0)
+        .map_err(|err| io_error("write", err))?;
+    file.write_all_at(&trailer, out.offset)
+        .map_err(|err| io_error("write", err))?;
 
     // Read the state back from the file and check it: what is on disk must decode.
     let mut back = ChecksummedReader {
@@ -181,7 +186,10 @@ fn stream_state<S: StateMachine>(file: &dyn VfsFile, path: &Path, lsn: u64, stat
             "the state cannot be checkpointed because it does not decode back: {err}"
         ))
     })?;
-    if back.offset != back.end || back.pos != back.buf.len() || back.crc.clone().finalize() != out.crc.clone().finalize() {
+    if back.offset != back.end
+        || back.pos != back.buf.len()
+        || back.crc.clone().finalize() != out.crc.clone().finalize()
+    {
         return Err(Error::Codec(
             "the checkpoint read back differs from what was written".into(),
         ));
@@ -259,22 +267,6 @@ impl io::Read for ChecksummedReader<'_> {
         self.pos += n;
         Ok(n)
     }
-}
-
-/// Loads and verifies a checkpoint or snapshot file. The error string says why it was
-/// rejected (for the recovery report).
-pub(crate) fn load_checkpoint<S: DeserializeOwned>(
-    vfs: &dyn Vfs,
-    path: &Path,
-    may_map: bool,
-) -> std::result::Result<(u64, S, u64), String> {
-    let bytes = vfs
-        .read_file(path, may_map)
-        .map_err(|err| format!("unreadable: {err}"))?;
-    let (header, state_bytes) = format::decode_checkpoint(&bytes).map_err(|err| err.describe())?;
-    let state = codec::decode::<S>(state_bytes)
-        .map_err(|err| format!("checksum is valid but the state does not decode: {err}"))?;
-    Ok((header.lsn, state, bytes.len() as u64))
 }
 
 /// Lists the checkpoints of `dir`, oldest first.

@@ -113,8 +113,24 @@ impl<S: StateMachine> Drop for Lifetime<S> {
 }
 
 impl<S: StateMachine> Store<S> {
-    fn from_inner(inner: Inner<S>) -> Self {
-        let inner = Arc::new(inner);
+    fn from_parts(
+        dir: PathBuf,
+        options: Options,
+        vfs: VfsRef,
+        recovered: recovery::Recovered<S>,
+        writer: Option<Writer>,
+    ) -> Self {
+        let inner = Arc::new(Inner {
+            dir,
+            options,
+            vfs,
+            applied: Arc::new(RwLock::new(Applied {
+                state: recovered.state,
+                lsn: recovered.lsn,
+            })),
+            report: RwLock::new(recovered.report),
+            writer,
+        });
         Store {
             _lifetime: Arc::new(Lifetime(Arc::clone(&inner))),
             inner,
@@ -177,17 +193,7 @@ impl<S: StateMachine> Store<S> {
             last_checkpoint_error: Mutex::new(None),
             _lock: lock,
         };
-        let store = Store::from_inner(Inner {
-            dir,
-            options,
-            vfs,
-            applied: Arc::new(RwLock::new(Applied {
-                state: recovered.state,
-                lsn: recovered.lsn,
-            })),
-            report: RwLock::new(recovered.report),
-            writer: Some(writer),
-        });
+        let store = Store::from_parts(dir, options, vfs, recovered, Some(writer));
         if store.inner.options.checkpoint_after_bytes.is_some() {
             store.start_checkpointer()?;
             if let Some(writer) = &store.inner.writer {
@@ -206,17 +212,7 @@ impl<S: StateMachine> Store<S> {
         let vfs = options.vfs.clone();
         prepare_dir(&vfs, &dir, false)?;
         let recovered = recovery::recover::<S>(vfs.as_ref(), &dir, Mode::ReadOnly)?;
-        Ok(Store::from_inner(Inner {
-            dir,
-            options,
-            vfs,
-            applied: Arc::new(RwLock::new(Applied {
-                state: recovered.state,
-                lsn: recovered.lsn,
-            })),
-            report: RwLock::new(recovered.report),
-            writer: None,
-        }))
+        Ok(Store::from_parts(dir, options, vfs, recovered, None))
     }
 
     /// Re-reads a read-only store from disk to see what the writer committed since.
@@ -403,15 +399,17 @@ impl<S: StateMachine> Store<S> {
                 path: snapshot_dir,
             });
         }
-        let (snapshot_lsn, restored, _) =
-            checkpoint::load_checkpoint::<S>(self.inner.vfs.as_ref(), &path, false).map_err(
-                |reason| Error::Corruption {
-                    path: path.clone(),
-                    offset: 0,
-                    lsn: 0,
-                    detail: format!("snapshot is unusable: {reason}"),
-                },
-            )?;
+        let (snapshot_lsn, recovery::Typed(restored), _) = recovery::load_checkpoint_with::<
+            recovery::Typed<S>,
+        >(
+            self.inner.vfs.as_ref(), &path, false
+        )
+        .map_err(|reason| Error::Corruption {
+            path: path.clone(),
+            offset: 0,
+            lsn: 0,
+            detail: format!("snapshot is unusable: {reason}"),
+        })?;
         // No other append may take the LSN the restore record needs.
         let _gate = writer.gate.write();
         let (current, current_lsn) = self.inner.clone_state();
