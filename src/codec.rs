@@ -89,13 +89,19 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 
 /// Encodes `value` straight into `writer` (nothing is buffered here: a large state is
 /// never held in memory as bytes). Returns the number of bytes written.
-pub fn encode_into<T: Serialize + ?Sized, W: std::io::Write>(value: &T, writer: &mut W) -> Result<usize> {
+pub fn encode_into<T: Serialize + ?Sized, W: std::io::Write>(
+    value: &T,
+    writer: &mut W,
+) -> Result<usize> {
     bincode::serde::encode_into_std_write(value, writer, BASE).map_err(|e| encode_error::<T>(&e))
 }
 
 /// Decodes one `T` from `reader`, which holds `input_len` bytes, and checks that nothing
 /// follows it. Allocation is bounded as for [`decode`].
-pub fn decode_from_reader<T: DeserializeOwned>(reader: &mut dyn std::io::Read, input_len: u64) -> Result<T> {
+pub fn decode_from_reader<T: DeserializeOwned>(
+    reader: &mut dyn std::io::Read,
+    input_len: u64,
+) -> Result<T> {
     let value = read_one::<T>(reader, input_len)?;
     expect_end(reader)?;
     Ok(value)
@@ -143,7 +149,8 @@ fn expect_end(reader: &mut dyn std::io::Read) -> Result<()> {
     match reader.read(&mut probe) {
         Ok(0) => Ok(()),
         Ok(_) => Err(Error::Codec(
-            "trailing bytes after a complete value: the bytes are corrupt or hold a different type".into(),
+            "trailing bytes after a complete value: the bytes are corrupt or hold a different type"
+                .into(),
         )),
         Err(err) => Err(Error::Codec(format!("reading encoded bytes: {err}"))),
     }
