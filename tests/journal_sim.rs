@@ -100,11 +100,25 @@ fn check_prefix(records: &[(u64, u8, Vec<u8>)], acked: &[u64], context: &str) {
 
 #[test]
 fn crash_after_every_io_call_recovers_a_prefix_with_every_acknowledged_record() {
+    crash_sweep(small_options());
+}
+
+/// Preallocated segments: the zero-filled room after the last record must read as a
+/// clean end in every crash state, never as damage.
+#[test]
+fn crash_after_every_io_call_with_preallocated_segments() {
+    crash_sweep(walstate::journal::JournalOptions {
+        preallocate: true,
+        ..small_options()
+    });
+}
+
+fn crash_sweep(options: walstate::journal::JournalOptions) {
     let steps = workload();
     // Count the mutating calls of an uncrashed run.
     let (sim, vfs) = fresh(1);
     let before = sim.mutating_calls();
-    let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), options.clone()).unwrap();
     let expected: usize = steps
         .iter()
         .map(|s| match s {
@@ -113,6 +127,13 @@ fn crash_after_every_io_call_recovers_a_prefix_with_every_acknowledged_record() 
         })
         .sum();
     assert_eq!(run(&journal, &steps).len(), expected);
+    if options.preallocate {
+        let preallocated = sim.list_files().iter().any(|p| {
+            p.extension().is_some_and(|e| e == "seg")
+                && sim.file_bytes(p).unwrap().len() as u64 >= options.segment_size_bytes
+        });
+        assert!(preallocated, "segments were not preallocated");
+    }
     drop(journal);
     let total = sim.mutating_calls() - before;
     assert!(
@@ -133,13 +154,13 @@ fn crash_after_every_io_call_recovers_a_prefix_with_every_acknowledged_record() 
         for mode in modes(point) {
             let (sim, vfs) = fresh(point);
             sim.crash_at_mutating_call(Some(sim.mutating_calls() + point));
-            let acked = match reopen(&vfs, Path::new(DIR), small_options()) {
+            let acked = match reopen(&vfs, Path::new(DIR), options.clone()) {
                 Ok((journal, _, _)) => run(&journal, &steps),
                 Err(_) => Vec::new(),
             };
             sim.crash(mode.clone());
             let context = format!("crash at call {point} with {mode:?}");
-            let (journal, outcome, records) = reopen(&vfs, Path::new(DIR), small_options())
+            let (journal, outcome, records) = reopen(&vfs, Path::new(DIR), options.clone())
                 .unwrap_or_else(|err| panic!("{context}: reopen failed: {err}"));
             if let Some(defect) = &outcome.defect {
                 assert_eq!(
@@ -159,7 +180,7 @@ fn crash_after_every_io_call_recovers_a_prefix_with_every_acknowledged_record() 
                 again.defect
             );
             assert_eq!(records_again, records, "{context}: second recovery differs");
-            let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
+            let (journal, _, _) = reopen(&vfs, Path::new(DIR), options.clone()).unwrap();
             assert_eq!(
                 journal.append(1, b"next".to_vec()).unwrap(),
                 records.len() as u64 + 1,
