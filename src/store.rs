@@ -166,6 +166,11 @@ impl<S: StateMachine> Store<S> {
         let vfs = options.vfs.clone();
         let created = prepare_dir(&vfs, &dir, options.create_if_missing)?;
         let lock = lock_store(vfs.as_ref(), &dir, options.lock_timeout)?;
+        // Make the directory's entries durable before building on them: the lock file of
+        // a new store (so a crash cannot leave a directory that is "not a store"), and
+        // entries an earlier writer created whose directory fsync failed.
+        vfs.sync_dir(&dir)
+            .map_err(|err| Error::io("fsync store directory at open", &dir, err))?;
         let mut recovered = recovery::recover::<S>(
             vfs.as_ref(),
             &dir,
@@ -479,8 +484,17 @@ impl<S: StateMachine> Store<S> {
         {
             vfs.create_dir_all(&snapshot_dir)
                 .map_err(|err| Error::io("create snapshot directory", &snapshot_dir, err))?;
-            vfs.sync_dir(&self.inner.dir)
-                .map_err(|err| Error::io("fsync directory", &self.inner.dir, err))?;
+        }
+        // Every time, not only when just created: an earlier attempt may have created the
+        // directory and failed to make its entry durable.
+        if let Err(err) = vfs.sync_dir(&self.inner.dir) {
+            let error = Error::io("fsync directory", &self.inner.dir, err);
+            if let Some(writer) = &self.inner.writer {
+                writer.journal.poison(error.to_string());
+            }
+            return Err(Error::Poisoned {
+                cause: error.to_string(),
+            });
         }
         let file_name = checkpoint::snapshot_file_name(name);
         if vfs

@@ -71,7 +71,9 @@ pub enum UnitFate {
     Keep,
     /// The unit is lost.
     Drop,
-    /// A write chunk lands as zeros of the same length (for other units: same as Keep).
+    /// A write chunk lands as zeros where it extends the file (a size or extent that
+    /// reached the disk before the data); over existing bytes it is lost like `Drop`,
+    /// since an in-place overwrite leaves each sector old or new. For other units: Keep.
     Zero,
 }
 
@@ -691,7 +693,18 @@ impl State {
                             };
                             match fate {
                                 UnitFate::Keep => write_into(&mut image, at, piece),
-                                UnitFate::Zero => write_into(&mut image, at, &vec![0; piece.len()]),
+                                UnitFate::Zero => {
+                                    // Zeros model a size or extent that reached the disk
+                                    // before its data: only where the write extends the
+                                    // file. An overwrite of existing bytes that does not
+                                    // land keeps them (sectors are atomic).
+                                    let existing = image.len().saturating_sub(at).min(piece.len());
+                                    write_into(
+                                        &mut image,
+                                        at + existing,
+                                        &vec![0; piece.len() - existing],
+                                    );
+                                }
                                 UnitFate::Drop => {}
                             }
                         }

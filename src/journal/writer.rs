@@ -180,11 +180,19 @@ impl Journal {
             let file = vfs
                 .open(&last.path, OpenMode::ReadWrite)
                 .map_err(|err| Error::io("open segment", &last.path, err))?;
-            // A crashed writer may have left bytes that were written but never synced:
-            // sync them now, so every segment but the last is fully durable and a
-            // checkpoint never claims records that could still be lost.
-            file.sync_data()
-                .map_err(|err| Error::io("fdatasync segment at open", &last.path, err))?;
+            // A crashed writer may have left bytes that were written but never synced,
+            // and one poisoned by a failed fsync may have left bytes the kernel already
+            // dropped while the page cache still shows them (a later fsync would not
+            // write them). Either way they lie within the torn window before the valid
+            // end: write that range again as read, then fdatasync, so everything this
+            // writer builds on is durable and a checkpoint never claims what could be lost.
+            let valid_end = valid_end_of_last.unwrap_or(last.valid_end);
+            rewrite_and_sync(
+                file.as_ref(),
+                &last.path,
+                valid_end,
+                header.torn_window_bytes,
+            )?;
             let records_end_lsn = last.last_lsn.map_or(last.first_lsn, |lsn| lsn + 1);
             if header.torn_window_bytes == options.torn_window_bytes()
                 && header.record_payload_max == options.record_payload_max
@@ -407,6 +415,23 @@ impl Drop for Journal {
     fn drop(&mut self) {
         self.stop_syncer();
     }
+}
+
+/// Rewrites the last `window` bytes before `valid_end` (never the header) with what reads
+/// return, then fdatasyncs: pages a failed fsync dropped become dirty, and durable, again.
+fn rewrite_and_sync(file: &dyn VfsFile, path: &Path, valid_end: u64, window: u64) -> Result<()> {
+    let start = valid_end
+        .saturating_sub(window)
+        .max(SEGMENT_HEADER_LEN as u64);
+    if valid_end > start {
+        let mut tail = vec![0u8; (valid_end - start) as usize];
+        file.read_exact_at(&mut tail, start)
+            .map_err(|err| Error::io("read segment tail at open", path, err))?;
+        file.write_all_at(&tail, start)
+            .map_err(|err| Error::io("rewrite segment tail at open", path, err))?;
+    }
+    file.sync_data()
+        .map_err(|err| Error::io("fdatasync segment at open", path, err))
 }
 
 fn take_batch(queue: &mut Queue, bytes_max: u64) -> Vec<Request> {
