@@ -180,8 +180,13 @@ fn stream_state<S: StateMachine>(
         buf: Vec::new(),
         pos: 0,
         crc: crc32fast::Hasher::new(),
+        failed: None,
     };
-    S::check_encoded(&mut back, state_len).map_err(|err| {
+    let checked = S::check_encoded(&mut back, state_len);
+    if let Some(err) = back.failed.take() {
+        return Err(Error::io("read back checkpoint", path, err));
+    }
+    checked.map_err(|err| {
         Error::Codec(format!(
             "the state cannot be checkpointed because it does not decode back: {err}"
         ))
@@ -247,6 +252,8 @@ struct ChecksummedReader<'a> {
     buf: Vec<u8>,
     pos: usize,
     crc: crc32fast::Hasher,
+    /// The first I/O error (the decoder reports it as a decode error).
+    failed: Option<io::Error>,
 }
 
 impl io::Read for ChecksummedReader<'_> {
@@ -257,7 +264,11 @@ impl io::Read for ChecksummedReader<'_> {
                 return Ok(0);
             }
             self.buf.resize(want, 0);
-            self.file.read_exact_at(&mut self.buf, self.offset)?;
+            if let Err(err) = self.file.read_exact_at(&mut self.buf, self.offset) {
+                let copy = io::Error::new(err.kind(), err.to_string());
+                self.failed.get_or_insert(err);
+                return Err(copy);
+            }
             self.offset += want as u64;
             self.pos = 0;
         }

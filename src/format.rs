@@ -26,6 +26,11 @@ pub const RECORD_HEADER_LEN: usize = 20;
 /// smaller limit; it is recorded in every segment header.
 pub const RECORD_PAYLOAD_MAX_HARD: u32 = 64 << 20;
 
+/// The largest LSN, segment sequence number or checkpoint LSN a reader accepts (2^62).
+/// Anything larger in a file or file name is refused as damage, so `+ 1` on any of them
+/// can never overflow. At a million records a second it lasts 146,000 years.
+pub const LSN_MAX: u64 = 1 << 62;
+
 /// Record flag: the record belongs to an atomic group and is not its last record.
 pub const FLAG_GROUP_CONTINUES: u8 = 0b0000_0001;
 const KNOWN_RECORD_FLAGS: u8 = FLAG_GROUP_CONTINUES;
@@ -134,6 +139,11 @@ impl SegmentHeader {
         if header.first_lsn == 0 {
             return Err(SegmentHeaderError::BadField(
                 "first LSN 0 (LSNs start at 1)",
+            ));
+        }
+        if header.first_lsn > LSN_MAX || header.segment_seq > LSN_MAX {
+            return Err(SegmentHeaderError::BadField(
+                "LSN or segment number above 2^62",
             ));
         }
         if header.record_payload_max == 0 || header.record_payload_max > RECORD_PAYLOAD_MAX_HARD {
@@ -386,6 +396,9 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<(CheckpointHeader, &[u8]), Chec
     if le_u32(bytes, 12) != 0 {
         return Err(CheckpointError::BadField("unknown checkpoint flags"));
     }
+    if le_u64(bytes, 16) > LSN_MAX {
+        return Err(CheckpointError::BadField("LSN above 2^62"));
+    }
     let header = CheckpointHeader {
         lsn: le_u64(bytes, 16),
         state_len,
@@ -432,7 +445,7 @@ fn parse_numbered(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits.parse().ok().filter(|&n| n <= LSN_MAX)
 }
 
 #[cfg(test)]
@@ -538,11 +551,38 @@ mod tests {
     }
 
     #[test]
+    fn numbers_above_lsn_max_are_refused_so_plus_one_never_overflows() {
+        let mut header = SegmentHeader {
+            segment_seq: LSN_MAX,
+            first_lsn: LSN_MAX,
+            torn_window_bytes: 1 << 22,
+            record_payload_max: 1 << 20,
+            flags: 0,
+        };
+        assert!(SegmentHeader::decode(&header.encode()).is_ok());
+        header.first_lsn = u64::MAX;
+        assert!(SegmentHeader::decode(&header.encode()).is_err());
+        header.first_lsn = 1;
+        header.segment_seq = u64::MAX;
+        assert!(SegmentHeader::decode(&header.encode()).is_err());
+        assert!(decode_checkpoint(&encode_checkpoint(LSN_MAX, b"")).is_ok());
+        assert!(decode_checkpoint(&encode_checkpoint(u64::MAX, b"")).is_err());
+        assert_eq!(
+            parse_checkpoint_file_name("checkpoint-18446744073709551615.ckpt"),
+            None
+        );
+    }
+
+    #[test]
     fn file_names_round_trip() {
         assert_eq!(segment_file_name(12), "wal-00000000000000000012.seg");
         assert_eq!(
-            parse_segment_file_name(&segment_file_name(u64::MAX)),
-            Some(u64::MAX)
+            parse_segment_file_name(&segment_file_name(LSN_MAX)),
+            Some(LSN_MAX)
+        );
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(LSN_MAX + 1)),
+            None
         );
         assert_eq!(
             parse_checkpoint_file_name(&checkpoint_file_name(5)),

@@ -309,7 +309,7 @@ fn replay<R: Replayer>(
     report.checkpoint = None;
     report.checkpoints_skipped.clear();
     for candidate in checkpoints.iter().rev() {
-        match load_checkpoint_with::<R>(vfs, &candidate.path, may_map) {
+        match load_checkpoint_with::<R>(vfs, &candidate.path, may_map)? {
             Ok((lsn, state, bytes)) if lsn == candidate.lsn => {
                 let used = CheckpointUsed {
                     path: candidate.path.clone(),
@@ -360,6 +360,10 @@ fn replay<R: Replayer>(
                 let applied =
                     state.apply_record(vfs, dir, record.kind, record.payload, record.lsn, may_map);
                 if let Err(err) = applied {
+                    // An I/O failure (reading a restore file) is not damage.
+                    if matches!(err, Error::Io { .. } | Error::PermissionDenied { .. }) {
+                        return Err(err);
+                    }
                     return Err(Error::Corruption {
                         path: position.path.to_path_buf(),
                         offset: position.offset,
@@ -414,17 +418,22 @@ fn version_of(vfs: &dyn Vfs, path: &Path) -> u32 {
 }
 
 /// Loads and verifies a checkpoint-format file into a replayer: (lsn, state, bytes).
+/// The outer error is an I/O failure reading it (not damage: retry, or fix the disk);
+/// the inner one says why the bytes are unusable (for the recovery report).
 pub(crate) fn load_checkpoint_with<R: Replayer>(
     vfs: &dyn Vfs,
     path: &Path,
     may_map: bool,
-) -> std::result::Result<(u64, R, u64), String> {
+) -> Result<std::result::Result<(u64, R, u64), String>> {
     let bytes = vfs
         .read_file(path, may_map)
-        .map_err(|err| format!("unreadable: {err}"))?;
-    let (header, state_bytes) = format::decode_checkpoint(&bytes).map_err(|err| err.describe())?;
-    let state = R::from_state_bytes(state_bytes)?;
-    Ok((header.lsn, state, bytes.len() as u64))
+        .map_err(|err| Error::io("read checkpoint", path, err))?;
+    let decoded = format::decode_checkpoint(&bytes)
+        .map_err(|err| err.describe())
+        .and_then(|(header, state_bytes)| {
+            R::from_state_bytes(state_bytes).map(|state| (header.lsn, state, bytes.len() as u64))
+        });
+    Ok(decoded)
 }
 
 /// Loads the state a restore record at `lsn` switches to.
@@ -435,7 +444,7 @@ pub(crate) fn load_restore<R: Replayer>(
     may_map: bool,
 ) -> Result<R> {
     let path = dir.join(format::restore_file_name(lsn));
-    load_checkpoint_with::<R>(vfs, &path, may_map)
+    load_checkpoint_with::<R>(vfs, &path, may_map)?
         .and_then(|(header_lsn, state, _)| {
             if header_lsn == lsn {
                 Ok(state)

@@ -408,7 +408,7 @@ impl<S: StateMachine> Store<S> {
             recovery::Typed<S>,
         >(
             self.inner.vfs.as_ref(), &path, false
-        )
+        )?
         .map_err(|reason| Error::Corruption {
             path: path.clone(),
             offset: 0,

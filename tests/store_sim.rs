@@ -577,3 +577,56 @@ fn an_acknowledged_snapshot_survives_a_power_loss_after_an_earlier_directory_fsy
         "acknowledged snapshot lost: {names:?}"
     );
 }
+
+/// A transient read error is not damage: open fails with an I/O error (never
+/// corruption, which would send an operator to `repair --salvage`), and a retry works
+/// (found by the store_ops fuzz target).
+#[test]
+fn a_read_error_at_open_is_an_io_error_not_corruption() {
+    let (sim, vfs) = sim(32);
+    let opts = options(&vfs).checkpoints_retained(1);
+    {
+        let store = KvStore::open(DIR, opts.clone()).unwrap();
+        for i in 0..12 {
+            store.put(format!("k{i}"), vec![b'v'; 1000]).unwrap();
+        }
+        let info = store.checkpoint().unwrap();
+        assert!(
+            !info.segments_deleted.is_empty(),
+            "the journal no longer reaches LSN 1"
+        );
+    }
+    // Which read calls does a clean open make?
+    sim.set_trace(true);
+    drop(KvStore::open(DIR, opts.clone()).unwrap());
+    let reads: Vec<_> = sim
+        .take_trace()
+        .into_iter()
+        .filter(|e| matches!(e.op, "read_at" | "read_file" | "read_dir"))
+        .collect();
+    sim.set_trace(false);
+    assert!(
+        reads
+            .iter()
+            .any(|e| e.path.to_string_lossy().contains("checkpoint-"))
+    );
+    for (nth, entry) in reads.iter().enumerate() {
+        sim.inject(Fault {
+            op: OpClass::Read,
+            nth: nth as u64,
+            kind: FaultKind::Eio,
+            persistent: false,
+        });
+        match KvStore::open(DIR, opts.clone()) {
+            Ok(store) => assert_eq!(store.len().unwrap(), 12),
+            Err(err) => assert!(
+                matches!(err, Error::Io { .. }),
+                "EIO on {} {} gave {err}",
+                entry.op,
+                entry.path.display()
+            ),
+        }
+        sim.clear_faults();
+        assert_eq!(KvStore::open(DIR, opts.clone()).unwrap().len().unwrap(), 12);
+    }
+}

@@ -657,6 +657,12 @@ impl Shared {
         staged_offset: u64,
     ) -> Result<()> {
         let count = request.records.len();
+        if first_lsn.saturating_add(count as u64) > crate::format::LSN_MAX {
+            return Err(Error::InvalidArgument(
+                "the LSN space (2^62) is exhausted: export the state and import it into a new store"
+                    .into(),
+            ));
+        }
         for (index, record) in request.records.iter().enumerate() {
             let frame = (RECORD_HEADER_LEN + record.payload.len()) as u64;
             if (!writer.buf.is_empty() || writer.unsynced_bytes > 0)
