@@ -771,6 +771,12 @@ impl Shared {
     /// been synced by the caller, so every segment but the last is fully durable.
     fn rotate(&self, writer: &mut Writer) -> Result<()> {
         let seq = writer.segments.last().map_or(1, |s| s.seq + 1);
+        if seq > crate::format::LSN_MAX {
+            return Err(Error::InvalidArgument(
+                "segment numbers (2^62) are exhausted: export the state and import it into a new store"
+                    .into(),
+            ));
+        }
         let header = SegmentHeader {
             segment_seq: seq,
             first_lsn: writer.next_lsn,
