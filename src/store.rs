@@ -171,6 +171,15 @@ impl<S: StateMachine> Store<S> {
         // entries an earlier writer created whose directory fsync failed.
         vfs.sync_dir(&dir)
             .map_err(|err| Error::io("fsync store directory at open", &dir, err))?;
+        let snapshot_dir = dir.join(SNAPSHOT_DIR_NAME);
+        if vfs
+            .entry_kind(&snapshot_dir)
+            .map_err(|err| Error::io("stat", &snapshot_dir, err))?
+            == Some(EntryKind::Dir)
+        {
+            vfs.sync_dir(&snapshot_dir)
+                .map_err(|err| Error::io("fsync snapshot directory at open", &snapshot_dir, err))?;
+        }
         let mut recovered = recovery::recover::<S>(
             vfs.as_ref(),
             &dir,
