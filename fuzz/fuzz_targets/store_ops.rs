@@ -46,6 +46,9 @@ fuzz_target!(|data: &[u8]| {
         harness.step();
     }
     harness.final_check();
+    if env_flag("DUMP") {
+        eprintln!("history:\n  {}", harness.log.join("\n  "));
+    }
 });
 
 /// A model state: the map and the LSN of its last command.
@@ -124,8 +127,6 @@ struct Harness<'i, 'a> {
     space_limited: bool,
     /// What happened so far, for failure messages.
     log: Vec<String>,
-    /// Allow a plain reopen (no crash) of a poisoned store; see README "Known issues".
-    reopen_after_poison: bool,
 }
 
 impl<'i, 'a> Harness<'i, 'a> {
@@ -160,7 +161,6 @@ impl<'i, 'a> Harness<'i, 'a> {
             faults: Vec::new(),
             space_limited: false,
             log: vec![format!("open with flags {flags:#x}")],
-            reopen_after_poison: env_flag("REOPEN_AFTER_POISON"),
         };
         harness.drain_trace();
         harness
@@ -197,9 +197,6 @@ impl<'i, 'a> Harness<'i, 'a> {
             }
             16 => {
                 self.log.push("reopen".into());
-                if self.poisoned && !self.reopen_after_poison {
-                    self.crash(CrashMode::DropUnsynced);
-                }
                 self.reopen();
             }
             17 => self.close(),
@@ -300,7 +297,9 @@ impl<'i, 'a> Harness<'i, 'a> {
                 if known.is_none_or(|k| k.states.is_empty()) {
                     self.fail(&format!("snapshot {name} said to exist but never made"));
                 }
-                entry.maybe_absent = false;
+                // It exists now, but only an acknowledged snapshot is durable: one whose
+                // directory fsync failed may be seen after a reopen and lost at a power
+                // loss.
             }
             Outcome::Failed | Outcome::Unknown => {
                 // The file may or may not have been made (e.g. its directory fsync failed).
@@ -325,17 +324,6 @@ impl<'i, 'a> Harness<'i, 'a> {
             && !known.maybe_absent
         {
             self.fail(&format!("snapshot {name} not found, but it was made"));
-        }
-        if let Err(Error::Corruption { detail, .. }) = &result
-            && detail.contains("unreadable")
-            && self.read_faults_active()
-            && !env_flag("STRICT_RESTORE_READ_ERRORS")
-        {
-            // Known issue: a read error of the snapshot file is reported as corruption.
-            self.log
-                .push("restore: read error reported as corruption".into());
-            self.after_op();
-            return;
         }
         let outcome = self.settle(&result, "restore");
         match outcome {
@@ -398,7 +386,7 @@ impl<'i, 'a> Harness<'i, 'a> {
                 self.fail(&format!("close failed without a failed sync: {err}"));
             }
         }
-        if self.sim.is_dead() || (self.poisoned && !self.reopen_after_poison) {
+        if self.sim.is_dead() {
             let mode = self.crash_mode();
             self.crash(mode);
         }
@@ -475,9 +463,16 @@ impl<'i, 'a> Harness<'i, 'a> {
             Err(err) => {
                 self.log.push(format!("  {what}: {err}"));
                 if err.is_corruption() || matches!(err, Error::Codec(_)) {
-                    self.fail(&format!(
-                        "I4: {what} reported corruption with no bit flipped: {err}"
-                    ));
+                    if self.read_faults_active() && env_flag("KNOWN_BUGS") {
+                        // Was a bug (read errors reported as damage), fixed: only skipped
+                        // when explicitly asked, to compare with old builds.
+                        self.log
+                            .push("  (known issue: read error misreported)".into());
+                    } else {
+                        self.fail(&format!(
+                            "I4: {what} reported corruption with no bit flipped: {err}"
+                        ));
+                    }
                 }
                 let store = self.store.as_ref().expect("store");
                 let refused = match store.read(|_| ()) {
@@ -605,9 +600,16 @@ impl<'i, 'a> Harness<'i, 'a> {
                 Err(err) => {
                     self.log.push(format!("  open #{attempt}: {err}"));
                     if err.is_corruption() || matches!(err, Error::Codec(_)) {
-                        self.fail(&format!(
-                            "I4: open reported corruption after crashes and I/O faults only: {err}"
-                        ));
+                        if self.read_faults_active() && env_flag("KNOWN_BUGS") {
+                            // Was a bug (an unreadable checkpoint skipped as damaged),
+                            // fixed: only tolerated when explicitly asked.
+                            self.log
+                                .push("  (known issue: read error misreported)".into());
+                        } else {
+                            self.fail(&format!(
+                                "I4: open reported corruption after crashes and I/O faults only: {err}"
+                            ));
+                        }
                     }
                     if self.sim.is_dead() {
                         // Died during recovery: power loss, then recover again (I5).
@@ -730,11 +732,7 @@ impl<'i, 'a> Harness<'i, 'a> {
         // Finish with a power loss: whatever state the program left must recover.
         self.log.push("final crash".into());
         let mode = self.crash_mode();
-        if self.poisoned && !self.reopen_after_poison {
-            self.crash(CrashMode::DropUnsynced);
-        } else {
-            self.crash(mode);
-        }
+        self.crash(mode);
         self.sim.set_space_limit(None);
         self.space_limited = false;
         self.reopen();

@@ -84,7 +84,17 @@ impl<'a> Input<'a> {
             11 => usual.wrapping_add(1),
             12 => usual.wrapping_sub(1),
             13 => u64::from(self.u8()),
-            14 => [0, 1, u64::MAX, u64::MAX - 1, 1 << 32, i64::MAX as u64][self.below(6)],
+            14 => [
+                0,
+                1,
+                u64::MAX,
+                u64::MAX - 1,
+                1 << 32,
+                i64::MAX as u64,
+                (1 << 62) - 1,
+                1 << 62,
+                (1 << 62) + 1,
+            ][self.below(9)],
             _ => self.u64(),
         }
     }
