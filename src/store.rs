@@ -541,8 +541,12 @@ impl<S: StateMachine> Store<S> {
         let Some(threshold) = self.inner.options.checkpoint_after_bytes else {
             return;
         };
+        // A running checkpoint holds `progress` until it is done; it needs no trigger, and
+        // a commit must never wait for it (the commit is already durable and applied).
         let since = {
-            let progress = writer.progress.lock();
+            let Some(progress) = writer.progress.try_lock() else {
+                return;
+            };
             (writer.journal.stats().bytes + progress.backlog_bytes)
                 .saturating_sub(progress.journal_bytes_at_last)
         };
