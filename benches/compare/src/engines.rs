@@ -23,6 +23,8 @@ pub type Item = ([u8; KEY_LEN], [u8; VALUE_LEN]);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Walstate,
+    /// walstate with `Options::preallocate_segments(true)` (a configuration, not a peer).
+    WalstatePrealloc,
     Redb,
     Fjall,
     Okaywal,
@@ -33,8 +35,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Walstate,
+        Kind::WalstatePrealloc,
         Kind::Redb,
         Kind::Fjall,
         Kind::Okaywal,
@@ -47,6 +50,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Walstate => "walstate",
+            Kind::WalstatePrealloc => "walstate-prealloc",
             Kind::Redb => "redb",
             Kind::Fjall => "fjall",
             Kind::Okaywal => "okaywal",
@@ -61,13 +65,20 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.name() == name)
     }
 
-    pub fn is_reference(self) -> bool {
-        matches!(self, Kind::RawAppend | Kind::RawGroup)
+    /// The other engines (not walstate, not a raw reference).
+    pub fn is_peer(self) -> bool {
+        !matches!(
+            self,
+            Kind::Walstate | Kind::WalstatePrealloc | Kind::RawAppend | Kind::RawGroup
+        )
     }
 
     /// Peers whose durable commit is an fsync/fdatasync (sled's flush is weaker).
     pub fn same_guarantee_peer(self) -> bool {
-        matches!(self, Kind::Redb | Kind::Fjall | Kind::Okaywal | Kind::Sqlite)
+        matches!(
+            self,
+            Kind::Redb | Kind::Fjall | Kind::Okaywal | Kind::Sqlite
+        )
     }
 }
 
@@ -95,6 +106,10 @@ pub trait Engine: Send + Sync {
     fn bulk_unsynced(&self, items: &[Item]);
     /// Clean close.
     fn close(self: Box<Self>);
+    /// fdatasync calls so far, where the engine counts them.
+    fn syncs(&self) -> Option<u64> {
+        None
+    }
 }
 
 pub trait Writer {
@@ -107,7 +122,8 @@ pub trait Writer {
 pub fn open(kind: Kind, dir: &Path, purpose: Purpose) -> Box<dyn Engine> {
     std::fs::create_dir_all(dir).expect("create engine dir");
     match kind {
-        Kind::Walstate => Box::new(WalstateEngine::open(dir, purpose)),
+        Kind::Walstate => Box::new(WalstateEngine::open(dir, purpose, false)),
+        Kind::WalstatePrealloc => Box::new(WalstateEngine::open(dir, purpose, true)),
         Kind::Redb => Box::new(RedbEngine::open(dir)),
         Kind::Fjall => Box::new(FjallEngine::open(dir)),
         Kind::Okaywal => Box::new(OkaywalEngine::open(dir, purpose)),
@@ -124,11 +140,16 @@ pub fn open(kind: Kind, dir: &Path, purpose: Purpose) -> Box<dyn Engine> {
 pub fn reopen_ready(kind: Kind, dir: &Path, records: u64, last: &Item) -> Duration {
     let start = std::time::Instant::now();
     let check_map = |map: &BTreeMap<Vec<u8>, Vec<u8>>| {
-        assert_eq!(map.len() as u64, records, "{}: keys after replay", kind.name());
+        assert_eq!(
+            map.len() as u64,
+            records,
+            "{}: keys after replay",
+            kind.name()
+        );
         assert_eq!(map.get(&last.0[..]).map(Vec::as_slice), Some(&last.1[..]));
     };
     match kind {
-        Kind::Walstate => {
+        Kind::Walstate | Kind::WalstatePrealloc => {
             let store = walstate::KvStore::open(
                 dir,
                 walstate::Options::default().checkpoint_after_bytes(None),
@@ -136,7 +157,10 @@ pub fn reopen_ready(kind: Kind, dir: &Path, records: u64, last: &Item) -> Durati
             .expect("walstate reopen");
             let elapsed = start.elapsed();
             assert_eq!(store.len().expect("len") as u64, records);
-            assert_eq!(store.get(&last.0).expect("get").as_deref(), Some(&last.1[..]));
+            assert_eq!(
+                store.get(&last.0).expect("get").as_deref(),
+                Some(&last.1[..])
+            );
             store.close().expect("close");
             elapsed
         }
@@ -208,9 +232,11 @@ struct WalstateEngine {
 }
 
 impl WalstateEngine {
-    fn open(dir: &Path, purpose: Purpose) -> Self {
+    fn open(dir: &Path, purpose: Purpose, preallocate: bool) -> Self {
         let options = match purpose {
-            Purpose::Commits { .. } => walstate::Options::default(),
+            Purpose::Commits { .. } => {
+                walstate::Options::default().preallocate_segments(preallocate)
+            }
             // No checkpoint: W4 then measures replay of exactly these records.
             Purpose::Bulk { .. } => walstate::Options::default()
                 .sync_policy(walstate::SyncPolicy::Never)
@@ -234,6 +260,9 @@ impl Engine for WalstateEngine {
     }
     fn close(self: Box<Self>) {
         self.store.close().expect("close");
+    }
+    fn syncs(&self) -> Option<u64> {
+        self.store.journal_stats().map(|s| s.syncs)
     }
 }
 
@@ -496,8 +525,10 @@ struct SqliteEngine {
 impl SqliteEngine {
     fn open(dir: &Path) -> Self {
         let conn = sqlite_connection(dir);
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
-            .expect("create table");
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID",
+        )
+        .expect("create table");
         SqliteEngine {
             dir: dir.to_path_buf(),
             keeper: Mutex::new(conn),
@@ -638,6 +669,7 @@ struct GroupState {
     durable: u64,
     leader: bool,
     offset: u64,
+    syncs: u64,
 }
 
 struct RawEngine {
@@ -675,6 +707,7 @@ impl RawEngine {
                 durable: 0,
                 leader: false,
                 offset: 0,
+                syncs: 0,
             }),
             cv: Condvar::new(),
             grouped: presize_records.is_some(),
@@ -684,11 +717,10 @@ impl RawEngine {
     fn commit(&self, frames: &[u8], count: u64) {
         if !self.grouped {
             let mut state = self.group.lock();
-            self.file
-                .write_all_at(frames, state.offset)
-                .expect("write");
+            self.file.write_all_at(frames, state.offset).expect("write");
             self.file.sync_data().expect("fdatasync");
             state.offset += frames.len() as u64;
+            state.syncs += 1;
             return;
         }
         let mut state = self.group.lock();
@@ -713,6 +745,7 @@ impl RawEngine {
                 state = self.group.lock();
                 state.durable = upto;
                 state.leader = false;
+                state.syncs += 1;
                 self.cv.notify_all();
                 continue;
             }
@@ -741,6 +774,9 @@ impl Engine for RawEngine {
     }
     fn close(self: Box<Self>) {
         self.file.sync_all().expect("fsync");
+    }
+    fn syncs(&self) -> Option<u64> {
+        Some(self.group.lock().syncs)
     }
 }
 
