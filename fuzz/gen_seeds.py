@@ -261,7 +261,7 @@ def store_ops():
     write("store_ops", "snapshots", snaps)
 
     faults = [0x02] + op_apply(cmd_put(b"a")) + op_inject("write", 0, "eio") + op_apply(cmd_put(b"b"))
-    faults += op_apply(cmd_put(b"b")) + op_inject("sync", 0, "eio") + op_apply(cmd_put(b"c" if False else b"ab"))
+    faults += op_apply(cmd_put(b"b")) + op_inject("sync", 0, "eio") + op_apply(cmd_put(b"ab"))
     faults += op_apply(cmd_put(b"bb")) + REOPEN + op_apply(cmd_put(b"ba")) + op_crash(DROP)
     write("store_ops", "faults-poison", faults)
 

@@ -297,9 +297,8 @@ impl<'i, 'a> Harness<'i, 'a> {
                 if known.is_none_or(|k| k.states.is_empty()) {
                     self.fail(&format!("snapshot {name} said to exist but never made"));
                 }
-                // It exists now, but only an acknowledged snapshot is durable: one whose
-                // directory fsync failed may be seen after a reopen and lost at a power
-                // loss.
+                // Open fsyncs snapshots/, so a snapshot a store can see is durable.
+                entry.maybe_absent = false;
             }
             Outcome::Failed | Outcome::Unknown => {
                 // The file may or may not have been made (e.g. its directory fsync failed).
