@@ -497,13 +497,9 @@ impl<S: StateMachine> Store<S> {
         // Every time, not only when just created: an earlier attempt may have created the
         // directory and failed to make its entry durable.
         if let Err(err) = vfs.sync_dir(&self.inner.dir) {
-            let error = Error::io("fsync directory", &self.inner.dir, err);
-            if let Some(writer) = &self.inner.writer {
-                writer.journal.poison(error.to_string());
-            }
-            return Err(Error::Poisoned {
-                cause: error.to_string(),
-            });
+            return Err(self
+                .inner
+                .poison(Error::io("fsync directory", &self.inner.dir, err)));
         }
         let file_name = checkpoint::snapshot_file_name(name);
         if vfs
@@ -617,16 +613,23 @@ impl<S: StateMachine> Inner<S> {
         state: &S,
     ) -> Result<(PathBuf, u64)> {
         checkpoint::write_state_file(self.vfs.as_ref(), dir, name, lsn, state).map_err(|failure| {
-            if failure.poison
-                && let Some(writer) = &self.writer
-            {
-                writer.journal.poison(failure.error.to_string());
-                return Error::Poisoned {
-                    cause: failure.error.to_string(),
-                };
+            if failure.poison {
+                self.poison(failure.error)
+            } else {
+                failure.error
             }
-            failure.error
         })
+    }
+
+    /// A failed fsync: poisons the store (every later call errors until reopened) and
+    /// returns the error to give the caller. A read-only store has nothing to poison.
+    fn poison(&self, error: Error) -> Error {
+        let Some(writer) = &self.writer else {
+            return error;
+        };
+        let cause = error.to_string();
+        writer.journal.poison(cause.clone());
+        Error::Poisoned { cause }
     }
 
     fn run_checkpoint(&self, writer: &Writer) -> Result<CheckpointInfo> {
