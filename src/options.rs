@@ -68,7 +68,9 @@ impl Options {
         self
     }
 
-    /// Preallocate segments to their full size (default off).
+    /// Extend segments with zeros ahead of the write position, so commits rarely pay for a
+    /// file-size change in their fdatasync (default on; see
+    /// [`JournalOptions::preallocate`](crate::journal::JournalOptions::preallocate)).
     pub fn preallocate_segments(mut self, on: bool) -> Self {
         self.journal.preallocate = on;
         self

@@ -18,9 +18,13 @@ const PUTS: usize = 60;
 type Image = BTreeMap<PathBuf, Vec<u8>>;
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
+/// Segments without preallocation: every byte of a file is a record or header, so
+/// truncating, zeroing and appending hit records (preallocated zero room is covered by
+/// the crash sweeps in `journal_sim.rs` and `crash_sim.rs`).
 fn options(vfs: &VfsRef) -> Options {
     Options::default()
         .vfs(vfs.clone())
+        .preallocate_segments(false)
         .segment_size_bytes(4096)
         .unsynced_bytes_max(4096)
         .record_payload_max(1024)

@@ -473,3 +473,47 @@ fn never_policy_syncs_on_demand_and_bounds_unsynced_bytes() {
         "lost {lost} records ({lost_bytes} bytes): more than the unsynced bound"
     );
 }
+
+/// Preallocation runs ahead of the write position in steps: the file is extended once per
+/// step (not per commit), always before the records that need the room, and a power loss
+/// after the last acknowledged record still replays every one of them.
+#[test]
+fn preallocated_segments_grow_in_steps_ahead_of_the_records() {
+    use walstate::journal::PREALLOCATE_STEP_BYTES;
+    let (sim, vfs) = fresh(31);
+    let options = walstate::journal::JournalOptions {
+        preallocate: true,
+        segment_size_bytes: 64 << 20,
+        ..small_options()
+    };
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), options.clone()).unwrap();
+    sim.set_trace(true);
+    let record = vec![7u8; 1000];
+    let count = (3 * PREALLOCATE_STEP_BYTES / 1020) as usize;
+    for _ in 0..count {
+        journal.append(1, record.clone()).unwrap();
+    }
+    let trace = sim.take_trace();
+    let allocations = trace.iter().filter(|t| t.op == "allocate").count();
+    let syncs = trace.iter().filter(|t| t.op == "sync_data").count();
+    assert!(
+        syncs >= count,
+        "every commit fdatasyncs ({syncs} < {count})"
+    );
+    assert!(
+        (2..=4).contains(&allocations),
+        "{allocations} allocations for {count} commits: the file must grow once per step"
+    );
+    let segment = journal.segment_paths().pop().unwrap();
+    let len = sim.file_bytes(&segment).unwrap().len() as u64;
+    let written = 48 + count as u64 * 1020;
+    assert!(
+        len > written,
+        "the file ({len}) runs ahead of the records ({written})"
+    );
+    drop(journal);
+    sim.crash(CrashMode::DropUnsynced);
+    let (_, outcome, records) = reopen(&vfs, Path::new(DIR), options).unwrap();
+    assert!(outcome.defect.is_none(), "{:?}", outcome.defect);
+    assert_eq!(records.len(), count, "every acknowledged record replays");
+}

@@ -56,6 +56,9 @@ fn options(vfs: &VfsRef) -> Options {
 #[test]
 fn config_save_on_full_disk_fails_clearly_keeps_old_config_and_succeeds_after_space_is_freed() {
     let (sim, vfs) = sim(1);
+    // Without preallocation: a preallocated segment would take this save into space it
+    // reserved earlier, and the save would (rightly) succeed on a full disk.
+    let options = |vfs: &VfsRef| options(vfs).preallocate_segments(false);
     let store: Store<Config> = Store::open(DIR, options(&vfs)).unwrap();
     store.apply(ConfigCommand::Save(config(1))).unwrap();
     sim.set_space_limit(Some(sim.used_bytes() + 10));
@@ -480,8 +483,10 @@ fn damage_covered_by_the_checkpoint_is_corruption_and_salvage_continues_after_it
         });
     }
     let segment = segment.unwrap();
-    // Flip a bit in the last record (LSN 10), well inside the torn window.
-    let len = sim.file_bytes(&segment).unwrap().len() as u64;
+    // Flip a bit in the last record (LSN 10), well inside the torn window (the records
+    // end at the last non-zero byte: the rest of a preallocated segment is zero room).
+    let bytes = sim.file_bytes(&segment).unwrap();
+    let len = bytes.iter().rposition(|&b| b != 0).unwrap() as u64 + 1;
     assert!(sim.corrupt(&segment, len - 2, 0x40));
     let err = KvStore::open(DIR, opts(&vfs)).unwrap_err();
     assert!(err.is_corruption(), "{err}");

@@ -10,7 +10,7 @@ mod writer;
 pub use options::{JournalOptions, SyncPolicy};
 pub use scan::{Defect, DefectKind, ScanOptions, ScanOutcome, SegmentSummary, scan};
 pub use segment::{SegmentFile, list_segments};
-pub use writer::{GROUP_BYTES_MAX, Journal, JournalStats, RecordToAppend};
+pub use writer::{GROUP_BYTES_MAX, Journal, JournalStats, PREALLOCATE_STEP_BYTES, RecordToAppend};
 
 use serde::Serialize;
 use std::path::PathBuf;

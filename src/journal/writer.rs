@@ -101,7 +101,17 @@ struct Writer {
     segments: Vec<LiveSegment>,
     /// Reused encode buffer.
     buf: Vec<u8>,
+    /// The active segment has the `PREALLOCATED` flag: zeros after its last frame are
+    /// free space, so it may be extended with zeros ahead of the write position.
+    preallocated: bool,
+    /// Length of the active segment file (the zero-filled room ends here).
+    allocated_end: u64,
 }
+
+/// How far ahead of the write position a preallocated segment is extended with zeros at
+/// a time (capped at the segment size): the size change reaches the disk with one
+/// commit's fdatasync per step instead of with every commit.
+pub const PREALLOCATE_STEP_BYTES: u64 = 4 << 20;
 
 struct Shared {
     vfs: VfsRef,
@@ -170,6 +180,8 @@ impl Journal {
             unsynced_bytes: 0,
             segments,
             buf: Vec::new(),
+            preallocated: false,
+            allocated_end: 0,
         };
         // Keep appending to the last segment only if its header matches these options
         // (its torn window must stay an honest bound) and the journal does not end before
@@ -200,6 +212,10 @@ impl Journal {
             {
                 writer.offset = valid_end_of_last.unwrap_or(last.valid_end);
                 writer.segment_records = last.records;
+                writer.preallocated = header.flags & SEGMENT_FLAG_PREALLOCATED != 0;
+                writer.allocated_end = file
+                    .len()
+                    .map_err(|err| Error::io("read segment length", &last.path, err))?;
                 writer.file = Some(file);
             }
         }
@@ -703,7 +719,16 @@ impl Shared {
             return Err(Error::InvalidArgument("internal: no active segment".into()));
         };
         let offset = writer.offset;
-        match file.write_all_at(&writer.buf, offset) {
+        let end = offset + writer.buf.len() as u64;
+        let extended = if writer.preallocated && end > writer.allocated_end {
+            let target =
+                end.max((end + PREALLOCATE_STEP_BYTES).min(self.options.segment_size_bytes));
+            file.allocate(target)
+                .map(|()| writer.allocated_end = target)
+        } else {
+            Ok(())
+        };
+        match extended.and_then(|()| file.write_all_at(&writer.buf, offset)) {
             Ok(()) => {
                 let written = writer.buf.len() as u64;
                 writer.offset += written;
@@ -752,6 +777,7 @@ impl Shared {
             )));
         }
         writer.offset = len;
+        writer.allocated_end = len;
         writer.unsynced_bytes = 0;
         Ok(())
     }
@@ -788,15 +814,17 @@ impl Shared {
                 0
             },
         };
-        let preallocate = self
-            .options
-            .preallocate
-            .then_some(self.options.segment_size_bytes);
+        let preallocate = self.options.preallocate.then_some(
+            (SEGMENT_HEADER_LEN as u64 + PREALLOCATE_STEP_BYTES)
+                .min(self.options.segment_size_bytes),
+        );
         match create_segment(self.vfs.as_ref(), &self.dir, &header, preallocate) {
             Ok((file, path)) => {
                 self.syncs.fetch_add(1, Ordering::Relaxed);
                 writer.file = Some(file);
                 writer.offset = SEGMENT_HEADER_LEN as u64;
+                writer.preallocated = self.options.preallocate;
+                writer.allocated_end = preallocate.unwrap_or(SEGMENT_HEADER_LEN as u64);
                 writer.segment_records = 0;
                 writer.unsynced_bytes = 0;
                 writer.segments.push(LiveSegment {

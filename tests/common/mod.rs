@@ -42,10 +42,13 @@ pub fn reopen(
     Ok((journal, outcome, records))
 }
 
-/// Small limits so tests rotate segments and hit the torn window quickly.
+/// Small limits so tests rotate segments and hit the torn window quickly. Segments are
+/// not preallocated, so file lengths end at the last record; tests of preallocated
+/// segments set `preallocate: true` over these.
 pub fn small_options() -> JournalOptions {
     JournalOptions {
         segment_size_bytes: 8 * 1024,
+        preallocate: false,
         record_payload_max: 1024,
         unsynced_bytes_max: 4096,
         ..JournalOptions::default()
