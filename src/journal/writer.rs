@@ -4,9 +4,12 @@
 //!
 //! Concurrency: appenders queue requests; whoever finds no leader becomes the leader,
 //! takes every queued request (up to `unsynced_bytes_max` bytes), writes them with one
-//! write call and one fdatasync, runs their on-durable hooks in LSN order and wakes them.
-//! Appenders arriving meanwhile queue up for the next leader, so under load one
-//! fdatasync covers many commits.
+//! write call and one fdatasync, and hands leadership to the oldest waiting appender
+//! right away, so the next round's write and fdatasync overlap this round's hooks. It
+//! then runs its round's on-durable hooks once every earlier round's have run (rounds
+//! take numbered turns, so hooks run in LSN order) and wakes exactly the appenders it
+//! completed. Appenders arriving meanwhile queue up for the next leader, so under load
+//! one fdatasync covers many commits.
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
@@ -64,6 +67,14 @@ struct Request {
     records: Vec<RecordToAppend>,
     frame_bytes: u64,
     hook: Option<DurableHook>,
+    /// Wakes the appender waiting for this request (its thread's own condvar).
+    waker: Arc<Condvar>,
+}
+
+thread_local! {
+    /// Each thread waits for at most one request at a time, always with the queue mutex
+    /// of the journal it appends to, so one condvar per thread serves every request.
+    static WAKER: Arc<Condvar> = Arc::new(Condvar::new());
 }
 
 /// A completed append.
@@ -78,6 +89,16 @@ struct Queue {
     leader_active: bool,
     results: HashMap<u64, Result<Completed>>,
     next_id: u64,
+    /// Number of the next leader round; rounds run their hooks in this order.
+    next_round: u64,
+}
+
+/// What one leader round produced: requests made durable (hooks not yet run) and
+/// requests that failed.
+#[derive(Default)]
+struct Round {
+    durable: Vec<Staged>,
+    failed: Vec<(u64, Result<Completed>)>,
 }
 
 struct LiveSegment {
@@ -118,8 +139,10 @@ struct Shared {
     dir: PathBuf,
     options: JournalOptions,
     queue: Mutex<Queue>,
-    queue_cv: Condvar,
     writer: Mutex<Writer>,
+    /// The round whose hooks run next.
+    hook_turn: Mutex<u64>,
+    hook_turn_cv: Condvar,
     poison_cause: Mutex<Option<String>>,
     poisoned: AtomicBool,
     closed: AtomicBool,
@@ -224,8 +247,9 @@ impl Journal {
             dir: dir.to_path_buf(),
             options,
             queue: Mutex::new(Queue::default()),
-            queue_cv: Condvar::new(),
             writer: Mutex::new(writer),
+            hook_turn: Mutex::new(0),
+            hook_turn_cv: Condvar::new(),
             poison_cause: Mutex::new(None),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -370,6 +394,7 @@ impl Journal {
         self.check_usable()?;
         let frame_bytes = self.validate(&records)?;
         let shared = &self.shared;
+        let waker = WAKER.with(Arc::clone);
         let mut queue = shared.queue.lock();
         let id = queue.next_id;
         queue.next_id += 1;
@@ -378,6 +403,7 @@ impl Journal {
             records,
             frame_bytes,
             hook,
+            waker: Arc::clone(&waker),
         });
         loop {
             if let Some(result) = queue.results.remove(&id) {
@@ -386,15 +412,33 @@ impl Journal {
             if !queue.leader_active {
                 queue.leader_active = true;
                 let batch = take_batch(&mut queue, shared.options.unsynced_bytes_max);
+                let round_number = queue.next_round;
+                queue.next_round += 1;
                 drop(queue);
-                let results = shared.lead(batch);
+                let wakers: Vec<(u64, Arc<Condvar>)> = batch
+                    .iter()
+                    .map(|request| (request.id, Arc::clone(&request.waker)))
+                    .collect();
+                let round = shared.lead(batch);
+                // Hand leadership on before running hooks: the next round's write and
+                // fdatasync overlap this round's hooks.
                 queue = shared.queue.lock();
                 queue.leader_active = false;
+                if let Some(next) = queue.pending.front() {
+                    next.waker.notify_one();
+                }
+                drop(queue);
+                let results = shared.run_hooks_in_turn(round_number, round);
+                queue = shared.queue.lock();
                 queue.results.extend(results);
-                shared.queue_cv.notify_all();
+                for (request_id, request_waker) in &wakers {
+                    if *request_id != id {
+                        request_waker.notify_one();
+                    }
+                }
                 continue;
             }
-            shared.queue_cv.wait(&mut queue);
+            waker.wait(&mut queue);
         }
     }
 
@@ -556,12 +600,42 @@ impl Shared {
             .unwrap_or_else(|| self.dir.clone())
     }
 
-    /// Leader work: writes and syncs one batch, returns each request's result.
-    fn lead(&self, batch: Vec<Request>) -> Vec<(u64, Result<Completed>)> {
-        let mut results = Vec::with_capacity(batch.len());
+    /// Waits for round `number`'s turn, runs the hooks of its durable requests in LSN
+    /// order, passes the turn on, and returns every request's result.
+    fn run_hooks_in_turn(&self, number: u64, round: Round) -> Vec<(u64, Result<Completed>)> {
+        /// Passes the turn on even if a hook panics, so later rounds never wait forever.
+        struct PassTurn<'a>(&'a Shared);
+        impl Drop for PassTurn<'_> {
+            fn drop(&mut self) {
+                *self.0.hook_turn.lock() += 1;
+                self.0.hook_turn_cv.notify_all();
+            }
+        }
+        let Round {
+            durable,
+            mut failed,
+        } = round;
+        {
+            let mut turn = self.hook_turn.lock();
+            while *turn != number {
+                self.hook_turn_cv.wait(&mut turn);
+            }
+        }
+        let _pass = PassTurn(self);
+        for Staged { request, first_lsn } in durable {
+            let output = request.hook.map(|hook| hook(first_lsn));
+            failed.push((request.id, Ok(Completed { first_lsn, output })));
+        }
+        failed
+    }
+
+    /// Leader work: writes and syncs one batch; returns the requests made durable (their
+    /// hooks not run yet) and the failed ones.
+    fn lead(&self, batch: Vec<Request>) -> Round {
+        let mut results = Round::default();
         if let Err(err) = self.check_usable() {
             for request in batch {
-                results.push((request.id, Err(retell(&err))));
+                results.failed.push((request.id, Err(retell(&err))));
             }
             return results;
         }
@@ -577,18 +651,18 @@ impl Shared {
 
         for request in batch {
             if let Some(err) = &failure {
-                results.push((request.id, Err(retell(err))));
+                results.failed.push((request.id, Err(retell(err))));
                 continue;
             }
             let step = self.place(
                 &mut writer,
                 &mut staged,
                 &mut staged_offset,
-                &mut results,
+                &mut results.durable,
                 &request,
             );
             if let Err(err) = step {
-                results.push((request.id, Err(retell(&err))));
+                results.failed.push((request.id, Err(retell(&err))));
                 failure = Some(err);
                 continue;
             }
@@ -599,7 +673,7 @@ impl Shared {
             if let Err(err) =
                 self.encode_request(&mut writer, &request, first_lsn, &mut staged, staged_offset)
             {
-                results.push((request.id, Err(retell(&err))));
+                results.failed.push((request.id, Err(retell(&err))));
                 failure = Some(err);
                 continue;
             }
@@ -615,13 +689,13 @@ impl Shared {
                 }
             });
             match synced {
-                Ok(()) => self.complete(&mut staged, &mut results),
+                Ok(()) => self.complete(&mut staged, &mut results.durable),
                 Err(err) => failure = Some(err),
             }
         }
         if let Some(err) = failure {
             for staged in staged.drain(..) {
-                results.push((staged.request.id, Err(retell(&err))));
+                results.failed.push((staged.request.id, Err(retell(&err))));
             }
         }
         results
@@ -634,7 +708,7 @@ impl Shared {
         writer: &mut Writer,
         staged: &mut Vec<Staged>,
         staged_offset: &mut u64,
-        results: &mut Vec<(u64, Result<Completed>)>,
+        durable: &mut Vec<Staged>,
         request: &Request,
     ) -> Result<()> {
         let pending = writer.buf.len() as u64;
@@ -646,7 +720,7 @@ impl Shared {
         if needs_rotation {
             self.flush(writer, *staged_offset, staged)?;
             self.sync_active(writer)?;
-            self.complete(staged, results);
+            self.complete(staged, durable);
             self.rotate(writer)?;
             *staged_offset = writer.offset;
         } else if (pending > 0 || writer.unsynced_bytes > 0)
@@ -655,7 +729,7 @@ impl Shared {
         {
             self.flush(writer, *staged_offset, staged)?;
             self.sync_active(writer)?;
-            self.complete(staged, results);
+            self.complete(staged, durable);
             *staged_offset = writer.offset;
         }
         Ok(())
@@ -782,14 +856,15 @@ impl Shared {
         Ok(())
     }
 
-    /// Completes every staged request: bumps counters, runs hooks in LSN order.
-    fn complete(&self, staged: &mut Vec<Staged>, results: &mut Vec<(u64, Result<Completed>)>) {
-        for Staged { request, first_lsn } in staged.drain(..) {
+    /// Moves every staged request, now durable, to `durable` (in LSN order) and bumps
+    /// the counters; their hooks run later, in the round's turn.
+    fn complete(&self, staged: &mut Vec<Staged>, durable: &mut Vec<Staged>) {
+        for done in staged.drain(..) {
             self.records
-                .fetch_add(request.records.len() as u64, Ordering::Relaxed);
-            self.bytes.fetch_add(request.frame_bytes, Ordering::Relaxed);
-            let output = request.hook.map(|hook| hook(first_lsn));
-            results.push((request.id, Ok(Completed { first_lsn, output })));
+                .fetch_add(done.request.records.len() as u64, Ordering::Relaxed);
+            self.bytes
+                .fetch_add(done.request.frame_bytes, Ordering::Relaxed);
+            durable.push(done);
         }
     }
 
