@@ -429,12 +429,22 @@ impl Journal {
                 }
                 drop(queue);
                 let results = shared.run_hooks_in_turn(round_number, round);
+                let mut own = None;
                 queue = shared.queue.lock();
-                queue.results.extend(results);
+                for (request_id, result) in results {
+                    if request_id == id {
+                        own = Some(result);
+                    } else {
+                        queue.results.insert(request_id, result);
+                    }
+                }
                 for (request_id, request_waker) in &wakers {
                     if *request_id != id {
                         request_waker.notify_one();
                     }
+                }
+                if let Some(result) = own {
+                    return result;
                 }
                 continue;
             }
