@@ -23,8 +23,6 @@ pub type Item = ([u8; KEY_LEN], [u8; VALUE_LEN]);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Walstate,
-    /// walstate with `Options::preallocate_segments(true)` (a configuration, not a peer).
-    WalstatePrealloc,
     Redb,
     Fjall,
     Okaywal,
@@ -35,9 +33,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Walstate,
-        Kind::WalstatePrealloc,
         Kind::Redb,
         Kind::Fjall,
         Kind::Okaywal,
@@ -50,7 +47,6 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Walstate => "walstate",
-            Kind::WalstatePrealloc => "walstate-prealloc",
             Kind::Redb => "redb",
             Kind::Fjall => "fjall",
             Kind::Okaywal => "okaywal",
@@ -67,10 +63,7 @@ impl Kind {
 
     /// The other engines (not walstate, not a raw reference).
     pub fn is_peer(self) -> bool {
-        !matches!(
-            self,
-            Kind::Walstate | Kind::WalstatePrealloc | Kind::RawAppend | Kind::RawGroup
-        )
+        !matches!(self, Kind::Walstate | Kind::RawAppend | Kind::RawGroup)
     }
 
     /// Peers whose durable commit is an fsync/fdatasync (sled's flush is weaker).
@@ -122,8 +115,7 @@ pub trait Writer {
 pub fn open(kind: Kind, dir: &Path, purpose: Purpose) -> Box<dyn Engine> {
     std::fs::create_dir_all(dir).expect("create engine dir");
     match kind {
-        Kind::Walstate => Box::new(WalstateEngine::open(dir, purpose, false)),
-        Kind::WalstatePrealloc => Box::new(WalstateEngine::open(dir, purpose, true)),
+        Kind::Walstate => Box::new(WalstateEngine::open(dir, purpose)),
         Kind::Redb => Box::new(RedbEngine::open(dir)),
         Kind::Fjall => Box::new(FjallEngine::open(dir)),
         Kind::Okaywal => Box::new(OkaywalEngine::open(dir, purpose)),
@@ -149,7 +141,7 @@ pub fn reopen_ready(kind: Kind, dir: &Path, records: u64, last: &Item) -> Durati
         assert_eq!(map.get(&last.0[..]).map(Vec::as_slice), Some(&last.1[..]));
     };
     match kind {
-        Kind::Walstate | Kind::WalstatePrealloc => {
+        Kind::Walstate => {
             let store = walstate::KvStore::open(
                 dir,
                 walstate::Options::default().checkpoint_after_bytes(None),
@@ -232,11 +224,9 @@ struct WalstateEngine {
 }
 
 impl WalstateEngine {
-    fn open(dir: &Path, purpose: Purpose, preallocate: bool) -> Self {
+    fn open(dir: &Path, purpose: Purpose) -> Self {
         let options = match purpose {
-            Purpose::Commits { .. } => {
-                walstate::Options::default().preallocate_segments(preallocate)
-            }
+            Purpose::Commits { .. } => walstate::Options::default(),
             // No checkpoint: W4 then measures replay of exactly these records.
             Purpose::Bulk { .. } => walstate::Options::default()
                 .sync_policy(walstate::SyncPolicy::Never)

@@ -217,8 +217,7 @@ fn main() {
             }
         }
         if wants("W3") || wants("W4") {
-            // Preallocation does not apply to unsynced appends: walstate-prealloc is skipped.
-            for &kind in order.iter().filter(|k| **k != Kind::WalstatePrealloc) {
+            for &kind in &order {
                 w3_w4(&config, kind, rep, seed + 3, &mut results, wants("W4"));
             }
         }
@@ -620,9 +619,7 @@ fn child_w6(args: &[String]) {
     // the writes of one phase stay under it, so phase A runs without a checkpoint);
     // "manual": checkpoint_after_bytes(None).
     let auto = args.get(4).is_none_or(|m| m == "auto");
-    // Experiment hook: WALSTATE_COMPARE_W6_PREALLOC=1 preallocates segments.
-    let preallocate = std::env::var_os("WALSTATE_COMPARE_W6_PREALLOC").is_some_and(|v| v == "1");
-    let mut options = walstate::Options::default().preallocate_segments(preallocate);
+    let mut options = walstate::Options::default();
     if !auto {
         options = options.checkpoint_after_bytes(None);
     }

@@ -260,19 +260,6 @@ fn targets(results: &Results, engines: &[Kind]) -> String {
         |m| m >= 0.95,
         "",
     );
-    let prealloc = results.ratios(
-        (w1, Kind::WalstatePrealloc, "commits/s"),
-        (w1, Kind::RawGroup, "commits/s"),
-    );
-    if !prealloc.is_empty() {
-        target_row(
-            &mut out,
-            "(same, walstate-prealloc: `preallocate_segments(true)`)",
-            &prealloc,
-            |m| m >= 0.95,
-            "",
-        );
-    }
     let (r, best) = vs_best_peer(w1, "commits/s", &|k: Kind| k.same_guarantee_peer());
     target_row(
         &mut out,
