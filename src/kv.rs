@@ -4,9 +4,13 @@
 //! [`KvOutput`]. A failed compare-and-set is a rejection ([`CasMismatch`]), not a store
 //! error: it is logged like any command and changes nothing.
 
+use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::fmt;
 use std::iter::FusedIterator;
+use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use imbl::OrdMap;
 use imbl::ordmap::RangedIter;
@@ -21,15 +25,162 @@ use crate::state::StateMachine;
 ///
 /// Backed by a persistent B-tree (`imbl::OrdMap`): `clone` is O(1) and shares structure
 /// with the original, which is what lets checkpoints snapshot it under a short lock.
+/// Keys and values are reference-counted (`Arc<[u8]>`), so the copy-on-write of a shared
+/// B-tree leaf after a snapshot copies pointers, not the bytes; and each key keeps its
+/// first 8 bytes inline and compares them first, so most comparisons in the tree's binary
+/// searches touch no key allocation (the order is still exactly the byte order).
 ///
 /// Serialized as a sequence of `(key, value)` pairs in strictly increasing key order (the
 /// same bytes as a `Vec<(Vec<u8>, Vec<u8>)>` in bincode); deserializing rejects unsorted
 /// or duplicate keys.
 #[derive(Default, Clone, Debug, PartialEq, Eq)]
 pub struct KvState {
-    map: OrdMap<Vec<u8>, Vec<u8>>,
+    map: OrdMap<MapKey, Arc<[u8]>>,
     /// Sum of key and value lengths over all entries.
     bytes: usize,
+}
+
+/// A key of [`KvState`]'s map: the whole key, plus its first [`KEY_HEAD_BYTES`] bytes as
+/// a big-endian, zero-padded `u64` that is compared first.
+///
+/// The order is exactly the lexicographic byte order of the keys: if the heads differ,
+/// the first difference of the zero-padded heads is either a real byte difference or a
+/// zero pad against a real byte of a longer key that starts with the shorter one — in
+/// both cases the byte order agrees. Equal heads (`"a"` and `"a\0"` pad the same) fall
+/// back to comparing the whole keys. Lookups by `&[u8]` go through [`KeyView`], under
+/// the same order.
+///
+/// Invariant: `head == key_head(&bytes)`; build keys only with [`MapKey::new`].
+#[derive(Clone)]
+struct MapKey {
+    head: u64,
+    bytes: Arc<[u8]>,
+}
+
+/// Key bytes held inline in [`MapKey::head`].
+const KEY_HEAD_BYTES: usize = 8;
+
+/// The first [`KEY_HEAD_BYTES`] bytes of `key`, zero-padded, as a big-endian integer.
+fn key_head(key: &[u8]) -> u64 {
+    let mut head = [0u8; KEY_HEAD_BYTES];
+    let n = key.len().min(KEY_HEAD_BYTES);
+    head[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(head)
+}
+
+impl MapKey {
+    fn new(bytes: Arc<[u8]>) -> Self {
+        MapKey {
+            head: key_head(&bytes),
+            bytes,
+        }
+    }
+}
+
+/// What the map's order looks at: stored keys ([`MapKey`]) and lookup probes
+/// ([`KeyProbe`], which borrows the caller's bytes instead of allocating a key) compare
+/// as `dyn KeyView`, so both share one definition of the order.
+trait KeyView {
+    /// [`key_head`] of the key.
+    fn head(&self) -> u64;
+    /// The whole key.
+    fn bytes(&self) -> &[u8];
+}
+
+/// The one key order: head first, whole bytes on a tie (see [`MapKey`]).
+fn cmp_keys(a_head: u64, a: &[u8], b_head: u64, b: &[u8]) -> Ordering {
+    a_head.cmp(&b_head).then_with(|| a.cmp(b))
+}
+
+impl KeyView for MapKey {
+    fn head(&self) -> u64 {
+        self.head
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// A lookup key borrowing the caller's bytes.
+struct KeyProbe<'a> {
+    head: u64,
+    bytes: &'a [u8],
+}
+
+impl<'a> KeyProbe<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        KeyProbe {
+            head: key_head(bytes),
+            bytes,
+        }
+    }
+}
+
+impl KeyView for KeyProbe<'_> {
+    fn head(&self) -> u64 {
+        self.head
+    }
+    fn bytes(&self) -> &[u8] {
+        self.bytes
+    }
+}
+
+impl Ord for MapKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_keys(self.head, &self.bytes, other.head, &other.bytes)
+    }
+}
+
+impl PartialOrd for MapKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for MapKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.head == other.head && self.bytes == other.bytes
+    }
+}
+
+impl Eq for MapKey {}
+
+impl fmt::Debug for MapKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.bytes.fmt(f)
+    }
+}
+
+impl Ord for dyn KeyView + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_keys(self.head(), self.bytes(), other.head(), other.bytes())
+    }
+}
+
+impl PartialOrd for dyn KeyView + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
+// Sound for `Borrow`: `MapKey`'s `Ord`/`Eq` and `dyn KeyView`'s are the same `cmp_keys`.
+impl<'a> Borrow<dyn KeyView + 'a> for MapKey {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+/// The map lookup key for `key`.
+fn probe<'k, 'b>(key: &'k KeyProbe<'b>) -> &'k (dyn KeyView + 'b) {
+    key
 }
 
 impl KvState {
@@ -40,12 +191,12 @@ impl KvState {
 
     /// The value stored under `key`.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.map.get(key).map(Vec::as_slice)
+        self.map.get(probe(&KeyProbe::new(key))).map(|v| &**v)
     }
 
     /// True when `key` has a value.
     pub fn contains_key(&self, key: &[u8]) -> bool {
-        self.map.contains_key(key)
+        self.map.contains_key(probe(&KeyProbe::new(key)))
     }
 
     /// Number of entries.
@@ -88,13 +239,21 @@ impl KvState {
     }
 
     fn range_bounds(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Entries<'_> {
-        let inner = (!range_is_empty(start, end)).then(|| self.map.range::<_, [u8]>((start, end)));
-        Entries { inner }
+        if range_is_empty(start, end) {
+            return Entries { inner: None };
+        }
+        let start = start.map(KeyProbe::new);
+        let end = end.map(KeyProbe::new);
+        let bounds: (Bound<&dyn KeyView>, Bound<&dyn KeyView>) =
+            (start.as_ref().map(probe), end.as_ref().map(probe));
+        Entries {
+            inner: Some(self.map.range::<_, dyn KeyView>(bounds)),
+        }
     }
 
-    fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) -> Option<Vec<u8>> {
-        let added = key.len() + value.len();
-        let key_len = key.len();
+    fn insert(&mut self, key: MapKey, value: Arc<[u8]>) -> Option<Arc<[u8]>> {
+        let added = key.bytes.len() + value.len();
+        let key_len = key.bytes.len();
         let previous = self.map.insert(key, value);
         // Lengths of live allocations: neither sum can overflow nor underflow, because
         // `bytes` is always the exact sum over the entries.
@@ -105,8 +264,8 @@ impl KvState {
         previous
     }
 
-    fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
-        let previous = self.map.remove(key);
+    fn remove(&mut self, key: &[u8]) -> Option<Arc<[u8]>> {
+        let previous = self.map.remove(probe(&KeyProbe::new(key)));
         if let Some(prev) = &previous {
             self.bytes -= key.len() + prev.len();
         }
@@ -114,20 +273,52 @@ impl KvState {
     }
 
     fn remove_range(&mut self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> u64 {
-        let keys: Vec<Vec<u8>> = self
-            .range_bounds(start, end)
-            .map(|(k, _)| k.to_vec())
-            .collect();
+        let keys: Vec<MapKey> = match self.range_bounds(start, end).inner {
+            Some(range) => range.map(|(k, _)| k.clone()).collect(),
+            None => Vec::new(),
+        };
         for key in &keys {
-            self.remove(key);
+            if let Some(prev) = self.map.remove(key) {
+                self.bytes -= key.bytes.len() + prev.len();
+            }
         }
         keys.len() as u64
+    }
+
+    /// `Put`: stores `value` under `key`, returns the previous value.
+    fn put(&mut self, key: Arc<[u8]>, value: Arc<[u8]>) -> KvOutput {
+        let previous = self.insert(MapKey::new(key), value);
+        Ok(KvApplied::Put {
+            previous: previous.map(|v| v.to_vec()),
+        })
+    }
+
+    /// `CompareAndSet` without building the rejection: `Err(actual)` on a mismatch.
+    fn compare_and_set(
+        &mut self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<(), Option<Vec<u8>>> {
+        let actual = self.get(key);
+        if actual != expected {
+            return Err(actual.map(<[u8]>::to_vec));
+        }
+        match new {
+            Some(value) => {
+                self.insert(MapKey::new(key.into()), value.into());
+            }
+            None => {
+                self.remove(key);
+            }
+        }
+        Ok(())
     }
 }
 
 /// Iterator over `(key, value)` entries of a [`KvState`] in key order (also reversible).
 pub struct Entries<'a> {
-    inner: Option<RangedIter<'a, Vec<u8>, Vec<u8>, DefaultSharedPtr>>,
+    inner: Option<RangedIter<'a, MapKey, Arc<[u8]>, DefaultSharedPtr>>,
 }
 
 impl<'a> Iterator for Entries<'a> {
@@ -135,7 +326,7 @@ impl<'a> Iterator for Entries<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let (k, v) = self.inner.as_mut()?.next()?;
-        Some((k.as_slice(), v.as_slice()))
+        Some((&k.bytes, v))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -148,7 +339,7 @@ impl<'a> Iterator for Entries<'a> {
 impl DoubleEndedIterator for Entries<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         let (k, v) = self.inner.as_mut()?.next_back()?;
-        Some((k.as_slice(), v.as_slice()))
+        Some((&k.bytes, v))
     }
 }
 
@@ -373,11 +564,19 @@ impl StateMachine for KvState {
 
     fn apply(&mut self, command: &KvCommand) -> KvOutput {
         match command {
-            KvCommand::Put { key, value } => Ok(KvApplied::Put {
-                previous: self.insert(key.clone(), value.clone()),
-            }),
+            KvCommand::Put { key, value } => {
+                self.put(key.as_slice().into(), value.as_slice().into())
+            }
+            KvCommand::CompareAndSet { key, expected, new } => self
+                .compare_and_set(key, expected.as_deref(), new.as_deref())
+                .map(|()| KvApplied::Swapped)
+                .map_err(|actual| CasMismatch {
+                    key: key.clone(),
+                    expected: expected.clone(),
+                    actual,
+                }),
             KvCommand::Delete { key } => Ok(KvApplied::Deleted {
-                previous: self.remove(key),
+                previous: self.remove(key).map(|v| v.to_vec()),
             }),
             KvCommand::DeleteRange { start, end } => Ok(KvApplied::DeletedRange {
                 removed: self.remove_range(Bound::Included(start), Bound::Excluded(end)),
@@ -394,25 +593,28 @@ impl StateMachine for KvState {
                 };
                 Ok(KvApplied::DeletedRange { removed })
             }
+        }
+    }
+
+    /// Same result as [`apply`](StateMachine::apply); a rejected compare-and-set moves
+    /// the command's key and expected value into the [`CasMismatch`] instead of cloning
+    /// them. A `Put` still copies its bytes once, into the map's `Arc<[u8]>` allocations
+    /// (an `Arc` cannot adopt a `Vec`'s buffer), but frees the command's buffers right
+    /// away.
+    fn apply_owned(&mut self, command: KvCommand) -> KvOutput {
+        match command {
+            KvCommand::Put { key, value } => self.put(key.into(), value.into()),
             KvCommand::CompareAndSet { key, expected, new } => {
-                let actual = self.map.get(key.as_slice());
-                if actual != expected.as_ref() {
-                    return Err(CasMismatch {
-                        key: key.clone(),
-                        expected: expected.clone(),
-                        actual: actual.cloned(),
-                    });
+                match self.compare_and_set(&key, expected.as_deref(), new.as_deref()) {
+                    Ok(()) => Ok(KvApplied::Swapped),
+                    Err(actual) => Err(CasMismatch {
+                        key,
+                        expected,
+                        actual,
+                    }),
                 }
-                match new {
-                    Some(value) => {
-                        self.insert(key.clone(), value.clone());
-                    }
-                    None => {
-                        self.remove(key);
-                    }
-                }
-                Ok(KvApplied::Swapped)
             }
+            other => self.apply(&other),
         }
     }
 }
@@ -427,7 +629,7 @@ mod bytes {
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        d.deserialize_byte_buf(BytesVisitor)
+        d.deserialize_byte_buf(BytesVisitor(PhantomData))
     }
 
     /// Serde wrapper around a borrowed byte slice.
@@ -444,38 +646,52 @@ mod bytes {
 
     impl<'de> Deserialize<'de> for De {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_byte_buf(BytesVisitor).map(De)
+            d.deserialize_byte_buf(BytesVisitor(PhantomData)).map(De)
         }
     }
 
-    struct BytesVisitor;
+    /// Serde wrapper around shared bytes: decoded straight into the `Arc` from a
+    /// deserializer that lends its input (one copy), else from its `Vec`.
+    pub(super) struct DeShared(pub(super) Arc<[u8]>);
 
-    impl<'de> Visitor<'de> for BytesVisitor {
-        type Value = Vec<u8>;
+    impl<'de> Deserialize<'de> for DeShared {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_bytes(BytesVisitor(PhantomData)).map(DeShared)
+        }
+    }
+
+    /// Builds a `T` (`Vec<u8>` or `Arc<[u8]>`) from whatever form the bytes come in.
+    struct BytesVisitor<T>(PhantomData<T>);
+
+    impl<'de, T> Visitor<'de> for BytesVisitor<T>
+    where
+        T: for<'a> From<&'a [u8]> + From<Vec<u8>>,
+    {
+        type Value = T;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a byte string")
         }
 
-        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(v.to_vec())
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<T, E> {
+            Ok(T::from(v))
         }
 
-        fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(v)
+        fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<T, E> {
+            Ok(T::from(v))
         }
 
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
-            Ok(v.as_bytes().to_vec())
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            Ok(T::from(v.as_bytes()))
         }
 
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
             // Cap the preallocation: the length hint comes from untrusted input.
             let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
             while let Some(b) = seq.next_element::<u8>()? {
                 out.push(b);
             }
-            Ok(out)
+            Ok(T::from(out))
         }
     }
 }
@@ -502,7 +718,7 @@ impl Serialize for KvState {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.map.len()))?;
         for (k, v) in self.map.iter() {
-            seq.serialize_element(&(bytes::Ser(k), bytes::Ser(v)))?;
+            seq.serialize_element(&(bytes::Ser(&k.bytes), bytes::Ser(v)))?;
         }
         seq.end()
     }
@@ -522,15 +738,18 @@ impl<'de> Deserialize<'de> for KvState {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KvState, A::Error> {
                 let mut state = KvState::default();
                 let mut index = 0u64;
-                while let Some((bytes::De(key), bytes::De(value))) = seq.next_element()? {
+                while let Some((bytes::DeShared(key), bytes::DeShared(value))) =
+                    seq.next_element()?
+                {
+                    let key = MapKey::new(key);
                     if let Some((last, _)) = state.map.get_max()
                         && key <= *last
                     {
                         return Err(de::Error::custom(format_args!(
                             "KvState entry {index}: key {} is not greater than the previous key {} \
                              (keys must be unique and sorted; the data is corrupt)",
-                            ShowBytes(&key),
-                            ShowBytes(last),
+                            ShowBytes(&key.bytes),
+                            ShowBytes(&last.bytes),
                         )));
                     }
                     state.insert(key, value);
@@ -944,6 +1163,100 @@ mod tests {
                 };
                 Ok(KvApplied::Swapped)
             }
+        }
+    }
+
+    /// Keys that stress the inline head: zero bytes (which look like head padding),
+    /// lengths around [`KEY_HEAD_BYTES`], and long shared prefixes.
+    fn arb_key() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop::sample::select(vec![0u8, 0, 0, 1, b'a', 0xFF]), 0..20)
+    }
+
+    fn map_key(bytes: &[u8]) -> MapKey {
+        MapKey::new(bytes.into())
+    }
+
+    #[test]
+    fn key_order_is_byte_order_at_the_head_boundary() {
+        // Pairs whose zero-padded heads tie or nearly tie, each in byte order.
+        let ordered: [&[u8]; 12] = [
+            b"",
+            b"\0",
+            b"\0\0\0\0\0\0\0",
+            b"\0\0\0\0\0\0\0\0",
+            b"\0\0\0\0\0\0\0\0\0",
+            b"\0\0\0\0\0\0\0\x01",
+            b"a",
+            b"a\0",
+            b"a\0\0\0\0\0\0\0\0\0",
+            b"a\0\x01",
+            b"abcdefgh",
+            b"abcdefgh\0",
+        ];
+        for (i, a) in ordered.iter().enumerate() {
+            for (j, b) in ordered.iter().enumerate() {
+                let expected = i.cmp(&j);
+                assert_eq!(map_key(a).cmp(&map_key(b)), expected, "{a:?} vs {b:?}");
+                assert_eq!(map_key(a) == map_key(b), i == j, "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn snapshot_shares_key_and_value_bytes() {
+        let mut s = KvState::new();
+        for i in 0..1000u32 {
+            s.apply(&KvCommand::put(i.to_be_bytes(), vec![7u8; 100]))
+                .unwrap();
+        }
+        let snapshot = s.clone();
+        // A write into every leaf: copy-on-write clones the leaves of `s`.
+        for i in (0..1000u32).step_by(10) {
+            s.apply(&KvCommand::put(i.to_be_bytes(), vec![8u8; 100]))
+                .unwrap();
+        }
+        let mut shared = 0;
+        for (i, ((k1, v1), (k2, v2))) in snapshot.map.iter().zip(s.map.iter()).enumerate() {
+            // Keys in order of `i`; a put replaces key and value.
+            let overwritten = i % 10 == 0;
+            assert_eq!(Arc::ptr_eq(&k1.bytes, &k2.bytes), !overwritten, "key {i}");
+            assert_eq!(Arc::ptr_eq(v1, v2), !overwritten, "value {i}");
+            shared += usize::from(!overwritten);
+        }
+        assert_eq!(shared, 900);
+        assert_eq!(snapshot.get(&0u32.to_be_bytes()), Some(&[7u8; 100][..]));
+    }
+
+    proptest! {
+        #[test]
+        fn key_order_matches_byte_order(a in arb_key(), b in arb_key()) {
+            let expected = a.as_slice().cmp(b.as_slice());
+            let (ka, kb) = (map_key(&a), map_key(&b));
+            prop_assert_eq!(ka.cmp(&kb), expected);
+            prop_assert_eq!(ka == kb, a == b);
+            prop_assert_eq!(ka.partial_cmp(&kb), Some(expected));
+            // Lookup probes follow the same order, against stored keys and each other.
+            let (pa, pb) = (KeyProbe::new(&a), KeyProbe::new(&b));
+            prop_assert_eq!(probe(&pa).cmp(probe(&pb)), expected);
+            let stored: &dyn KeyView = ka.borrow();
+            prop_assert_eq!(stored.cmp(probe(&pb)), expected);
+            prop_assert_eq!(stored == probe(&pb), a == b);
+        }
+
+        #[test]
+        fn apply_owned_matches_apply(
+            cmds in prop::collection::vec(arb_command(), 0..60),
+        ) {
+            let mut by_ref = KvState::new();
+            let mut owned = KvState::new();
+            for cmd in cmds {
+                let expected = by_ref.apply(&cmd);
+                let got = owned.apply_owned(cmd.clone());
+                prop_assert_eq!(&got, &expected, "command {:?}", cmd);
+                prop_assert_eq!(&owned, &by_ref);
+                prop_assert_eq!(owned.approx_bytes(), by_ref.approx_bytes());
+            }
+            prop_assert_eq!(codec::encode(&owned).unwrap(), codec::encode(&by_ref).unwrap());
         }
     }
 

@@ -159,7 +159,7 @@ impl<S: StateMachine> Replayer for Typed<S> {
         match kind {
             RECORD_KIND_COMMAND => {
                 let command = codec::decode::<S::Command>(payload)?;
-                self.0.apply(&command);
+                self.0.apply_owned(command);
                 Ok(())
             }
             RECORD_KIND_RESTORE => {

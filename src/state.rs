@@ -31,6 +31,17 @@ pub trait StateMachine:
     /// Applies one command. Must be deterministic.
     fn apply(&mut self, command: &Self::Command) -> Self::Output;
 
+    /// Applies one command that the caller owns and no longer needs, so that a state can
+    /// move parts of it (keys, values, buffers) into itself instead of copying them.
+    /// Replay uses it for every logged command.
+    ///
+    /// Must give exactly the same new state and output as [`apply`](Self::apply) on the
+    /// same command: which of the two runs is not part of the log, so a difference would
+    /// make replay diverge from what callers saw. The default calls `apply`.
+    fn apply_owned(&mut self, command: Self::Command) -> Self::Output {
+        self.apply(&command)
+    }
+
     /// Checks that `encoded` — a state's bytes as a checkpoint stores them, `len` bytes,
     /// streamed back from the file just written — decodes as a state. The store calls
     /// it for every checkpoint and snapshot, so an undecodable state is never written as

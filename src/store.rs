@@ -280,7 +280,7 @@ impl<S: StateMachine> Store<S> {
             }],
             move |lsn| {
                 let mut guard = applied.write();
-                let output = guard.state.apply(&decoded);
+                let output = guard.state.apply_owned(decoded);
                 guard.lsn = lsn;
                 output
             },
