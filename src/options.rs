@@ -82,7 +82,8 @@ impl Options {
         self
     }
 
-    /// Most bytes written but not yet synced (default 1 MiB; 4 KiB..=256 MiB).
+    /// Most bytes written but not yet synced (default 4 MiB, the same as the default
+    /// `record_payload_max`, so it does not widen the torn window; 4 KiB..=256 MiB).
     pub fn unsynced_bytes_max(mut self, bytes: u64) -> Self {
         self.journal.unsynced_bytes_max = bytes;
         self

@@ -507,7 +507,7 @@ fn limits_match_spec() {
     let base = JournalOptions::default();
     assert_eq!(base.record_payload_max, 4 << 20);
     assert_eq!(base.segment_size_bytes, 64 << 20);
-    assert_eq!(base.unsynced_bytes_max, 1 << 20);
+    assert_eq!(base.unsynced_bytes_max, 4 << 20);
     assert_eq!(base.torn_window_bytes(), 4_194_324);
     // torn_window_bytes = max(unsynced_bytes_max, record_payload_max + 20)
     let window = |unsynced, payload| {

@@ -56,7 +56,7 @@ impl Default for JournalOptions {
             segment_size_bytes: 64 << 20,
             preallocate: true,
             record_payload_max: 4 << 20,
-            unsynced_bytes_max: 1 << 20,
+            unsynced_bytes_max: 4 << 20,
         }
     }
 }
