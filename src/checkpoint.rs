@@ -118,10 +118,13 @@ const STREAM_CHUNK_BYTES: usize = 1 << 20;
 /// A state file's writeback is started every this many bytes, and the previous such
 /// burst is waited for (see [`ChecksummedWriter::flush_buf`]), so the final fsync has at
 /// most two bursts left to flush instead of the whole file. Measured on the 1M-key
-/// benchmark (112 MiB): the worst commit stall drops from 90–200 ms (one fsync of the
-/// whole file) to ~50 ms, with the commit p99 as without pacing. Smaller bursts keep the
-/// disk busy with checkpoint writes most of the time and raise the commit p99 instead
-/// (1 MiB chunks with a 4 MiB lag: p99 5–7× that without a checkpoint; 8 MiB: 4×).
+/// benchmarks (a 112 MiB file, 2-core VM): the worst commit stall drops from 90–150 ms
+/// (one fsync of the whole file) to 40–55 ms. Finer pacing keeps the disk busy with
+/// checkpoint writes and raises the commit p99 (1 MiB chunks waited 4 MiB behind: 5–7×
+/// with one committer; 8 MiB: 4×). The p99 effect of 16 vs 32 MiB was mixed and is
+/// not understood yet: with one committer and a CPU-busy machine 16 MiB measured
+/// 1.6–2.6× and 32 MiB 14–17×; in `benches/compare` W6 (4 committers, quiet machine)
+/// 16 MiB measured 6–8× and 32 MiB 2–5× (no pacing: 3.5–6×).
 const WRITEBACK_BURST_BYTES: u64 = 16 << 20;
 
 /// Writes the state at `lsn` as a checkpoint-format file `dir/name`, atomically, without
