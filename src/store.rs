@@ -79,6 +79,10 @@ struct Writer {
     journal: Journal,
     /// Appends hold it shared; a restore holds it exclusively so it knows its LSN.
     gate: RwLock<()>,
+    /// Held for the whole of a checkpoint: one runs at a time.
+    checkpoint_running: Mutex<()>,
+    /// Locked only to read or update the counters, never across a checkpoint's I/O, so
+    /// nothing that needs it waits for a checkpoint.
     progress: Mutex<CheckpointProgress>,
     signal: Arc<CheckpointSignal>,
     checkpointer: Mutex<Option<JoinHandle<()>>>,
@@ -197,6 +201,7 @@ impl<S: StateMachine> Store<S> {
         let writer = Writer {
             journal,
             gate: RwLock::new(()),
+            checkpoint_running: Mutex::new(()),
             progress: Mutex::new(CheckpointProgress {
                 last_lsn: recovered.checkpoint_lsn,
                 backlog_bytes: recovered.report.bytes_replayed,
@@ -351,7 +356,12 @@ impl<S: StateMachine> Store<S> {
     }
 
     /// Writes a checkpoint of the current state now, then deletes checkpoints beyond the
-    /// retained count and segments the oldest retained checkpoint covers.
+    /// retained count and segments the oldest retained checkpoint covers. Waits for a
+    /// checkpoint already running to finish first.
+    ///
+    /// Like a background checkpoint, the state is encoded, written and checked on a
+    /// helper thread at a low CPU priority (Linux: nice 19), so that commits made
+    /// meanwhile are scheduled first; this call returns when the checkpoint is done.
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
         let writer = self.writer()?;
         self.inner.run_checkpoint(writer)
@@ -537,12 +547,14 @@ impl<S: StateMachine> Store<S> {
         let Some(threshold) = self.inner.options.checkpoint_after_bytes else {
             return;
         };
-        // A running checkpoint holds `progress` until it is done; it needs no trigger, and
-        // a commit must never wait for it (the commit is already durable and applied).
+        // A running checkpoint needs no trigger (its counters are not updated yet, so
+        // this would count its bytes again and queue a second one at once).
+        if writer.checkpoint_running.is_locked() {
+            return;
+        }
+        // Held only to read or update counters: a commit never waits for a checkpoint.
         let since = {
-            let Some(progress) = writer.progress.try_lock() else {
-                return;
-            };
+            let progress = writer.progress.lock();
             (writer.journal.stats().bytes + progress.backlog_bytes)
                 .saturating_sub(progress.journal_bytes_at_last)
         };
@@ -621,6 +633,50 @@ impl<S: StateMachine> Inner<S> {
         })
     }
 
+    /// [`Inner::write_state_file`] for a checkpoint, on a helper thread that lowers its
+    /// own CPU priority first (see [`lower_thread_priority`]) and then encodes, writes,
+    /// checks and syncs the file and drops `state` (freeing what commits copied on write
+    /// since the snapshot): seconds of CPU for a large state, which would otherwise delay
+    /// committers on a busy machine. Only this part runs at low priority: it takes no
+    /// lock a commit needs (but to poison the store after a failed fsync), so a starved
+    /// helper cannot hold commits up. If no thread can
+    /// be spawned, the work runs here.
+    fn write_checkpoint_file(
+        &self,
+        dir: &Path,
+        name: &str,
+        lsn: u64,
+        state: S,
+    ) -> Result<(PathBuf, u64)> {
+        let mut snapshot = Some(state);
+        let outcome = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("walstate-checkpoint-writer".into())
+                .spawn_scoped(scope, || {
+                    lower_thread_priority();
+                    let state = snapshot.take()?;
+                    let written = self.write_state_file(dir, name, lsn, &state);
+                    drop(state);
+                    Some(written)
+                })
+                .ok()
+                .map(|helper| helper.join())
+        });
+        match outcome {
+            Some(Ok(Some(written))) => written,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            // No helper thread ran: write at the caller's priority.
+            Some(Ok(None)) | None => match &snapshot {
+                Some(state) => self.write_state_file(dir, name, lsn, state),
+                None => Err(Error::io(
+                    "write checkpoint",
+                    dir.join(name),
+                    std::io::Error::other("the checkpoint writer thread lost the state"),
+                )),
+            },
+        }
+    }
+
     /// A failed fsync: poisons the store (every later call errors until reopened) and
     /// returns the error to give the caller. A read-only store has nothing to poison.
     fn poison(&self, error: Error) -> Error {
@@ -633,9 +689,9 @@ impl<S: StateMachine> Inner<S> {
     }
 
     fn run_checkpoint(&self, writer: &Writer) -> Result<CheckpointInfo> {
-        let mut progress = writer.progress.lock();
+        let _running = writer.checkpoint_running.lock();
         writer.journal.check_usable()?;
-        let journal_bytes = writer.journal.stats().bytes + progress.backlog_bytes;
+        let journal_bytes = writer.journal.stats().bytes + writer.progress.lock().backlog_bytes;
         // The only pause for writers: an O(1) clone for persistent collections.
         let (state, lsn) = self.clone_state();
         // Everything up to `lsn` must be durable before a checkpoint claims it.
@@ -643,8 +699,7 @@ impl<S: StateMachine> Inner<S> {
         let vfs = self.vfs.as_ref();
         let dir = &self.dir;
         let (path, bytes) =
-            self.write_state_file(dir, &format::checkpoint_file_name(lsn), lsn, &state)?;
-        drop(state);
+            self.write_checkpoint_file(dir, &format::checkpoint_file_name(lsn), lsn, state)?;
         let checkpoints_deleted =
             checkpoint::prune_checkpoints(vfs, dir, self.options.checkpoints_retained)?;
         let oldest = checkpoint::list_checkpoints(vfs, dir)?
@@ -652,8 +707,10 @@ impl<S: StateMachine> Inner<S> {
             .map_or(lsn, |c| c.lsn);
         let segments_deleted = writer.journal.delete_segments_through(oldest)?;
         remove_restore_files_through(vfs, dir, oldest)?;
+        let mut progress = writer.progress.lock();
         progress.last_lsn = lsn;
         progress.journal_bytes_at_last = journal_bytes;
+        drop(progress);
         Ok(CheckpointInfo {
             path,
             lsn,
@@ -681,6 +738,31 @@ impl<S: StateMachine> Inner<S> {
 impl<S: StateMachine> Drop for Inner<S> {
     fn drop(&mut self) {
         self.stop_checkpointer();
+    }
+}
+
+/// Niceness of checkpoint threads: the lowest priority short of `SCHED_IDLE`.
+#[cfg(target_os = "linux")]
+const CHECKPOINT_NICE: libc::c_int = 19;
+
+/// Lowers the calling thread's CPU priority to [`CHECKPOINT_NICE`] (Linux: niceness is
+/// per thread; unprivileged, it cannot be raised again, so only short-lived helper
+/// threads call this). Checkpoint work then yields the CPU to commits: on a busy core a
+/// woken committer preempts it instead of waiting for the next scheduler tick (4 ms at
+/// HZ=250). Not `SCHED_IDLE`, which measured no better here and would let any busy
+/// thread of the application starve checkpoints (and the journal grow) indefinitely.
+/// A failure changes nothing and is not an error: the checkpoint just competes at
+/// normal priority.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain syscalls on the calling thread; no memory is passed.
+        unsafe {
+            let tid = libc::gettid();
+            if let Ok(tid) = libc::id_t::try_from(tid) {
+                let _ = libc::setpriority(libc::PRIO_PROCESS, tid, CHECKPOINT_NICE);
+            }
+        }
     }
 }
 

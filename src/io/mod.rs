@@ -3,8 +3,9 @@
 //! deterministic simulated one ([`SimFs`]) that loses, tears and fails I/O on command.
 //!
 //! The trait is deliberately small: positional reads and writes, length changes, the two
-//! kinds of sync, and the directory operations whose durability matters (create, rename,
-//! unlink, directory fsync).
+//! kinds of sync (plus writeback hints that pace large writes but promise nothing), and
+//! the directory operations whose durability matters (create, rename, unlink, directory
+//! fsync).
 
 mod real;
 pub mod sim;
@@ -90,6 +91,30 @@ pub trait VfsFile: Send + Sync {
     fn sync_all(&self) -> io::Result<()>;
     /// Reserves space up to `len` bytes (zero-filled), like `posix_fallocate`.
     fn allocate(&self, len: u64) -> io::Result<()>;
+
+    /// A hint, not a durability point: starts writing `len` bytes at `offset` back to
+    /// the disk without waiting, so a later fsync has less to flush (Linux
+    /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`). Nothing is durable until
+    /// [`VfsFile::sync_data`]/[`VfsFile::sync_all`] succeeds. The default does nothing.
+    ///
+    /// An error may be reported here *instead of* by the next fsync (the kernel reports a
+    /// writeback error once per file handle), so a caller must treat it as a failure of
+    /// the file's durability, never ignore it.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+
+    /// A hint, not a durability point: writes `len` bytes at `offset` back to the disk and
+    /// waits until that writeback is done (Linux `sync_file_range(SYNC_FILE_RANGE_WAIT_BEFORE
+    /// | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER)`), which bounds how much dirty
+    /// data a large sequential write leaves for its final fsync. It flushes no metadata and
+    /// no disk cache: only a successful fsync makes data durable. The default does
+    /// nothing. Errors must not be ignored, as for [`VfsFile::start_writeback`].
+    fn wait_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
 
     /// Writes all of `buf` at `offset`, looping over short writes. A write that makes no
     /// progress fails with `WriteZero`. On error some prefix may have been written.

@@ -96,6 +96,9 @@ pub enum OpClass {
     Create,
     /// `read_at`, `read_file` and `read_dir`.
     Read,
+    /// The writeback hints `start_writeback` and `wait_writeback` (read calls: they
+    /// change nothing in the simulation, so they are not crash points).
+    Writeback,
     /// Every mutating call (see [`SimFs::mutating_calls`]).
     Any,
 }
@@ -131,8 +134,9 @@ pub struct TraceEntry {
     /// The call's index among mutating calls, or `u64::MAX` for a read call.
     pub call: u64,
     /// The call: "open", "create_new", "read_at", "write_at", "len", "set_len",
-    /// "sync_data", "sync_all", "allocate", "read_file", "read_dir", "entry_kind",
-    /// "create_dir_all", "rename", "remove_file", "sync_dir" or "try_lock".
+    /// "sync_data", "sync_all", "allocate", "start_writeback", "wait_writeback",
+    /// "read_file", "read_dir", "entry_kind", "create_dir_all", "rename", "remove_file",
+    /// "sync_dir" or "try_lock".
     pub op: &'static str,
     /// The path involved (the path a handle was opened with; a rename's target).
     pub path: PathBuf,
@@ -1133,6 +1137,23 @@ impl SimFile {
         Ok(())
     }
 
+    /// A writeback hint: only traced and counted (as a read call), and failed on command.
+    /// It never makes anything durable: the durability model is untouched.
+    fn writeback_hint(&self, op: &'static str) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.admit(
+            op,
+            &self.path,
+            Some(OpClass::Writeback),
+            false,
+            Some(self.generation),
+        )?;
+        if !self.writable {
+            return Err(read_only_handle());
+        }
+        Ok(())
+    }
+
     fn sync(&self, op: &'static str) -> io::Result<()> {
         let latency = self.state.lock().sync_latency;
         if let Some(latency) = latency {
@@ -1237,6 +1258,14 @@ impl VfsFile for SimFile {
 
     fn allocate(&self, len: u64) -> io::Result<()> {
         self.resize("allocate", len, true)
+    }
+
+    fn start_writeback(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        self.writeback_hint("start_writeback")
+    }
+
+    fn wait_writeback(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        self.writeback_hint("wait_writeback")
     }
 }
 
@@ -1978,6 +2007,37 @@ mod tests {
         assert_eq!(file.len().unwrap(), 3);
         assert!(fs.rename(&p("/db/f"), &p("/db/g")).is_err());
         assert!(fs.remove_file(&p("/db")).is_err());
+    }
+
+    #[test]
+    fn writeback_hints_are_traced_fail_on_command_and_make_nothing_durable() {
+        let fs = fs_with_db();
+        let file = durable_file(&fs, "f");
+        fs.set_trace(true);
+        file.write_all_at(b"data", 0).unwrap();
+        let mutating = fs.mutating_calls();
+        file.start_writeback(0, 4).unwrap();
+        file.wait_writeback(0, 4).unwrap();
+        assert_eq!(fs.mutating_calls(), mutating, "hints are not crash points");
+        let ops: Vec<&str> = fs.take_trace().iter().map(|t| t.op).collect();
+        assert_eq!(ops, ["write_at", "start_writeback", "wait_writeback"]);
+        fs.inject(Fault {
+            op: OpClass::Writeback,
+            nth: 1,
+            kind: FaultKind::Eio,
+            persistent: false,
+        });
+        file.start_writeback(0, 4).unwrap();
+        assert!(is_errno(&file.wait_writeback(0, 4).unwrap_err(), libc::EIO));
+        file.start_writeback(0, 4).unwrap();
+        // A hint is not a sync: the write is still pending and a crash loses it.
+        assert!(fs.pending_units() > 0);
+        fs.crash(CrashMode::DropUnsynced);
+        assert_eq!(fs.file_bytes(&p("/db/f")), Some(Vec::new()));
+        let read_only = fs_with_db();
+        read_only.write_durable(&p("/db/r"), b"x");
+        let handle = read_only.open(&p("/db/r"), OpenMode::Read).unwrap();
+        assert!(handle.start_writeback(0, 1).is_err());
     }
 
     #[test]
