@@ -550,16 +550,22 @@ impl StateMachine for KvState {
     fn check_encoded(encoded: &mut dyn std::io::Read, len: u64) -> crate::Result<()> {
         let mut previous: Option<Vec<u8>> = None;
         let mut index = 0u64;
-        crate::codec::for_each_in_seq::<(Vec<u8>, Vec<u8>)>(encoded, len, |(key, _value)| {
-            if previous.as_ref().is_some_and(|last| key <= *last) {
-                return Err(crate::Error::Codec(format!(
-                    "KvState entry {index}: keys are not unique and sorted"
-                )));
-            }
-            previous = Some(key);
-            index += 1;
-            Ok(())
-        })
+        // Through `deserialize_byte_buf` (as `KvState` itself decodes), not as a `Vec<u8>`
+        // sequence of single bytes: the same bytes are checked, one read per key or value.
+        crate::codec::for_each_in_seq::<(bytes::De, bytes::De)>(
+            encoded,
+            len,
+            |(bytes::De(key), _)| {
+                if previous.as_ref().is_some_and(|last| key <= *last) {
+                    return Err(crate::Error::Codec(format!(
+                        "KvState entry {index}: keys are not unique and sorted"
+                    )));
+                }
+                previous = Some(key);
+                index += 1;
+                Ok(())
+            },
+        )
     }
 
     fn apply(&mut self, command: &KvCommand) -> KvOutput {
