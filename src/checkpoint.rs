@@ -2,6 +2,8 @@
 //! directory fsync), listed, loaded with verification, pruned to the retained count.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -138,10 +140,44 @@ pub(crate) fn write_state_file<S: StateMachine>(
     name: &str,
     lsn: u64,
     state: &S,
+    pacing: Pacing<'_>,
 ) -> std::result::Result<(PathBuf, u64), WriteFailure> {
     replace_atomically(vfs, dir, name, |file, path| {
-        stream_state(file, path, lsn, state)
+        stream_state(file, path, lsn, state, pacing)
     })
+}
+
+/// How fast a state file may be written (see `Options::checkpoint_write_rate`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pacing<'a> {
+    /// At most this many bytes per second on average; `None`: no limit.
+    pub(crate) bytes_per_second: Option<u64>,
+    /// Once set (the store is closing), the rest is written without pauses.
+    pub(crate) hurry: Option<&'a AtomicBool>,
+}
+
+impl Pacing<'_> {
+    /// Sleeps until writing `written` bytes since `began` is within the rate.
+    fn pause(&self, began: Instant, written: u64) {
+        let Some(rate) = self.bytes_per_second.filter(|&rate| rate > 0) else {
+            return;
+        };
+        let due = Duration::from_secs_f64(written as f64 / rate as f64);
+        loop {
+            if self
+                .hurry
+                .is_some_and(|hurry| hurry.load(Ordering::Acquire))
+            {
+                return;
+            }
+            let elapsed = began.elapsed();
+            if elapsed >= due {
+                return;
+            }
+            // In short steps, so a close does not wait out a long pause.
+            std::thread::sleep((due - elapsed).min(Duration::from_millis(50)));
+        }
+    }
 }
 
 /// Streams header, state and trailer into `file`, then reads the state back and checks
@@ -151,6 +187,7 @@ fn stream_state<S: StateMachine>(
     path: &Path,
     lsn: u64,
     state: &S,
+    pacing: Pacing<'_>,
 ) -> Result<u64> {
     let io_error = |op, err: io::Error| {
         if crate::error::is_enospc(&err) {
@@ -170,6 +207,8 @@ fn stream_state<S: StateMachine>(
         buf: Vec::with_capacity(STREAM_CHUNK_BYTES),
         crc: crc32fast::Hasher::new(),
         failed: None,
+        pacing,
+        began: Instant::now(),
     };
     let encoded = codec::encode_into(state, &mut out);
     let flushed = out.flush_buf();
@@ -230,6 +269,8 @@ struct ChecksummedWriter<'a> {
     /// The first I/O error and the call that failed (bincode reports it without the
     /// errno).
     failed: Option<(&'static str, io::Error)>,
+    pacing: Pacing<'a>,
+    began: Instant,
 }
 
 impl ChecksummedWriter<'_> {
@@ -256,6 +297,7 @@ impl ChecksummedWriter<'_> {
         self.check("write", written)?;
         self.offset += len;
         self.buf.clear();
+        self.pacing.pause(self.began, self.offset);
         if self.offset - self.started_to < WRITEBACK_BURST_BYTES {
             return Ok(());
         }

@@ -39,7 +39,7 @@ pub use error::{Error, Result};
 pub use journal::SyncPolicy;
 pub use kv::{CasMismatch, KvApplied, KvCommand, KvOutput, KvState};
 pub use kv_store::KvStore;
-pub use options::{CHECKPOINTS_RETAINED_MAX, Options};
+pub use options::{CHECKPOINT_WRITE_RATE_DEFAULT, CHECKPOINTS_RETAINED_MAX, Options};
 pub use recovery::RecoveryReport;
 pub use state::StateMachine;
 pub use store::{CheckpointInfo, RestoreInfo, Store};

@@ -624,13 +624,19 @@ impl<S: StateMachine> Inner<S> {
         lsn: u64,
         state: &S,
     ) -> Result<(PathBuf, u64)> {
-        checkpoint::write_state_file(self.vfs.as_ref(), dir, name, lsn, state).map_err(|failure| {
-            if failure.poison {
-                self.poison(failure.error)
-            } else {
-                failure.error
-            }
-        })
+        let pacing = checkpoint::Pacing {
+            bytes_per_second: self.options.checkpoint_write_rate,
+            hurry: self.writer.as_ref().map(|writer| &writer.signal.stop),
+        };
+        checkpoint::write_state_file(self.vfs.as_ref(), dir, name, lsn, state, pacing).map_err(
+            |failure| {
+                if failure.poison {
+                    self.poison(failure.error)
+                } else {
+                    failure.error
+                }
+            },
+        )
     }
 
     /// [`Inner::write_state_file`] for a checkpoint, on a helper thread that lowers its

@@ -402,3 +402,80 @@ fn a_second_writer_asked_to_wait_gets_the_lock_when_the_holder_lets_go() {
     assert!(matches!(err, Error::Locked { .. }), "{err}");
     assert!(start.elapsed() >= std::time::Duration::from_millis(50));
 }
+
+/// Fills a store with about `mib` MiB of state in batches.
+fn fill(store: &KvStore, mib: usize) {
+    let value = vec![0xA5u8; 1000];
+    for batch in 0..mib {
+        let puts = (0..1000)
+            .map(|i| KvCommand::put(format!("k{batch:04}-{i:04}"), value.clone()))
+            .collect();
+        store.apply_batch(puts).unwrap();
+    }
+}
+
+/// `checkpoint_write_rate` paces checkpoint writes: a ~3 MiB state at 8 MiB/s cannot be
+/// written in less than ~0.37 s (a lower bound, which a sleep guarantees), and the
+/// checkpoint is complete and used by the next open.
+#[test]
+fn checkpoint_writes_are_paced_to_the_configured_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let rate = 8u64 << 20;
+    let store = KvStore::open(dir.path(), options().checkpoint_write_rate(Some(rate))).unwrap();
+    fill(&store, 3);
+    let start = std::time::Instant::now();
+    let info = store.checkpoint().unwrap();
+    let elapsed = start.elapsed();
+    let floor = std::time::Duration::from_secs_f64(0.9 * info.bytes as f64 / rate as f64);
+    assert!(info.bytes > 3_000_000, "state of {} bytes", info.bytes);
+    assert!(
+        elapsed >= floor,
+        "{} bytes written in {elapsed:?}, faster than {rate} B/s allows",
+        info.bytes
+    );
+    drop(store);
+    let store = KvStore::open(dir.path(), options()).unwrap();
+    assert_eq!(store.recovery_report().records_replayed, 0);
+    assert_eq!(store.len().unwrap(), 3000);
+}
+
+/// Closing the store while a slowly paced background checkpoint runs does not wait out
+/// the pacing (at 64 KiB/s this checkpoint alone would take ~50 s): the rest is written
+/// at full speed, and the store reopens with every acknowledged write.
+#[test]
+fn closing_the_store_finishes_a_paced_checkpoint_without_pauses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open(
+        dir.path(),
+        Options::default()
+            .checkpoint_after_bytes(Some(1 << 20))
+            .checkpoint_write_rate(Some(64 << 10)),
+    )
+    .unwrap();
+    fill(&store, 3);
+    // Wait until the background checkpoint is writing its temp file.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_dir(dir.path())
+        .unwrap()
+        .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no background checkpoint started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let start = std::time::Instant::now();
+    drop(store);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "close waited {:?} for the paced checkpoint",
+        start.elapsed()
+    );
+    let store = KvStore::open(dir.path(), options()).unwrap();
+    assert_eq!(store.len().unwrap(), 3000);
+}
+
+#[test]
+fn a_zero_checkpoint_write_rate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = KvStore::open(dir.path(), options().checkpoint_write_rate(Some(0))).unwrap_err();
+    assert!(err.to_string().contains("checkpoint_write_rate"), "{err}");
+}

@@ -96,11 +96,13 @@ impl From<serde_json::Error> for Failure {
 // ---------------------------------------------------------------------------------------
 
 /// Opens the key-value store for writing, creating it when `create` and DIR is missing
-/// or empty. Background checkpoints are off: a CLI process is short-lived.
+/// or empty. Background checkpoints are off (a CLI process is short-lived), and the
+/// checkpoints and snapshots it writes on request are not paced: an operator waits.
 pub(crate) fn open_kv_writer(dir: &Path, create: bool) -> Result<KvStore, Failure> {
     let options = Options::default()
         .create_if_missing(create)
-        .checkpoint_after_bytes(None);
+        .checkpoint_after_bytes(None)
+        .checkpoint_write_rate(None);
     let store = KvStore::open(dir, options)?;
     note_recovery(&store);
     Ok(store)
