@@ -459,7 +459,10 @@ fn closing_the_store_finishes_a_paced_checkpoint_without_pauses() {
         .unwrap()
         .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
     {
-        assert!(std::time::Instant::now() < deadline, "no background checkpoint started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background checkpoint started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let start = std::time::Instant::now();
