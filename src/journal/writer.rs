@@ -98,7 +98,24 @@ struct Queue {
 #[derive(Default)]
 struct Round {
     durable: Vec<Staged>,
-    failed: Vec<(u64, Result<Completed>)>,
+    failed: Vec<Outcome>,
+}
+
+impl Round {
+    fn fail(&mut self, request: &Request, err: &Error) {
+        self.failed.push(Outcome {
+            id: request.id,
+            waker: Arc::clone(&request.waker),
+            result: Err(retell(err)),
+        });
+    }
+}
+
+/// A request's result, with the condvar that wakes its appender.
+struct Outcome {
+    id: u64,
+    waker: Arc<Condvar>,
+    result: Result<Completed>,
 }
 
 struct LiveSegment {
@@ -415,10 +432,6 @@ impl Journal {
                 let round_number = queue.next_round;
                 queue.next_round += 1;
                 drop(queue);
-                let wakers: Vec<(u64, Arc<Condvar>)> = batch
-                    .iter()
-                    .map(|request| (request.id, Arc::clone(&request.waker)))
-                    .collect();
                 let round = shared.lead(batch);
                 // Hand leadership on before running hooks: the next round's write and
                 // fdatasync overlap this round's hooks.
@@ -428,19 +441,15 @@ impl Journal {
                     next.waker.notify_one();
                 }
                 drop(queue);
-                let results = shared.run_hooks_in_turn(round_number, round);
+                let outcomes = shared.run_hooks_in_turn(round_number, round);
                 let mut own = None;
                 queue = shared.queue.lock();
-                for (request_id, result) in results {
-                    if request_id == id {
-                        own = Some(result);
+                for outcome in outcomes {
+                    if outcome.id == id {
+                        own = Some(outcome.result);
                     } else {
-                        queue.results.insert(request_id, result);
-                    }
-                }
-                for (request_id, request_waker) in &wakers {
-                    if *request_id != id {
-                        request_waker.notify_one();
+                        queue.results.insert(outcome.id, outcome.result);
+                        outcome.waker.notify_one();
                     }
                 }
                 if let Some(result) = own {
@@ -612,7 +621,7 @@ impl Shared {
 
     /// Waits for round `number`'s turn, runs the hooks of its durable requests in LSN
     /// order, passes the turn on, and returns every request's result.
-    fn run_hooks_in_turn(&self, number: u64, round: Round) -> Vec<(u64, Result<Completed>)> {
+    fn run_hooks_in_turn(&self, number: u64, round: Round) -> Vec<Outcome> {
         /// Passes the turn on even if a hook panics, so later rounds never wait forever.
         struct PassTurn<'a>(&'a Shared);
         impl Drop for PassTurn<'_> {
@@ -634,7 +643,11 @@ impl Shared {
         let _pass = PassTurn(self);
         for Staged { request, first_lsn } in durable {
             let output = request.hook.map(|hook| hook(first_lsn));
-            failed.push((request.id, Ok(Completed { first_lsn, output })));
+            failed.push(Outcome {
+                id: request.id,
+                waker: request.waker,
+                result: Ok(Completed { first_lsn, output }),
+            });
         }
         failed
     }
@@ -645,7 +658,7 @@ impl Shared {
         let mut results = Round::default();
         if let Err(err) = self.check_usable() {
             for request in batch {
-                results.failed.push((request.id, Err(retell(&err))));
+                results.fail(&request, &err);
             }
             return results;
         }
@@ -661,7 +674,7 @@ impl Shared {
 
         for request in batch {
             if let Some(err) = &failure {
-                results.failed.push((request.id, Err(retell(err))));
+                results.fail(&request, err);
                 continue;
             }
             let step = self.place(
@@ -672,7 +685,7 @@ impl Shared {
                 &request,
             );
             if let Err(err) = step {
-                results.failed.push((request.id, Err(retell(&err))));
+                results.fail(&request, &err);
                 failure = Some(err);
                 continue;
             }
@@ -683,7 +696,7 @@ impl Shared {
             if let Err(err) =
                 self.encode_request(&mut writer, &request, first_lsn, &mut staged, staged_offset)
             {
-                results.failed.push((request.id, Err(retell(&err))));
+                results.fail(&request, &err);
                 failure = Some(err);
                 continue;
             }
@@ -705,7 +718,7 @@ impl Shared {
         }
         if let Some(err) = failure {
             for staged in staged.drain(..) {
-                results.failed.push((staged.request.id, Err(retell(&err))));
+                results.fail(&staged.request, &err);
             }
         }
         results
