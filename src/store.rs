@@ -323,7 +323,10 @@ impl<S: StateMachine> Store<S> {
         let done = writer.journal.append_with(records, move |first_lsn| {
             let mut guard = applied.write();
             let count = decoded.len() as u64;
-            let outputs: Vec<S::Output> = decoded.iter().map(|c| guard.state.apply(c)).collect();
+            let outputs: Vec<S::Output> = decoded
+                .into_iter()
+                .map(|c| guard.state.apply_owned(c))
+                .collect();
             guard.lsn = first_lsn + count - 1;
             outputs
         })?;
@@ -642,46 +645,32 @@ impl<S: StateMachine> Inner<S> {
 
     /// [`Inner::write_state_file`] for a checkpoint, on a helper thread that lowers its
     /// own CPU priority first (see [`lower_thread_priority`]) and then encodes, writes,
-    /// checks and syncs the file and drops `state` (freeing what commits copied on write
-    /// since the snapshot): seconds of CPU for a large state, which would otherwise delay
-    /// committers on a busy machine. Only this part runs at low priority: it takes no
-    /// lock a commit needs (but to poison the store after a failed fsync), so a starved
-    /// helper cannot hold commits up. If no thread can
-    /// be spawned, the work runs here.
+    /// checks and syncs the file: seconds of CPU for a large state, which would otherwise
+    /// delay committers on a busy machine. Only this part runs at low priority: it takes
+    /// no lock a commit needs (but to poison the store after a failed fsync), so a
+    /// starved helper cannot hold commits up. If no thread can be spawned, the work runs
+    /// here.
     fn write_checkpoint_file(
         &self,
         dir: &Path,
         name: &str,
         lsn: u64,
-        state: S,
+        state: &S,
     ) -> Result<(PathBuf, u64)> {
-        let mut snapshot = Some(state);
-        let outcome = std::thread::scope(|scope| {
-            std::thread::Builder::new()
+        std::thread::scope(|scope| {
+            let helper = std::thread::Builder::new()
                 .name("walstate-checkpoint-writer".into())
                 .spawn_scoped(scope, || {
                     lower_thread_priority();
-                    let state = snapshot.take()?;
-                    let written = self.write_state_file(dir, name, lsn, &state);
-                    drop(state);
-                    Some(written)
-                })
-                .ok()
-                .map(|helper| helper.join())
-        });
-        match outcome {
-            Some(Ok(Some(written))) => written,
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
-            // No helper thread ran: write at the caller's priority.
-            Some(Ok(None)) | None => match &snapshot {
-                Some(state) => self.write_state_file(dir, name, lsn, state),
-                None => Err(Error::io(
-                    "write checkpoint",
-                    dir.join(name),
-                    std::io::Error::other("the checkpoint writer thread lost the state"),
-                )),
-            },
-        }
+                    self.write_state_file(dir, name, lsn, state)
+                });
+            match helper {
+                Ok(helper) => helper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(_) => self.write_state_file(dir, name, lsn, state),
+            }
+        })
     }
 
     /// A failed fsync: poisons the store (every later call errors until reopened) and
@@ -706,7 +695,9 @@ impl<S: StateMachine> Inner<S> {
         let vfs = self.vfs.as_ref();
         let dir = &self.dir;
         let (path, bytes) =
-            self.write_checkpoint_file(dir, &format::checkpoint_file_name(lsn), lsn, state)?;
+            self.write_checkpoint_file(dir, &format::checkpoint_file_name(lsn), lsn, &state)?;
+        // Frees what commits copied on write since the snapshot.
+        drop(state);
         let checkpoints_deleted =
             checkpoint::prune_checkpoints(vfs, dir, self.options.checkpoints_retained)?;
         let oldest = checkpoint::list_checkpoints(vfs, dir)?
