@@ -121,12 +121,10 @@ const STREAM_CHUNK_BYTES: usize = 1 << 20;
 /// burst is waited for (see [`ChecksummedWriter::flush_buf`]), so the final fsync has at
 /// most two bursts left to flush instead of the whole file. Measured on the 1M-key
 /// benchmarks (a 112 MiB file, 2-core VM): the worst commit stall drops from 90–150 ms
-/// (one fsync of the whole file) to 40–55 ms. Finer pacing keeps the disk busy with
-/// checkpoint writes and raises the commit p99 (1 MiB chunks waited 4 MiB behind: 5–7×
-/// with one committer; 8 MiB: 4×). The p99 effect of 16 vs 32 MiB was mixed and is
-/// not understood yet: with one committer and a CPU-busy machine 16 MiB measured
-/// 1.6–2.6× and 32 MiB 14–17×; in `benches/compare` W6 (4 committers, quiet machine)
-/// 16 MiB measured 6–8× and 32 MiB 2–5× (no pacing: 3.5–6×).
+/// (one fsync of the whole file) to 40–55 ms. With writes paced at 33.5 MB/s (see
+/// [`Pacing`]), W6 of `benches/compare` measured commit p99 1.04–1.08× with 16 MiB
+/// bursts and 3.3× with 1 MiB bursts: each burst reaching the disk delays the commits
+/// that flush meanwhile, so fewer, larger bursts touch fewer commits.
 const WRITEBACK_BURST_BYTES: u64 = 16 << 20;
 
 /// Writes the state at `lsn` as a checkpoint-format file `dir/name`, atomically, without
@@ -283,7 +281,7 @@ impl ChecksummedWriter<'_> {
     fn flush_buf(&mut self) -> io::Result<()> {
         if let Some((_, err)) = &self.failed {
             // Never retried: the file is failed already.
-            return Err(io::Error::new(err.kind(), err.to_string()));
+            return Err(copy_of(err));
         }
         if self.buf.is_empty() {
             return Ok(());
@@ -320,7 +318,7 @@ impl ChecksummedWriter<'_> {
     /// the call) and the encoder gets a copy.
     fn check(&mut self, op: &'static str, result: io::Result<()>) -> io::Result<()> {
         result.map_err(|err| {
-            let copy = io::Error::new(err.kind(), err.to_string());
+            let copy = copy_of(&err);
             self.failed.get_or_insert((op, err));
             copy
         })
@@ -365,7 +363,7 @@ impl ChecksummedReader<'_> {
         }
         self.buf.resize(want, 0);
         if let Err(err) = self.file.read_exact_at(&mut self.buf, self.offset) {
-            let copy = io::Error::new(err.kind(), err.to_string());
+            let copy = copy_of(&err);
             self.failed.get_or_insert(err);
             return Err(copy);
         }
@@ -417,6 +415,12 @@ impl io::Read for ChecksummedReader<'_> {
         }
         Ok(())
     }
+}
+
+/// A copy of `err` to hand to the encoder or decoder, while the original (with its errno:
+/// they keep only the message of what they are given) is recorded by the caller.
+fn copy_of(err: &io::Error) -> io::Error {
+    io::Error::new(err.kind(), err.to_string())
 }
 
 /// Lists the checkpoints of `dir`, oldest first.
