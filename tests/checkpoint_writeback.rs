@@ -19,6 +19,8 @@ fn options(vfs: &VfsRef) -> Options {
     Options::default()
         .vfs(vfs.clone())
         .checkpoint_after_bytes(None)
+        // These tests are about writeback hints, not pacing (store_real_fs covers it).
+        .checkpoint_write_rate(None)
 }
 
 fn key(i: usize) -> Vec<u8> {

@@ -232,12 +232,7 @@ fn fsync_failure_poisons_the_journal_until_reopened() {
     let (sim, vfs) = fresh(8);
     let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
     journal.append(1, payload(1)).unwrap();
-    sim.inject(Fault {
-        op: OpClass::Sync,
-        nth: 0,
-        kind: FaultKind::Eio,
-        persistent: false,
-    });
+    sim.inject(Fault::once(OpClass::Sync, FaultKind::Eio));
     let err = journal.append(1, payload(2)).unwrap_err();
     assert!(err.is_poisoned(), "{err}");
     // Every later call fails, even though the fault was one-shot.
@@ -290,18 +285,8 @@ fn failed_truncate_after_failed_write_poisons() {
     let (sim, vfs) = fresh(10);
     let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
     journal.append(1, payload(1)).unwrap();
-    sim.inject(Fault {
-        op: OpClass::Write,
-        nth: 0,
-        kind: FaultKind::Eio,
-        persistent: false,
-    });
-    sim.inject(Fault {
-        op: OpClass::SetLen,
-        nth: 0,
-        kind: FaultKind::Eio,
-        persistent: false,
-    });
+    sim.inject(Fault::once(OpClass::Write, FaultKind::Eio));
+    sim.inject(Fault::once(OpClass::SetLen, FaultKind::Eio));
     let err = journal.append(1, payload(2)).unwrap_err();
     assert!(err.is_poisoned(), "{err}");
     assert!(journal.append(1, payload(3)).unwrap_err().is_poisoned());
@@ -312,12 +297,7 @@ fn failed_directory_fsync_at_rotation_poisons() {
     let (sim, vfs) = fresh(11);
     let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
     journal.append(1, payload(1)).unwrap();
-    sim.inject(Fault {
-        op: OpClass::SyncDir,
-        nth: 0,
-        kind: FaultKind::Eio,
-        persistent: false,
-    });
+    sim.inject(Fault::once(OpClass::SyncDir, FaultKind::Eio));
     let mut poisoned = false;
     for n in 2..200 {
         match journal.append(1, payload(n)) {

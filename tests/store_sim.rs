@@ -384,12 +384,7 @@ fn fsync_failure_poisons_the_store_until_reopened() {
     let (sim, vfs) = sim(6);
     let store = KvStore::open(DIR, options(&vfs)).unwrap();
     store.put("a", "1").unwrap();
-    sim.inject(Fault {
-        op: OpClass::Sync,
-        nth: 0,
-        kind: FaultKind::Eio,
-        persistent: false,
-    });
+    sim.inject(Fault::once(OpClass::Sync, FaultKind::Eio));
     assert!(store.put("b", "2").unwrap_err().is_poisoned());
     assert!(
         store.get(b"b").unwrap_err().is_poisoned(),
@@ -417,12 +412,7 @@ fn checkpoint_fsync_failure_poisons_and_changes_nothing() {
     let (sim, vfs) = sim(7);
     let store = KvStore::open(DIR, options(&vfs)).unwrap();
     store.put("a", "1").unwrap();
-    sim.inject(Fault {
-        op: OpClass::Sync,
-        nth: 0,
-        kind: FaultKind::Eio,
-        persistent: false,
-    });
+    sim.inject(Fault::once(OpClass::Sync, FaultKind::Eio));
     assert!(store.checkpoint().unwrap_err().is_poisoned());
     assert!(store.put("b", "2").unwrap_err().is_poisoned());
     drop(store);
@@ -522,12 +512,7 @@ fn reopening_a_poisoned_store_without_a_power_loss_keeps_later_acks_durable() {
     let (sim, vfs) = sim(30);
     let store = KvStore::open(DIR, options(&vfs)).unwrap();
     store.put("a", "1").unwrap();
-    sim.inject(Fault {
-        op: OpClass::Sync,
-        nth: 0,
-        kind: FaultKind::Eio,
-        persistent: false,
-    });
+    sim.inject(Fault::once(OpClass::Sync, FaultKind::Eio));
     assert!(store.put("x", "lost?").unwrap_err().is_poisoned());
     drop(store);
     // Reopen while the page cache still holds "x" (no power loss).
@@ -558,12 +543,7 @@ fn an_acknowledged_snapshot_survives_a_power_loss_after_an_earlier_directory_fsy
     let (sim, vfs) = sim(31);
     let store = KvStore::open(DIR, options(&vfs)).unwrap();
     store.put("k", "v").unwrap();
-    sim.inject(Fault {
-        op: OpClass::SyncDir,
-        nth: 0,
-        kind: FaultKind::Eio,
-        persistent: false,
-    });
+    sim.inject(Fault::once(OpClass::SyncDir, FaultKind::Eio));
     assert!(store.snapshot("first").is_err());
     drop(store);
     let store = KvStore::open(DIR, options(&vfs)).unwrap();

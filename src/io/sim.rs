@@ -128,6 +128,18 @@ pub struct Fault {
     pub persistent: bool,
 }
 
+impl Fault {
+    /// The next call of class `op` fails once, as `kind`.
+    pub fn once(op: OpClass, kind: FaultKind) -> Fault {
+        Fault {
+            op,
+            nth: 0,
+            kind,
+            persistent: false,
+        }
+    }
+}
+
 /// One traced I/O call (see [`SimFs::set_trace`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TraceEntry {
@@ -1690,12 +1702,7 @@ mod tests {
         let fs = fs_with_db();
         let file = durable_file(&fs, "f");
         file.write_all_at(b"AAAA", 0).unwrap();
-        fs.inject(Fault {
-            op: OpClass::Sync,
-            nth: 0,
-            kind: FaultKind::Eio,
-            persistent: false,
-        });
+        fs.inject(Fault::once(OpClass::Sync, FaultKind::Eio));
         let err = file.sync_data().unwrap_err();
         assert!(is_errno(&err, libc::EIO));
         let mut buf = [0; 4];
@@ -1924,12 +1931,7 @@ mod tests {
         fs.clear_faults();
         assert!(file.write_at(b"e", 3).is_ok());
 
-        fs.inject(Fault {
-            op: OpClass::Write,
-            nth: 0,
-            kind: FaultKind::ShortWrite,
-            persistent: false,
-        });
+        fs.inject(Fault::once(OpClass::Write, FaultKind::ShortWrite));
         assert_eq!(file.write_at(b"12345", 4).unwrap(), 2);
         assert_eq!(fs.file_bytes(&p("/db/f")).unwrap(), b"acde12");
 
@@ -1945,12 +1947,7 @@ mod tests {
         assert!(fs.read_dir(&p("/db")).is_ok(), "reads are not mutating");
         fs.clear_faults();
 
-        fs.inject(Fault {
-            op: OpClass::Read,
-            nth: 0,
-            kind: FaultKind::Eio,
-            persistent: false,
-        });
+        fs.inject(Fault::once(OpClass::Read, FaultKind::Eio));
         assert!(fs.read_file(&p("/db/f"), true).is_err());
         assert_eq!(&*fs.read_file(&p("/db/f"), true).unwrap(), b"acde12");
     }
