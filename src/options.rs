@@ -95,6 +95,14 @@ impl Options {
         self
     }
 
+    /// Under [`SyncPolicy::Buffered`], the most bytes of acknowledged commits held in the
+    /// process before they are written to the OS: what a process crash can lose (default
+    /// 256 KiB, 4 KiB..=256 MiB; capped at `unsynced_bytes_max`).
+    pub fn write_buffer_bytes(mut self, bytes: u64) -> Self {
+        self.journal.write_buffer_bytes = bytes;
+        self
+    }
+
     /// Write a checkpoint in the background once this many journal bytes were appended
     /// since the last one (default 32 MiB); `None` checkpoints only on demand.
     pub fn checkpoint_after_bytes(mut self, bytes: Option<u64>) -> Self {

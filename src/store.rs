@@ -353,7 +353,8 @@ impl<S: StateMachine> Store<S> {
         self.inner.writer.as_ref().map(|w| w.journal.stats())
     }
 
-    /// Makes everything acknowledged durable (needed only with `Never`/`Interval`).
+    /// Makes everything acknowledged durable (needed only with `Never`, `Interval` and
+    /// `Buffered`; under `Buffered` it also writes out the buffered commits).
     pub fn sync(&self) -> Result<()> {
         self.writer()?.journal.sync()
     }

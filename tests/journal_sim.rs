@@ -612,3 +612,169 @@ fn hooks_run_once_each_in_lsn_order_with_16_threads() {
         "hooks ran once each, in LSN order"
     );
 }
+
+fn buffered_options() -> walstate::journal::JournalOptions {
+    walstate::journal::JournalOptions {
+        sync_policy: walstate::journal::SyncPolicy::Buffered,
+        write_buffer_bytes: 4096,
+        ..small_options()
+    }
+}
+
+/// Frame bytes of records `from..=to` (20-byte header each).
+fn frames(from: u64, to: u64) -> u64 {
+    (from..=to).map(|n| payload(n).len() as u64 + 20).sum()
+}
+
+/// `Buffered` acknowledges records held in the process: nothing reaches the OS until the
+/// buffer would overflow, then whole buffers are written; `sync()` writes the rest and
+/// makes everything durable.
+#[test]
+fn buffered_policy_writes_only_full_buffers_until_sync() {
+    let (sim, vfs) = fresh(41);
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), buffered_options()).unwrap();
+    let mut n = 0;
+    while frames(1, n + 1) < 4096 {
+        n += 1;
+        journal.append(1, payload(n)).unwrap();
+    }
+    assert!(n >= 2);
+    let (_, records) = read_all(&vfs, Path::new(DIR));
+    assert!(
+        records.is_empty(),
+        "{n} acknowledged records below the buffer size reached the OS: {} of them",
+        records.len()
+    );
+    // One more overflows the buffer: the acknowledged ones are written, the new one waits.
+    journal.append(1, payload(n + 1)).unwrap();
+    let (_, records) = read_all(&vfs, Path::new(DIR));
+    assert_eq!(records.len() as u64, n, "the full buffer was written");
+    let syncs_before = sim.sync_calls();
+    journal.sync().unwrap();
+    assert!(sim.sync_calls() > syncs_before);
+    drop(journal);
+    sim.crash(CrashMode::DropUnsynced);
+    let (outcome, records) = read_all(&vfs, Path::new(DIR));
+    assert!(outcome.defect.is_none());
+    check_prefix(&records, &(1..=n + 1).collect::<Vec<_>>(), "after sync");
+    assert_eq!(records.len() as u64, n + 1);
+}
+
+/// Dropping (or closing) the journal writes the buffer out; a process that dies without
+/// either loses exactly the buffered records, and the next writer continues at the first
+/// LSN it does not find, so the log stays consecutive.
+#[test]
+fn buffered_policy_writes_on_drop_and_a_process_crash_loses_only_the_buffer() {
+    let (sim, vfs) = fresh(42);
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), buffered_options()).unwrap();
+    for n in 1..=5 {
+        journal.append(1, payload(n)).unwrap();
+    }
+    drop(journal);
+    assert_eq!(read_all(&vfs, Path::new(DIR)).1.len(), 5, "drop wrote them");
+
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), buffered_options()).unwrap();
+    for n in 6..=8 {
+        journal.append(1, payload(n)).unwrap();
+    }
+    std::mem::forget(journal); // a process crash: no drop, no close
+    let (journal, _, records) = reopen(&vfs, Path::new(DIR), buffered_options()).unwrap();
+    assert_eq!(
+        records.len(),
+        5,
+        "the three buffered records died with the process"
+    );
+    assert_eq!(journal.next_lsn(), 6);
+    for n in 6..=7 {
+        journal.append(1, payload(n)).unwrap();
+    }
+    journal.close().unwrap();
+    sim.crash(CrashMode::DropUnsynced);
+    let (outcome, records) = read_all(&vfs, Path::new(DIR));
+    assert!(outcome.defect.is_none());
+    check_prefix(&records, &(1..=7).collect::<Vec<_>>(), "after close");
+    assert_eq!(records.len(), 7, "close made them durable");
+}
+
+/// A write of acknowledged, buffered records that fails cannot fail those commits any
+/// more: the journal is poisoned, nothing half-written stays behind, and a reopen
+/// continues from what is on disk.
+#[test]
+fn a_failed_write_of_buffered_records_poisons_and_leaves_no_partial_record() {
+    for (seed, kind) in [
+        (43, FaultKind::Eio),
+        (44, FaultKind::ShortWrite),
+        (45, FaultKind::Enospc),
+    ] {
+        let (sim, vfs) = fresh(seed);
+        let (journal, _, _) = reopen(&vfs, Path::new(DIR), buffered_options()).unwrap();
+        for n in 1..=3 {
+            journal.append(1, payload(n)).unwrap();
+        }
+        journal.sync().unwrap();
+        for n in 4..=6 {
+            journal.append(1, payload(n)).unwrap();
+        }
+        sim.inject(Fault::once(OpClass::Write, kind));
+        if kind == FaultKind::ShortWrite {
+            // Half the buffer lands; writing the rest fails.
+            sim.inject(Fault {
+                nth: 1,
+                ..Fault::once(OpClass::Write, FaultKind::Eio)
+            });
+        }
+        let err = journal.sync().unwrap_err();
+        assert!(err.is_poisoned(), "{kind:?}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("SyncPolicy::Buffered") && text.contains("reopen"),
+            "{kind:?}: the error says what happened and what to do: {text}"
+        );
+        assert!(journal.append(1, payload(7)).unwrap_err().is_poisoned());
+        assert!(journal.sync().unwrap_err().is_poisoned());
+        drop(journal);
+        let (outcome, records) = read_all(&vfs, Path::new(DIR));
+        assert!(
+            outcome.defect.is_none(),
+            "{kind:?}: a partial record was left: {:?}",
+            outcome.defect
+        );
+        check_prefix(&records, &[1, 2, 3], &format!("{kind:?}"));
+        assert_eq!(
+            records.len(),
+            3,
+            "{kind:?}: the synced records, nothing else"
+        );
+        let (journal, _, _) = reopen(&vfs, Path::new(DIR), buffered_options()).unwrap();
+        assert_eq!(journal.append(1, payload(4)).unwrap(), 4);
+    }
+}
+
+/// The buffer is written by whichever append overflows it; when that write fails, that
+/// append fails, the journal is poisoned, and everything synced before survives.
+#[test]
+fn buffered_policy_on_a_full_disk_poisons_and_keeps_what_was_synced() {
+    let (sim, vfs) = fresh(46);
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), buffered_options()).unwrap();
+    for n in 1..=10 {
+        journal.append(1, payload(n)).unwrap();
+    }
+    journal.sync().unwrap();
+    sim.set_space_limit(Some(sim.used_bytes() + 100));
+    let mut n = 11;
+    let err = loop {
+        match journal.append(1, payload(n)) {
+            Ok(_) => n += 1,
+            Err(err) => break err,
+        }
+        assert!(n < 1000, "the buffer was never written");
+    };
+    assert!(err.is_poisoned(), "{err}");
+    assert!(err.to_string().contains("No space left"), "{err}");
+    drop(journal);
+    sim.set_space_limit(None);
+    let (outcome, records) = read_all(&vfs, Path::new(DIR));
+    assert!(outcome.defect.is_none(), "{:?}", outcome.defect);
+    let acked: Vec<u64> = (1..=10).collect();
+    check_prefix(&records, &acked, "full disk");
+}

@@ -659,3 +659,66 @@ fn a_snapshot_the_reopened_store_lists_survives_a_power_loss() {
         store.restore_snapshot(name).unwrap();
     }
 }
+
+/// `SyncPolicy::Buffered` for bulk loads: commits are acknowledged from the process's
+/// buffer. A checkpoint and a close write and sync them; when writing the buffer fails,
+/// the store is poisoned (reads too, since the state is ahead of the file), and the
+/// reopened store holds exactly the commits that reached the disk, in order.
+#[test]
+fn buffered_store_syncs_at_checkpoint_and_poisons_when_the_buffer_cannot_be_written() {
+    let (sim, vfs) = sim(30);
+    let buffered = |vfs: &VfsRef| {
+        options(vfs)
+            .sync_policy(walstate::SyncPolicy::Buffered)
+            .segment_size_bytes(1 << 20)
+            .write_buffer_bytes(8192)
+    };
+    let store = KvStore::open(DIR, buffered(&vfs)).unwrap();
+    for i in 0..20 {
+        store.put(format!("k{i:03}"), "v").unwrap();
+    }
+    assert_eq!(store.len().unwrap(), 20, "acknowledged puts are visible");
+    store.checkpoint().unwrap();
+    for i in 20..40 {
+        store.put(format!("k{i:03}"), "v").unwrap();
+    }
+    sim.inject(Fault {
+        persistent: true,
+        ..Fault::once(OpClass::Write, FaultKind::Eio)
+    });
+    let mut i = 40;
+    let err = loop {
+        match store.put(format!("k{i:03}"), "v") {
+            Ok(_) => i += 1,
+            Err(err) => break err,
+        }
+        assert!(i < 10_000, "the buffer was never written");
+    };
+    assert!(err.is_poisoned(), "{err}");
+    assert!(
+        store.get(b"k000").unwrap_err().is_poisoned(),
+        "reads error too"
+    );
+    assert!(store.sync().unwrap_err().is_poisoned());
+    drop(store);
+    sim.clear_faults();
+    sim.crash(CrashMode::DropUnsynced);
+    let store = KvStore::open(DIR, buffered(&vfs)).unwrap();
+    let keys: Vec<Vec<u8>> = store
+        .scan_prefix(b"k")
+        .unwrap()
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    let expected: Vec<Vec<u8>> = (0..20).map(|i| format!("k{i:03}").into_bytes()).collect();
+    assert_eq!(keys, expected, "exactly what the checkpoint made durable");
+    store.put("k020", "v").unwrap();
+    store.close().unwrap();
+    sim.crash(CrashMode::DropUnsynced);
+    let store = KvStore::open(DIR, buffered(&vfs)).unwrap();
+    assert_eq!(
+        store.len().unwrap(),
+        21,
+        "close wrote and synced the buffer"
+    );
+}

@@ -137,8 +137,11 @@ struct Writer {
     unsynced_bytes: u64,
     /// Segment files in order; the last is the active one (when `file` is `Some`).
     segments: Vec<LiveSegment>,
-    /// Reused encode buffer.
+    /// Encode buffer. Between rounds it is empty, except under `SyncPolicy::Buffered`,
+    /// where it holds the `buffered_acked` bytes of acknowledged records not yet written.
     buf: Vec<u8>,
+    /// Bytes at the start of `buf` whose records are acknowledged (`Buffered` only).
+    buffered_acked: u64,
     /// The active segment has the `PREALLOCATED` flag: zeros after its last frame are
     /// free space, so it may be extended with zeros ahead of the write position.
     preallocated: bool,
@@ -220,6 +223,7 @@ impl Journal {
             unsynced_bytes: 0,
             segments,
             buf: Vec::new(),
+            buffered_acked: 0,
             preallocated: false,
             allocated_end: 0,
         };
@@ -334,11 +338,12 @@ impl Journal {
         Ok((done.first_lsn, *output))
     }
 
-    /// Makes everything appended so far durable (a no-op under `Always`).
+    /// Makes everything appended so far durable, writing out what
+    /// [`SyncPolicy::Buffered`] holds first (a no-op under `Always`).
     pub fn sync(&self) -> Result<()> {
         self.check_usable()?;
         let mut writer = self.shared.writer.lock();
-        self.shared.sync_active(&mut writer)
+        self.shared.write_and_sync(&mut writer)
     }
 
     /// Returns an error if the journal is poisoned or closed.
@@ -393,7 +398,7 @@ impl Journal {
             Ok(())
         } else {
             let mut writer = self.shared.writer.lock();
-            self.shared.sync_active(&mut writer)
+            self.shared.write_and_sync(&mut writer)
         };
         self.shared.closed.store(true, Ordering::Release);
         result
@@ -491,8 +496,15 @@ impl Journal {
 }
 
 impl Drop for Journal {
+    /// Stops the syncer and hands records [`SyncPolicy::Buffered`] still holds to the OS
+    /// (best effort, like a process exit after `Never`: no fdatasync; a failure poisons,
+    /// and the next open recovers what is on disk).
     fn drop(&mut self) {
         self.stop_syncer();
+        if self.shared.check_usable().is_ok() {
+            let mut writer = self.shared.writer.lock();
+            let _ = self.shared.write_buffered(&mut writer);
+        }
     }
 }
 
@@ -547,7 +559,7 @@ fn spawn_syncer(shared: Arc<Shared>, every: Duration) -> Result<JoinHandle<()>> 
                 }
                 let mut writer = shared.writer.lock();
                 // A failure poisons inside sync_active; nothing else to do here.
-                let _ = shared.sync_active(&mut writer);
+                let _ = shared.write_and_sync(&mut writer);
             }
         })
         .map_err(|err| Error::io("spawn syncer thread", PathBuf::new(), err))
@@ -611,6 +623,19 @@ impl Shared {
         }
     }
 
+    /// Writes out the acknowledged records `SyncPolicy::Buffered` holds (a failure
+    /// poisons, see [`Shared::flush`]).
+    fn write_buffered(&self, writer: &mut Writer) -> Result<()> {
+        let start = writer.offset;
+        self.flush(writer, start, &[])
+    }
+
+    /// [`Shared::write_buffered`], then [`Shared::sync_active`].
+    fn write_and_sync(&self, writer: &mut Writer) -> Result<()> {
+        self.write_buffered(writer)?;
+        self.sync_active(writer)
+    }
+
     fn active_path(&self, writer: &Writer) -> PathBuf {
         writer
             .segments
@@ -665,11 +690,12 @@ impl Shared {
         self.batches.fetch_add(1, Ordering::Relaxed);
         let mut writer = self.writer.lock();
         let always = self.options.sync_policy == SyncPolicy::Always;
+        let buffered_max = self.options.buffered_bytes_max();
         let mut staged: Vec<Staged> = Vec::new();
         // Offset where the first staged (incomplete) request starts: where a failed
-        // write truncates back to.
-        let mut staged_offset = writer.offset;
-        writer.buf.clear();
+        // write truncates back to. The buffer holds acknowledged records only.
+        debug_assert_eq!(writer.buf.len() as u64, writer.buffered_acked);
+        let mut staged_offset = writer.offset + writer.buf.len() as u64;
         let mut failure: Option<Error> = None;
 
         for request in batch {
@@ -703,7 +729,13 @@ impl Shared {
             staged.push(Staged { request, first_lsn });
         }
         if failure.is_none() {
-            let flushed = self.flush(&mut writer, staged_offset, &staged);
+            // Under `Buffered` a round that leaves the buffer short of full writes nothing.
+            let keep_buffered = (writer.buf.len() as u64) < buffered_max;
+            let flushed = if keep_buffered {
+                Ok(())
+            } else {
+                self.flush(&mut writer, staged_offset, &staged)
+            };
             let synced = flushed.and_then(|()| {
                 if always || writer.unsynced_bytes > self.options.unsynced_bytes_max {
                     self.sync_active(&mut writer)
@@ -712,11 +744,20 @@ impl Shared {
                 }
             });
             match synced {
-                Ok(()) => self.complete(&mut staged, &mut results.durable),
+                Ok(()) => {
+                    writer.buffered_acked = writer.buf.len() as u64;
+                    self.complete(&mut staged, &mut results.durable);
+                }
                 Err(err) => failure = Some(err),
             }
         }
         if let Some(err) = failure {
+            // Nothing of a failed request stays behind to be written by a later round.
+            let acked = writer.buffered_acked as usize;
+            writer.buf.truncate(acked);
+            if let Some(first) = staged.first() {
+                writer.next_lsn = first.first_lsn;
+            }
             for staged in staged.drain(..) {
                 results.fail(&staged.request, &err);
             }
@@ -806,6 +847,8 @@ impl Shared {
     /// Writes the buffer at the write position. On failure, truncates back to
     /// `truncate_to` (the start of the oldest incomplete request), makes that durable,
     /// rewinds the LSN counter and returns the error; if the cleanup fails, poisons.
+    /// If the buffer held acknowledged records (`SyncPolicy::Buffered`), a failure
+    /// poisons: those commits cannot be failed any more, and the state is ahead of the file.
     fn flush(&self, writer: &mut Writer, truncate_to: u64, staged: &[Staged]) -> Result<()> {
         if writer.buf.is_empty() {
             return Ok(());
@@ -831,10 +874,28 @@ impl Shared {
                 writer.offset += written;
                 writer.unsynced_bytes += written;
                 writer.buf.clear();
+                writer.buffered_acked = 0;
                 Ok(())
             }
             Err(err) => {
                 writer.buf.clear();
+                let acked = std::mem::take(&mut writer.buffered_acked);
+                if acked > 0 {
+                    // Best effort: leave no partial record behind for the next open.
+                    let _ = self.truncate_back(writer, offset);
+                    return Err(self.poison_with(Error::io(
+                        "write records acknowledged under SyncPolicy::Buffered",
+                        &path,
+                        io::Error::new(
+                            err.kind(),
+                            format!(
+                                "{err}; {acked} bytes of acknowledged commits at offset {offset} \
+                                 were not written, so the in-memory state is ahead of the \
+                                 file: reopen the store to continue from what is on disk"
+                            ),
+                        ),
+                    )));
+                }
                 let error = if is_enospc(&err) {
                     Error::DiskFull {
                         path: path.clone(),
