@@ -23,6 +23,7 @@
 //! - **Whole input.** [`decode`] rejects trailing bytes after a complete value.
 
 use bincode::config::{self, Config, Configuration};
+use bincode::enc::write::{SizeWriter, Writer};
 use bincode::error::{DecodeError, EncodeError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -58,7 +59,25 @@ const BUDGET_LARGE: usize = pow2_or_max(36);
 /// Fails with [`Error::Codec`] when the value's `Serialize` errors or emits a sequence or
 /// map of unknown length (`#[serde(flatten)]`, `collect_seq` over a non-exact iterator).
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(value, BASE).map_err(|e| encode_error::<T>(&e))
+    // Two passes, sizing then writing, so the result is allocated once at its exact
+    // size: `encode_to_vec` grows its buffer as it goes, a reallocation or more per
+    // command on the commit path.
+    let mut size = SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, BASE)
+        .map_err(|e| encode_error::<T>(&e))?;
+    let mut out = ExactVec(Vec::with_capacity(size.bytes_written));
+    bincode::serde::encode_into_writer(value, &mut out, BASE).map_err(|e| encode_error::<T>(&e))?;
+    Ok(out.0)
+}
+
+/// A bincode writer appending to a `Vec` sized beforehand.
+struct ExactVec(Vec<u8>);
+
+impl Writer for ExactVec {
+    fn write(&mut self, bytes: &[u8]) -> std::result::Result<(), EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Decodes a `T` that must fill `bytes` exactly.

@@ -275,7 +275,7 @@ impl<S: StateMachine> Store<S> {
     /// Like [`Store::apply`], and also returns the command's LSN.
     pub fn apply_with_lsn(&self, command: S::Command) -> Result<(u64, S::Output)> {
         let writer = self.writer()?;
-        let (payload, decoded) = codec::encode_verified(&command)?;
+        let (payload, decoded) = logged::<S>(command)?;
         let applied = Arc::clone(&self.inner.applied);
         let _gate = writer.gate.read();
         let done = writer.journal.append_with(
@@ -310,8 +310,8 @@ impl<S: StateMachine> Store<S> {
         }
         let mut records = Vec::with_capacity(commands.len());
         let mut decoded = Vec::with_capacity(commands.len());
-        for command in &commands {
-            let (payload, back) = codec::encode_verified(command)?;
+        for command in commands {
+            let (payload, back) = logged::<S>(command)?;
             records.push(RecordToAppend {
                 kind: RECORD_KIND_COMMAND,
                 payload,
@@ -731,6 +731,17 @@ impl<S: StateMachine> Inner<S> {
         {
             let _ = handle.join();
         }
+    }
+}
+
+/// A command's log payload and the command to apply: the caller's own when the state
+/// declares its commands round-trip ([`StateMachine::COMMANDS_ROUND_TRIP`]), otherwise
+/// the copy decoded from the payload, which is what replay will apply.
+fn logged<S: StateMachine>(command: S::Command) -> Result<(Vec<u8>, S::Command)> {
+    if S::COMMANDS_ROUND_TRIP {
+        Ok((codec::encode(&command)?, command))
+    } else {
+        codec::encode_verified(&command)
     }
 }
 
