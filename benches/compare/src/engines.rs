@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
+use walstate::SyncPolicy;
 
 pub const KEY_LEN: usize = 16;
 pub const VALUE_LEN: usize = 100;
@@ -23,6 +24,9 @@ pub type Item = ([u8; KEY_LEN], [u8; VALUE_LEN]);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Walstate,
+    /// walstate's W3 under `SyncPolicy::Never` (every put written to the OS before it
+    /// returns) next to the `Buffered` default row: W3 and W4 only.
+    WalstateNever,
     Redb,
     Fjall,
     Okaywal,
@@ -33,8 +37,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Walstate,
+        Kind::WalstateNever,
         Kind::Redb,
         Kind::Fjall,
         Kind::Okaywal,
@@ -47,6 +52,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Walstate => "walstate",
+            Kind::WalstateNever => "walstate-never",
             Kind::Redb => "redb",
             Kind::Fjall => "fjall",
             Kind::Okaywal => "okaywal",
@@ -63,7 +69,15 @@ impl Kind {
 
     /// The other engines (not walstate, not a raw reference).
     pub fn is_peer(self) -> bool {
-        !matches!(self, Kind::Walstate | Kind::RawAppend | Kind::RawGroup)
+        !matches!(
+            self,
+            Kind::Walstate | Kind::WalstateNever | Kind::RawAppend | Kind::RawGroup
+        )
+    }
+
+    /// Rows that only run the unsynced bulk load (W3) and its reopen (W4).
+    pub fn bulk_only(self) -> bool {
+        matches!(self, Kind::WalstateNever)
     }
 
     /// Peers whose durable commit is an fsync/fdatasync (sled's flush is weaker).
@@ -115,7 +129,8 @@ pub trait Writer {
 pub fn open(kind: Kind, dir: &Path, purpose: Purpose) -> Box<dyn Engine> {
     std::fs::create_dir_all(dir).expect("create engine dir");
     match kind {
-        Kind::Walstate => Box::new(WalstateEngine::open(dir, purpose)),
+        Kind::Walstate => Box::new(WalstateEngine::open(dir, purpose, SyncPolicy::Buffered)),
+        Kind::WalstateNever => Box::new(WalstateEngine::open(dir, purpose, SyncPolicy::Never)),
         Kind::Redb => Box::new(RedbEngine::open(dir)),
         Kind::Fjall => Box::new(FjallEngine::open(dir)),
         Kind::Okaywal => Box::new(OkaywalEngine::open(dir, purpose)),
@@ -141,7 +156,7 @@ pub fn reopen_ready(kind: Kind, dir: &Path, records: u64, last: &Item) -> Durati
         assert_eq!(map.get(&last.0[..]).map(Vec::as_slice), Some(&last.1[..]));
     };
     match kind {
-        Kind::Walstate => {
+        Kind::Walstate | Kind::WalstateNever => {
             let store = walstate::KvStore::open(
                 dir,
                 walstate::Options::default().checkpoint_after_bytes(None),
@@ -224,12 +239,14 @@ struct WalstateEngine {
 }
 
 impl WalstateEngine {
-    fn open(dir: &Path, purpose: Purpose) -> Self {
+    /// `bulk_policy` is the sync policy of the unsynced bulk load (W3); durable
+    /// commits use the defaults (`Always`).
+    fn open(dir: &Path, purpose: Purpose, bulk_policy: SyncPolicy) -> Self {
         let options = match purpose {
             Purpose::Commits { .. } => walstate::Options::default(),
             // No checkpoint: W4 then measures replay of exactly these records.
             Purpose::Bulk { .. } => walstate::Options::default()
-                .sync_policy(walstate::SyncPolicy::Never)
+                .sync_policy(bulk_policy)
                 .checkpoint_after_bytes(None),
         };
         WalstateEngine {
