@@ -113,6 +113,13 @@ fn apply(c: &mut Criterion) {
             timed_puts(&store, 1, iters, iters)
         })
     });
+    group.bench_function("buffered_1_thread", |b| {
+        b.iter_custom(|iters| {
+            let dir = bench_dir();
+            let store = open(dir.path(), SyncPolicy::Buffered);
+            timed_puts(&store, 1, iters, iters)
+        })
+    });
     group.throughput(Throughput::Elements(100));
     group.bench_function("always_apply_batch_100", |b| {
         b.iter_custom(|iters| {
