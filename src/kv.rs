@@ -9,8 +9,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::iter::FusedIterator;
 use std::marker::PhantomData;
-use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::ops::{Bound, Deref, RangeBounds};
 
 use imbl::OrdMap;
 use imbl::ordmap::RangedIter;
@@ -18,6 +17,7 @@ use imbl::shared_ptr::DefaultSharedPtr;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use triomphe::ThinArc;
 
 use crate::state::StateMachine;
 
@@ -25,17 +25,18 @@ use crate::state::StateMachine;
 ///
 /// Backed by a persistent B-tree (`imbl::OrdMap`): `clone` is O(1) and shares structure
 /// with the original, which is what lets checkpoints snapshot it under a short lock.
-/// Keys and values are reference-counted (`Arc<[u8]>`), so the copy-on-write of a shared
-/// B-tree leaf after a snapshot copies pointers, not the bytes; and each key keeps its
-/// first 8 bytes inline and compares them first, so most comparisons in the tree's binary
-/// searches touch no key allocation (the order is still exactly the byte order).
+/// Keys and values are reference-counted behind one-word pointers ([`SharedBytes`]), so
+/// the copy-on-write of a shared B-tree leaf after a snapshot copies 24-byte entries (key
+/// head, key pointer, value pointer), not the bytes; and each key keeps its first 8 bytes
+/// inline and compares them first, so most comparisons in the tree's binary searches
+/// touch no key allocation (the order is still exactly the byte order).
 ///
 /// Serialized as a sequence of `(key, value)` pairs in strictly increasing key order (the
 /// same bytes as a `Vec<(Vec<u8>, Vec<u8>)>` in bincode); deserializing rejects unsorted
 /// or duplicate keys.
 #[derive(Default, Clone, Debug, PartialEq, Eq)]
 pub struct KvState {
-    map: OrdMap<MapKey, Arc<[u8]>>,
+    map: OrdMap<MapKey, SharedBytes>,
     /// Sum of key and value lengths over all entries.
     bytes: usize,
 }
@@ -54,7 +55,63 @@ pub struct KvState {
 #[derive(Clone)]
 struct MapKey {
     head: u64,
-    bytes: Arc<[u8]>,
+    bytes: SharedBytes,
+}
+
+/// Immutable, reference-counted bytes behind a thin (one-word) pointer: the length lives
+/// in the allocation next to the count, where `Arc<[u8]>` carries it in a second word of
+/// the pointer. Same heap cost as `Arc<[u8]>` (16 bytes of header, as a strong and a weak
+/// count there), half the size in the map's B-tree entries, which is what a
+/// copy-on-write of a leaf copies and what a leaf insert shifts.
+#[derive(Clone)]
+struct SharedBytes(ThinArc<(), u8>);
+
+/// A map entry is 24 bytes, against 40 with fat `Arc<[u8]>` pointers: imbl's leaves hold
+/// 64 entries, and every write into a leaf shared with a checkpoint's snapshot copies the
+/// whole leaf, so this size is most of a checkpoint's extra memory.
+const _: () = assert!(std::mem::size_of::<(MapKey, SharedBytes)>() == 24);
+
+impl SharedBytes {
+    /// Copies `bytes` into a new allocation (the only allocation).
+    fn copy_from(bytes: &[u8]) -> Self {
+        SharedBytes(ThinArc::from_header_and_slice((), bytes))
+    }
+}
+
+impl Deref for SharedBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0.slice
+    }
+}
+
+impl From<&[u8]> for SharedBytes {
+    fn from(bytes: &[u8]) -> Self {
+        SharedBytes::copy_from(bytes)
+    }
+}
+
+/// One allocation and copy, like `Arc<[u8]>::from(Vec<u8>)`: a `ThinArc` cannot adopt the
+/// `Vec`'s buffer either (its counts and length sit in front of the bytes).
+impl From<Vec<u8>> for SharedBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        SharedBytes::copy_from(&bytes)
+    }
+}
+
+impl PartialEq for SharedBytes {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for SharedBytes {}
+
+impl fmt::Debug for SharedBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
 }
 
 /// Key bytes held inline in [`MapKey::head`].
@@ -69,7 +126,7 @@ fn key_head(key: &[u8]) -> u64 {
 }
 
 impl MapKey {
-    fn new(bytes: Arc<[u8]>) -> Self {
+    fn new(bytes: SharedBytes) -> Self {
         MapKey {
             head: key_head(&bytes),
             bytes,
@@ -251,7 +308,7 @@ impl KvState {
         }
     }
 
-    fn insert(&mut self, key: MapKey, value: Arc<[u8]>) -> Option<Arc<[u8]>> {
+    fn insert(&mut self, key: MapKey, value: SharedBytes) -> Option<SharedBytes> {
         let added = key.bytes.len() + value.len();
         let key_len = key.bytes.len();
         let previous = self.map.insert(key, value);
@@ -264,7 +321,7 @@ impl KvState {
         previous
     }
 
-    fn remove(&mut self, key: &[u8]) -> Option<Arc<[u8]>> {
+    fn remove(&mut self, key: &[u8]) -> Option<SharedBytes> {
         let previous = self.map.remove(probe(&KeyProbe::new(key)));
         if let Some(prev) = &previous {
             self.bytes -= key.len() + prev.len();
@@ -286,7 +343,7 @@ impl KvState {
     }
 
     /// `Put`: stores `value` under `key`, returns the previous value.
-    fn put(&mut self, key: Arc<[u8]>, value: Arc<[u8]>) -> KvOutput {
+    fn put(&mut self, key: SharedBytes, value: SharedBytes) -> KvOutput {
         let previous = self.insert(MapKey::new(key), value);
         Ok(KvApplied::Put {
             previous: previous.map(|v| v.to_vec()),
@@ -318,7 +375,7 @@ impl KvState {
 
 /// Iterator over `(key, value)` entries of a [`KvState`] in key order (also reversible).
 pub struct Entries<'a> {
-    inner: Option<RangedIter<'a, MapKey, Arc<[u8]>, DefaultSharedPtr>>,
+    inner: Option<RangedIter<'a, MapKey, SharedBytes, DefaultSharedPtr>>,
 }
 
 impl<'a> Iterator for Entries<'a> {
@@ -607,9 +664,9 @@ impl StateMachine for KvState {
 
     /// Same result as [`apply`](StateMachine::apply); a rejected compare-and-set moves
     /// the command's key and expected value into the [`CasMismatch`] instead of cloning
-    /// them. A `Put` still copies its bytes once, into the map's `Arc<[u8]>` allocations
-    /// (an `Arc` cannot adopt a `Vec`'s buffer), but frees the command's buffers right
-    /// away.
+    /// them. A `Put` still copies its bytes once, into the map's [`SharedBytes`]
+    /// allocations (a reference-counted allocation cannot adopt a `Vec`'s buffer), but
+    /// frees the command's buffers right away.
     fn apply_owned(&mut self, command: KvCommand) -> KvOutput {
         match command {
             KvCommand::Put { key, value } => self.put(key.into(), value.into()),
@@ -659,9 +716,9 @@ mod bytes {
         }
     }
 
-    /// Serde wrapper around shared bytes: decoded straight into the `Arc` from a
-    /// deserializer that lends its input (one copy), else from its `Vec`.
-    pub(super) struct DeShared(pub(super) Arc<[u8]>);
+    /// Serde wrapper around shared bytes: decoded straight into the [`SharedBytes`] from
+    /// a deserializer that lends its input (one copy), else from its `Vec`.
+    pub(super) struct DeShared(pub(super) SharedBytes);
 
     impl<'de> Deserialize<'de> for DeShared {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -669,7 +726,7 @@ mod bytes {
         }
     }
 
-    /// Builds a `T` (`Vec<u8>` or `Arc<[u8]>`) from whatever form the bytes come in.
+    /// Builds a `T` (`Vec<u8>` or [`SharedBytes`]) from whatever form the bytes come in.
     struct BytesVisitor<T>(PhantomData<T>);
 
     impl<'de, T> Visitor<'de> for BytesVisitor<T>
@@ -1211,6 +1268,10 @@ mod tests {
         }
     }
 
+    fn same_allocation(a: &SharedBytes, b: &SharedBytes) -> bool {
+        a.0.heap_ptr() == b.0.heap_ptr()
+    }
+
     #[test]
     fn snapshot_shares_key_and_value_bytes() {
         let mut s = KvState::new();
@@ -1228,8 +1289,12 @@ mod tests {
         for (i, ((k1, v1), (k2, v2))) in snapshot.map.iter().zip(s.map.iter()).enumerate() {
             // Keys in order of `i`; a put replaces key and value.
             let overwritten = i % 10 == 0;
-            assert_eq!(Arc::ptr_eq(&k1.bytes, &k2.bytes), !overwritten, "key {i}");
-            assert_eq!(Arc::ptr_eq(v1, v2), !overwritten, "value {i}");
+            assert_eq!(
+                same_allocation(&k1.bytes, &k2.bytes),
+                !overwritten,
+                "key {i}"
+            );
+            assert_eq!(same_allocation(v1, v2), !overwritten, "value {i}");
             shared += usize::from(!overwritten);
         }
         assert_eq!(shared, 900);
