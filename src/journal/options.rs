@@ -25,7 +25,9 @@ pub enum SyncPolicy {
     /// buffered records (at most `write_buffer_bytes`). A failed write of the buffer
     /// **poisons** the store: the records were acknowledged and applied, so the state is
     /// ahead of the file, and only a reopen gets back to what is on disk.
-    /// For bulk loads; one system call per buffer instead of one per commit.
+    /// Readers in other processes (`open_read_only`, `refresh`) see buffered commits
+    /// only once they are written. For bulk loads: one system call per buffer instead of
+    /// one per commit.
     Buffered,
 }
 
