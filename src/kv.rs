@@ -71,13 +71,6 @@ struct SharedBytes(ThinArc<(), u8>);
 /// whole leaf, so this size is most of a checkpoint's extra memory.
 const _: () = assert!(std::mem::size_of::<(MapKey, SharedBytes)>() == 24);
 
-impl SharedBytes {
-    /// Copies `bytes` into a new allocation (the only allocation).
-    fn copy_from(bytes: &[u8]) -> Self {
-        SharedBytes(ThinArc::from_header_and_slice((), bytes))
-    }
-}
-
 impl Deref for SharedBytes {
     type Target = [u8];
 
@@ -86,9 +79,10 @@ impl Deref for SharedBytes {
     }
 }
 
+/// Copies `bytes` into a new allocation (the only allocation).
 impl From<&[u8]> for SharedBytes {
     fn from(bytes: &[u8]) -> Self {
-        SharedBytes::copy_from(bytes)
+        SharedBytes(ThinArc::from_header_and_slice((), bytes))
     }
 }
 
@@ -96,7 +90,7 @@ impl From<&[u8]> for SharedBytes {
 /// `Vec`'s buffer either (its counts and length sit in front of the bytes).
 impl From<Vec<u8>> for SharedBytes {
     fn from(bytes: Vec<u8>) -> Self {
-        SharedBytes::copy_from(&bytes)
+        SharedBytes::from(bytes.as_slice())
     }
 }
 

@@ -88,7 +88,7 @@ impl JournalOptions {
 
     /// The write buffer that [`SyncPolicy::Buffered`] fills before writing: 0 under the
     /// other policies, which write every round.
-    pub fn buffered_bytes_max(&self) -> u64 {
+    pub(crate) fn buffered_bytes_max(&self) -> u64 {
         match self.sync_policy {
             SyncPolicy::Buffered => self.write_buffer_bytes.min(self.unsynced_bytes_max),
             _ => 0,

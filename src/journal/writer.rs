@@ -627,7 +627,7 @@ impl Shared {
     /// poisons, see [`Shared::flush`]).
     fn write_buffered(&self, writer: &mut Writer) -> Result<()> {
         let start = writer.offset;
-        self.flush(writer, start, &[])
+        self.flush(writer, start)
     }
 
     /// [`Shared::write_buffered`], then [`Shared::sync_active`].
@@ -720,7 +720,7 @@ impl Shared {
             }
             let first_lsn = writer.next_lsn;
             if let Err(err) =
-                self.encode_request(&mut writer, &request, first_lsn, &mut staged, staged_offset)
+                self.encode_request(&mut writer, &request, first_lsn, &staged, staged_offset)
             {
                 results.fail(&request, &err);
                 failure = Some(err);
@@ -734,7 +734,7 @@ impl Shared {
             let flushed = if keep_buffered {
                 Ok(())
             } else {
-                self.flush(&mut writer, staged_offset, &staged)
+                self.flush(&mut writer, staged_offset)
             };
             let synced = flushed.and_then(|()| {
                 if always || writer.unsynced_bytes > self.options.unsynced_bytes_max {
@@ -752,7 +752,8 @@ impl Shared {
             }
         }
         if let Some(err) = failure {
-            // Nothing of a failed request stays behind to be written by a later round.
+            // Nothing of a failed request stays behind to be written by a later round, and
+            // its LSNs go to the next request (a failed write or encode stops the round).
             let acked = writer.buffered_acked as usize;
             writer.buf.truncate(acked);
             if let Some(first) = staged.first() {
@@ -782,7 +783,7 @@ impl Shared {
             || (overflows
                 && writer.offset + pending + request.frame_bytes > self.options.segment_size_bytes);
         if needs_rotation {
-            self.flush(writer, *staged_offset, staged)?;
+            self.flush(writer, *staged_offset)?;
             self.sync_active(writer)?;
             self.complete(staged, durable);
             self.rotate(writer)?;
@@ -791,7 +792,7 @@ impl Shared {
             && writer.unsynced_bytes + pending + request.frame_bytes
                 > self.options.unsynced_bytes_max
         {
-            self.flush(writer, *staged_offset, staged)?;
+            self.flush(writer, *staged_offset)?;
             self.sync_active(writer)?;
             self.complete(staged, durable);
             *staged_offset = writer.offset;
@@ -807,7 +808,7 @@ impl Shared {
         writer: &mut Writer,
         request: &Request,
         first_lsn: u64,
-        staged: &mut [Staged],
+        staged: &[Staged],
         staged_offset: u64,
     ) -> Result<()> {
         let count = request.records.len();
@@ -824,7 +825,7 @@ impl Shared {
                     > self.options.unsynced_bytes_max
             {
                 let result = self
-                    .flush(writer, staged_offset, staged)
+                    .flush(writer, staged_offset)
                     .and_then(|()| self.sync_active(writer));
                 if let Err(err) = result {
                     writer.next_lsn = staged.first().map_or(first_lsn, |s| s.first_lsn);
@@ -845,11 +846,12 @@ impl Shared {
     }
 
     /// Writes the buffer at the write position. On failure, truncates back to
-    /// `truncate_to` (the start of the oldest incomplete request), makes that durable,
-    /// rewinds the LSN counter and returns the error; if the cleanup fails, poisons.
+    /// `truncate_to` (the start of the oldest incomplete request), makes that durable and
+    /// returns the error (the caller rewinds the LSN counter); if the cleanup fails,
+    /// poisons.
     /// If the buffer held acknowledged records (`SyncPolicy::Buffered`), a failure
     /// poisons: those commits cannot be failed any more, and the state is ahead of the file.
-    fn flush(&self, writer: &mut Writer, truncate_to: u64, staged: &[Staged]) -> Result<()> {
+    fn flush(&self, writer: &mut Writer, truncate_to: u64) -> Result<()> {
         if writer.buf.is_empty() {
             return Ok(());
         }
@@ -910,9 +912,6 @@ impl Shared {
                         &path,
                         io::Error::other(format!("{cleanup} (after: {error})")),
                     )));
-                }
-                if let Some(first) = staged.first() {
-                    writer.next_lsn = first.first_lsn;
                 }
                 Err(error)
             }
