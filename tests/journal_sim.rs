@@ -778,3 +778,119 @@ fn buffered_policy_on_a_full_disk_poisons_and_keeps_what_was_synced() {
     let acked: Vec<u64> = (1..=10).collect();
     check_prefix(&records, &acked, "full disk");
 }
+
+fn never_options(unsynced_bytes_max: u64) -> walstate::journal::JournalOptions {
+    walstate::journal::JournalOptions {
+        sync_policy: walstate::journal::SyncPolicy::Never,
+        segment_size_bytes: 1 << 20,
+        unsynced_bytes_max,
+        ..small_options()
+    }
+}
+
+/// Under `Never`, once half the unsynced bound is written, an fdatasync runs on the
+/// syncer thread, outside the writer's lock: appenders keep writing meanwhile, and past
+/// the full bound they find the room already made instead of waiting for a sync.
+#[test]
+fn appenders_do_not_wait_for_the_fdatasync_started_at_half_the_bound() {
+    use std::time::{Duration, Instant};
+    let (sim, vfs) = fresh(51);
+    let bound = 64 << 10;
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), never_options(bound)).unwrap();
+    journal.append(1, vec![1; 100]).unwrap(); // creates the segment
+    let latency = Duration::from_millis(400);
+    sim.set_sync_latency(Some(latency));
+    let record = vec![7u8; 1000];
+    let per_half = (bound / 2 / 1020) as usize + 1;
+    let started = Instant::now();
+    for _ in 0..per_half {
+        journal.append(1, record.clone()).unwrap();
+    }
+    assert!(
+        started.elapsed() < latency / 2,
+        "crossing half the bound waited {:?} for a sync",
+        started.elapsed()
+    );
+    // The background fdatasync finishes; then more than the whole bound is appended
+    // again without an appender waiting for one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while journal.stats().syncs < 2 {
+        assert!(Instant::now() < deadline, "no background fdatasync ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started = Instant::now();
+    for _ in 0..per_half + per_half / 2 {
+        journal.append(1, record.clone()).unwrap();
+    }
+    assert!(
+        started.elapsed() < latency / 2,
+        "an appender waited {:?}: the bound was reached although a sync had made room",
+        started.elapsed()
+    );
+    sim.set_sync_latency(None);
+    journal.close().unwrap();
+}
+
+/// The bound is the torn window written into segment headers, so it must hold at every
+/// moment: a background fdatasync covers only what was written before it started (the
+/// simulated file system makes a slow sync cover exactly that), never what appenders
+/// write while it runs.
+#[test]
+fn unsynced_bytes_never_exceed_the_bound_with_background_fdatasyncs() {
+    use std::time::Duration;
+    let (sim, vfs) = fresh(52);
+    let bound: u64 = 16 << 10;
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), never_options(bound)).unwrap();
+    sim.set_sync_latency(Some(Duration::from_millis(3)));
+    let mut max_seen = 0;
+    for n in 1..=3000u64 {
+        journal.append(1, payload(n)).unwrap();
+        let unsynced = sim.unsynced_write_bytes();
+        max_seen = max_seen.max(unsynced);
+        assert!(
+            unsynced <= bound,
+            "after record {n}: {unsynced} bytes written and not synced, over the bound of {bound}"
+        );
+    }
+    assert!(
+        max_seen > bound / 2,
+        "the workload never came near the bound ({max_seen})"
+    );
+    let stats = journal.stats();
+    sim.set_sync_latency(None);
+    journal.close().unwrap();
+    assert!(stats.syncs > 10, "{stats:?}");
+}
+
+/// A failed background fdatasync poisons the journal like any other: nothing appended
+/// after it is acknowledged, and a sync reports it (the kernel may report the error to
+/// the failed call only, so a later fdatasync must not hide it).
+#[test]
+fn a_failed_background_fdatasync_poisons_and_nothing_more_is_acknowledged() {
+    use std::time::{Duration, Instant};
+    let (sim, vfs) = fresh(53);
+    let bound: u64 = 64 << 10;
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), never_options(bound)).unwrap();
+    journal.append(1, vec![1; 100]).unwrap(); // creates the segment
+    sim.inject(Fault::once(OpClass::Sync, FaultKind::Eio));
+    let record = vec![7u8; 1000];
+    let mut acked = 1;
+    // Half the bound: the background fdatasync starts, and fails.
+    while (acked as u64) * 1020 < bound / 2 + 1020 {
+        journal.append(1, record.clone()).unwrap();
+        acked += 1;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while journal.poison_cause().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no background fdatasync ran below the full bound"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let cause = journal.poison_cause().unwrap();
+    assert!(cause.contains("background fdatasync"), "{cause}");
+    assert!(journal.append(1, record.clone()).unwrap_err().is_poisoned());
+    assert!(journal.sync().unwrap_err().is_poisoned());
+    assert!(journal.close().is_ok() || journal.check_usable().is_err());
+}

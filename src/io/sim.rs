@@ -171,6 +171,9 @@ struct Inode {
     current: Vec<u8>,
     durable: Vec<u8>,
     pending: Vec<PendingOp>,
+    /// Pending operations made durable (or dropped by a failed sync) so far: numbers the
+    /// operations, so a sync that started earlier applies only those before its start.
+    drained: u64,
     /// Names in the current namespace.
     links: u32,
     /// Open handles of the current generation.
@@ -792,9 +795,21 @@ impl State {
         self.faults.clear();
     }
 
-    fn sync_file(&mut self, ino: u64, fault: Option<FaultKind>) -> io::Result<()> {
+    /// Makes the pending operations of `ino` durable: all of them, or with `upto` only
+    /// those numbered below it (the ones issued before a slow sync started).
+    fn sync_file(
+        &mut self,
+        ino: u64,
+        fault: Option<FaultKind>,
+        upto: Option<u64>,
+    ) -> io::Result<()> {
         let inode = self.inode_mut(ino)?;
-        let pending = std::mem::take(&mut inode.pending);
+        let count = match upto {
+            Some(upto) => to_usize(upto.saturating_sub(inode.drained))?.min(inode.pending.len()),
+            None => inode.pending.len(),
+        };
+        let pending: Vec<PendingOp> = inode.pending.drain(..count).collect();
+        inode.drained = inode.drained.saturating_add(count as u64);
         if let Some(kind) = fault {
             // The kernel marked the pages clean: the data is gone for the disk.
             return Err(fault_error(kind));
@@ -939,6 +954,20 @@ impl SimFs {
     /// flush does: lets concurrency tests see group commit form.
     pub fn set_sync_latency(&self, latency: Option<std::time::Duration>) {
         self.state.lock().sync_latency = latency;
+    }
+
+    /// Bytes of writes not yet made durable by a sync, over every file: what a power
+    /// loss could take away now.
+    pub fn unsynced_write_bytes(&self) -> u64 {
+        let st = self.state.lock();
+        st.inodes
+            .values()
+            .flat_map(|inode| inode.pending.iter())
+            .map(|op| match op {
+                PendingOp::Write { data, .. } => data.len() as u64,
+                PendingOp::SetLen(_) | PendingOp::Allocate(_) => 0,
+            })
+            .sum()
     }
 
     /// Bytes counted against the space limit: current lengths of all files that have a
@@ -1167,10 +1196,20 @@ impl SimFile {
     }
 
     fn sync(&self, op: &'static str) -> io::Result<()> {
-        let latency = self.state.lock().sync_latency;
+        let (latency, upto) = {
+            let mut st = self.state.lock();
+            let upto = st
+                .inode_mut(self.ino)
+                .map(|inode| inode.drained.saturating_add(inode.pending.len() as u64))
+                .ok();
+            (st.sync_latency, upto)
+        };
+        let mut upto_if_slow = None;
         if let Some(latency) = latency {
-            // Like a disk flush: takes time, without holding the file system's lock.
+            // Like a disk flush: takes time, without holding the file system's lock, and
+            // covers what was written before it started (later writes may stay pending).
             std::thread::sleep(latency);
+            upto_if_slow = upto;
         }
         let mut st = self.state.lock();
         let fault = st.begin(
@@ -1180,7 +1219,7 @@ impl SimFile {
             true,
             Some(self.generation),
         )?;
-        st.sync_file(self.ino, fault)
+        st.sync_file(self.ino, fault, upto_if_slow)
     }
 }
 

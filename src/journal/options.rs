@@ -15,8 +15,10 @@ pub enum SyncPolicy {
     /// interval. A power loss (not a process crash) can lose up to one interval of
     /// acknowledged records, and never more than `unsynced_bytes_max` bytes.
     Interval(Duration),
-    /// Acknowledge once written to the OS; sync only on `sync()`, at rotation, and when
-    /// `unsynced_bytes_max` would be exceeded. A power loss can lose acknowledged records.
+    /// Acknowledge once written to the OS; sync on `sync()`, at rotation, and in the
+    /// background once half of `unsynced_bytes_max` is unsynced (on the syncer thread,
+    /// while appenders keep writing: an appender waits for a sync only when the whole
+    /// bound would be exceeded). A power loss can lose acknowledged records.
     Never,
     /// Acknowledge once the record is in the journal's in-process buffer; the buffer is
     /// written to the OS when it reaches `write_buffer_bytes`, and on `sync()`, at
@@ -48,6 +50,7 @@ pub struct JournalOptions {
     pub record_payload_max: u32,
     /// The most bytes written but not yet synced at any moment. Bounds one group-commit
     /// batch and, with the record limit, the torn-tail window recorded in each segment.
+    /// Under every policy but `Always` a background fdatasync starts at half of it.
     pub unsynced_bytes_max: u64,
     /// Under [`SyncPolicy::Buffered`], the most bytes of acknowledged records held in the
     /// process before they are written to the OS; `unsynced_bytes_max` caps it.

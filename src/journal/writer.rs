@@ -10,6 +10,9 @@
 //! take numbered turns, so hooks run in LSN order) and wakes exactly the appenders it
 //! completed. Appenders arriving meanwhile queue up for the next leader, so under load
 //! one fdatasync covers many commits.
+//!
+//! Under the other policies the syncer thread fdatasyncs outside the writer's mutex: at
+//! half the unsynced bound (see [`Background`]) and, under `Interval`, on its tick.
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
@@ -118,6 +121,28 @@ struct Outcome {
     result: Result<Completed>,
 }
 
+/// The background syncer's state. Under every policy but `Always`, once half of
+/// `unsynced_bytes_max` is written but not synced, the writer hands an fdatasync of the
+/// active segment to the syncer thread, which runs it outside the writer's mutex, so
+/// appenders keep writing; an appender waits only when the whole bound would be exceeded.
+/// Every other fdatasync of the active segment first waits for a background one to finish
+/// (so a failure the kernel reports to only one caller is never missed: it poisons before
+/// the wait ends).
+#[derive(Default)]
+struct Background {
+    /// A claimed fdatasync waiting for the syncer thread.
+    job: Option<SyncJob>,
+    /// The syncer is stopping (or stopped): no more jobs are claimed.
+    stop: bool,
+}
+
+/// One background fdatasync: it covers `written_bytes` once it succeeds.
+struct SyncJob {
+    file: Arc<dyn VfsFile>,
+    path: PathBuf,
+    written_bytes: u64,
+}
+
 struct LiveSegment {
     seq: u64,
     first_lsn: u64,
@@ -125,16 +150,19 @@ struct LiveSegment {
 }
 
 struct Writer {
-    /// The active segment, or `None` when the next append must create one.
-    file: Option<Box<dyn VfsFile>>,
+    /// The active segment, or `None` when the next append must create one. Shared with
+    /// the background syncer, which fdatasyncs it outside this writer's mutex.
+    file: Option<Arc<dyn VfsFile>>,
     /// Write position in the active segment.
     offset: u64,
     /// Records in the active segment.
     segment_records: u64,
     /// LSN of the next record.
     next_lsn: u64,
-    /// Bytes written to the active segment since its last successful fdatasync.
-    unsynced_bytes: u64,
+    /// Bytes written to segments since the journal was opened (never reset). The bytes
+    /// not yet covered by a completed fdatasync are `written_bytes - Shared::synced_bytes`
+    /// (see [`Shared::unsynced`]).
+    written_bytes: u64,
     /// Segment files in order; the last is the active one (when `file` is `Some`).
     segments: Vec<LiveSegment>,
     /// Encode buffer. Between rounds it is empty, except under `SyncPolicy::Buffered`,
@@ -166,8 +194,18 @@ struct Shared {
     poison_cause: Mutex<Option<String>>,
     poisoned: AtomicBool,
     closed: AtomicBool,
-    syncer_stop: Mutex<bool>,
-    syncer_cv: Condvar,
+    /// The `Writer::written_bytes` value the last completed fdatasync covered: an
+    /// fdatasync covers every byte written before it started. Only grows.
+    synced_bytes: AtomicU64,
+    /// The background syncer's job slot (see [`Background`]).
+    background: Mutex<Background>,
+    /// Wakes the syncer thread (a job, a stop, or its `Interval` tick).
+    background_cv: Condvar,
+    /// Wakes those waiting for a background fdatasync to finish.
+    background_done_cv: Condvar,
+    /// A background fdatasync is claimed or running. Set and cleared with `background`
+    /// locked; read without it as a fast check.
+    background_in_flight: AtomicBool,
     records: AtomicU64,
     bytes: AtomicU64,
     syncs: AtomicU64,
@@ -220,7 +258,7 @@ impl Journal {
             offset: 0,
             segment_records: 0,
             next_lsn: outcome.next_lsn.max(1),
-            unsynced_bytes: 0,
+            written_bytes: 0,
             segments,
             buf: Vec::new(),
             buffered_acked: 0,
@@ -260,7 +298,7 @@ impl Journal {
                 writer.allocated_end = file
                     .len()
                     .map_err(|err| Error::io("read segment length", &last.path, err))?;
-                writer.file = Some(file);
+                writer.file = Some(Arc::from(file));
             }
         }
         let shared = Arc::new(Shared {
@@ -274,16 +312,22 @@ impl Journal {
             poison_cause: Mutex::new(None),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            syncer_stop: Mutex::new(false),
-            syncer_cv: Condvar::new(),
+            synced_bytes: AtomicU64::new(0),
+            background: Mutex::new(Background::default()),
+            background_cv: Condvar::new(),
+            background_done_cv: Condvar::new(),
+            background_in_flight: AtomicBool::new(false),
             records: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             batches: AtomicU64::new(0),
         });
         let syncer = match shared.options.sync_policy {
-            SyncPolicy::Interval(every) => Some(spawn_syncer(Arc::clone(&shared), every)?),
-            _ => None,
+            SyncPolicy::Always => None,
+            SyncPolicy::Interval(every) => Some(spawn_syncer(Arc::clone(&shared), Some(every))?),
+            SyncPolicy::Never | SyncPolicy::Buffered => {
+                Some(spawn_syncer(Arc::clone(&shared), None)?)
+            }
         };
         Ok(Journal {
             shared,
@@ -405,8 +449,8 @@ impl Journal {
     }
 
     fn stop_syncer(&self) {
-        *self.shared.syncer_stop.lock() = true;
-        self.shared.syncer_cv.notify_all();
+        self.shared.background.lock().stop = true;
+        self.shared.background_cv.notify_all();
         if let Some(handle) = self.syncer.lock().take() {
             let _ = handle.join();
         }
@@ -540,26 +584,53 @@ fn take_batch(queue: &mut Queue, bytes_max: u64) -> Vec<Request> {
     batch
 }
 
-fn spawn_syncer(shared: Arc<Shared>, every: Duration) -> Result<JoinHandle<()>> {
+/// The syncer thread: runs the background fdatasyncs the writer hands it and, under
+/// `SyncPolicy::Interval(every)`, one every `every`. It runs a claimed job before it
+/// stops, so nobody waits for a job that never runs.
+fn spawn_syncer(shared: Arc<Shared>, every: Option<Duration>) -> Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("walstate-syncer".into())
         .spawn(move || {
             loop {
-                {
-                    let mut stop = shared.syncer_stop.lock();
-                    if !*stop {
-                        shared.syncer_cv.wait_for(&mut stop, every);
+                let job = {
+                    let mut background = shared.background.lock();
+                    loop {
+                        if let Some(job) = background.job.take() {
+                            break Some(job);
+                        }
+                        if background.stop {
+                            return;
+                        }
+                        match every {
+                            Some(every) => {
+                                if shared
+                                    .background_cv
+                                    .wait_for(&mut background, every)
+                                    .timed_out()
+                                {
+                                    break None;
+                                }
+                            }
+                            None => shared.background_cv.wait(&mut background),
+                        }
                     }
-                    if *stop {
-                        return;
+                };
+                let job = match job {
+                    Some(job) => Some(job),
+                    // The interval tick: everything written so far (after a background
+                    // fdatasync that started earlier, which covers less).
+                    None if shared.check_usable().is_ok() => {
+                        shared.wait_for_background_sync();
+                        let writer = shared.writer.lock();
+                        let mut background = shared.background.lock();
+                        shared.claim_background_sync(&writer, &mut background)
                     }
+                    None => None,
+                };
+                if let Some(job) = job {
+                    // A failure poisons inside; nothing else to do here.
+                    shared.run_background_sync(job);
                 }
-                if shared.check_usable().is_err() {
-                    return;
-                }
-                let mut writer = shared.writer.lock();
-                // A failure poisons inside sync_active; nothing else to do here.
-                let _ = shared.write_and_sync(&mut writer);
             }
         })
         .map_err(|err| Error::io("spawn syncer thread", PathBuf::new(), err))
@@ -602,10 +673,25 @@ impl Shared {
         Error::Poisoned { cause }
     }
 
-    /// fdatasyncs the active segment if it has unsynced bytes; a failure poisons.
+    /// Bytes written to the active segment and not yet covered by a completed fdatasync.
+    fn unsynced(&self, writer: &Writer) -> u64 {
+        writer
+            .written_bytes
+            .saturating_sub(self.synced_bytes.load(Ordering::Acquire))
+    }
+
+    /// Records that a completed fdatasync covered everything written so far.
+    fn mark_synced(&self, writer: &Writer) {
+        self.synced_bytes
+            .fetch_max(writer.written_bytes, Ordering::AcqRel);
+    }
+
+    /// fdatasyncs the active segment if it has unsynced bytes; a failure poisons. Waits
+    /// for a background fdatasync first, so one that failed is seen here.
     fn sync_active(&self, writer: &mut Writer) -> Result<()> {
+        self.wait_for_background_sync();
         self.check_usable()?;
-        if writer.unsynced_bytes == 0 {
+        if self.unsynced(writer) == 0 {
             return Ok(());
         }
         let Some(file) = writer.file.as_ref() else {
@@ -614,12 +700,81 @@ impl Shared {
         match file.sync_data() {
             Ok(()) => {
                 self.syncs.fetch_add(1, Ordering::Relaxed);
-                writer.unsynced_bytes = 0;
+                self.mark_synced(writer);
                 Ok(())
             }
             Err(err) => {
                 Err(self.poison_with(Error::io("fdatasync", self.active_path(writer), err)))
             }
+        }
+    }
+
+    /// Hands an fdatasync to the syncer thread once half of the unsynced bound is
+    /// written, unless one is already running (called with the writer locked, after a
+    /// write).
+    fn maybe_start_background_sync(&self, writer: &Writer) {
+        if self.options.sync_policy == SyncPolicy::Always
+            || self.background_in_flight.load(Ordering::Acquire)
+            || self.unsynced(writer) < self.options.unsynced_bytes_max / 2
+        {
+            return;
+        }
+        let mut background = self.background.lock();
+        if let Some(job) = self.claim_background_sync(writer, &mut background) {
+            background.job = Some(job);
+            self.background_cv.notify_one();
+        }
+    }
+
+    /// Claims a background fdatasync of everything written to the active segment so
+    /// far: `None` if nothing is unsynced, one is already running, or the syncer stopped.
+    fn claim_background_sync(
+        &self,
+        writer: &Writer,
+        background: &mut Background,
+    ) -> Option<SyncJob> {
+        if background.stop
+            || self.background_in_flight.load(Ordering::Acquire)
+            || self.unsynced(writer) == 0
+        {
+            return None;
+        }
+        let file = Arc::clone(writer.file.as_ref()?);
+        self.background_in_flight.store(true, Ordering::Release);
+        Some(SyncJob {
+            file,
+            path: self.active_path(writer),
+            written_bytes: writer.written_bytes,
+        })
+    }
+
+    /// Runs a claimed background fdatasync (without the writer's mutex): on success it
+    /// covers what was written before it was claimed; a failure poisons, before anyone
+    /// waiting for it is woken.
+    fn run_background_sync(&self, job: SyncJob) {
+        match job.file.sync_data() {
+            Ok(()) => {
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+                self.synced_bytes
+                    .fetch_max(job.written_bytes, Ordering::AcqRel);
+            }
+            Err(err) => {
+                let _ = self.poison_with(Error::io("background fdatasync", &job.path, err));
+            }
+        }
+        let _background = self.background.lock();
+        self.background_in_flight.store(false, Ordering::Release);
+        self.background_done_cv.notify_all();
+    }
+
+    /// Waits until no background fdatasync is claimed or running.
+    fn wait_for_background_sync(&self) {
+        if !self.background_in_flight.load(Ordering::Acquire) {
+            return;
+        }
+        let mut background = self.background.lock();
+        while self.background_in_flight.load(Ordering::Acquire) {
+            self.background_done_cv.wait(&mut background);
         }
     }
 
@@ -737,10 +892,12 @@ impl Shared {
                 self.flush(&mut writer, staged_offset)
             };
             let synced = flushed.and_then(|()| {
-                if always || writer.unsynced_bytes > self.options.unsynced_bytes_max {
+                if always || self.unsynced(&writer) > self.options.unsynced_bytes_max {
                     self.sync_active(&mut writer)
                 } else {
-                    Ok(())
+                    // A background fdatasync may have failed meanwhile: then nothing
+                    // more is acknowledged.
+                    self.check_usable()
                 }
             });
             match synced {
@@ -788,16 +945,27 @@ impl Shared {
             self.complete(staged, durable);
             self.rotate(writer)?;
             *staged_offset = writer.offset;
-        } else if (pending > 0 || writer.unsynced_bytes > 0)
-            && writer.unsynced_bytes + pending + request.frame_bytes
-                > self.options.unsynced_bytes_max
-        {
-            self.flush(writer, *staged_offset)?;
-            self.sync_active(writer)?;
-            self.complete(staged, durable);
-            *staged_offset = writer.offset;
+        } else if self.over_bound(writer, request.frame_bytes) {
+            // A background fdatasync already running may make the room.
+            self.wait_for_background_sync();
+            if self.over_bound(writer, request.frame_bytes) {
+                self.flush(writer, *staged_offset)?;
+                self.sync_active(writer)?;
+                self.complete(staged, durable);
+                *staged_offset = writer.offset;
+            }
         }
         Ok(())
+    }
+
+    /// Whether writing the buffer plus `frame_bytes` more would take the unsynced bytes
+    /// past `unsynced_bytes_max` (a single frame larger than the bound is allowed onto
+    /// a synced segment: the torn window covers one frame).
+    fn over_bound(&self, writer: &Writer, frame_bytes: u64) -> bool {
+        let pending = writer.buf.len() as u64;
+        let unsynced = self.unsynced(writer);
+        (pending > 0 || unsynced > 0)
+            && unsynced + pending + frame_bytes > self.options.unsynced_bytes_max
     }
 
     /// Encodes a request's frames into the buffer. A group larger than the unsynced bound
@@ -820,10 +988,7 @@ impl Shared {
         }
         for (index, record) in request.records.iter().enumerate() {
             let frame = (RECORD_HEADER_LEN + record.payload.len()) as u64;
-            if (!writer.buf.is_empty() || writer.unsynced_bytes > 0)
-                && writer.unsynced_bytes + writer.buf.len() as u64 + frame
-                    > self.options.unsynced_bytes_max
-            {
+            if self.over_bound(writer, frame) {
                 let result = self
                     .flush(writer, staged_offset)
                     .and_then(|()| self.sync_active(writer));
@@ -874,9 +1039,10 @@ impl Shared {
             Ok(()) => {
                 let written = writer.buf.len() as u64;
                 writer.offset += written;
-                writer.unsynced_bytes += written;
+                writer.written_bytes += written;
                 writer.buf.clear();
                 writer.buffered_acked = 0;
+                self.maybe_start_background_sync(writer);
                 Ok(())
             }
             Err(err) => {
@@ -921,6 +1087,7 @@ impl Shared {
     /// Cuts the active segment back to `len` bytes and makes that durable; checks the
     /// length really is `len` afterwards.
     fn truncate_back(&self, writer: &mut Writer, len: u64) -> io::Result<()> {
+        self.wait_for_background_sync();
         let Some(file) = writer.file.as_ref() else {
             return Ok(());
         };
@@ -935,7 +1102,7 @@ impl Shared {
         }
         writer.offset = len;
         writer.allocated_end = len;
-        writer.unsynced_bytes = 0;
+        self.mark_synced(writer);
         Ok(())
     }
 
@@ -979,12 +1146,12 @@ impl Shared {
         match create_segment(self.vfs.as_ref(), &self.dir, &header, preallocate) {
             Ok((file, path)) => {
                 self.syncs.fetch_add(1, Ordering::Relaxed);
-                writer.file = Some(file);
+                writer.file = Some(Arc::from(file));
                 writer.offset = SEGMENT_HEADER_LEN as u64;
                 writer.preallocated = self.options.preallocate;
                 writer.allocated_end = preallocate.unwrap_or(SEGMENT_HEADER_LEN as u64);
                 writer.segment_records = 0;
-                writer.unsynced_bytes = 0;
+                self.mark_synced(writer);
                 writer.segments.push(LiveSegment {
                     seq,
                     first_lsn: writer.next_lsn,
