@@ -9,7 +9,9 @@
 //! then runs its round's on-durable hooks once every earlier round's have run (rounds
 //! take numbered turns, so hooks run in LSN order) and wakes exactly the appenders it
 //! completed. Appenders arriving meanwhile queue up for the next leader, so under load
-//! one fdatasync covers many commits.
+//! one fdatasync covers many commits. An appender that finds no leader and nobody queued
+//! skips the queue: it leads a round of its own request and runs its hook itself, so a
+//! lone appender's commit allocates nothing in the journal.
 //!
 //! Under the other policies the syncer thread fdatasyncs outside the writer's mutex: at
 //! half the unsynced bound (see [`Background`]) and, under `Interval`, on its tick.
@@ -24,6 +26,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
+use smallvec::SmallVec;
 
 use super::options::{JournalOptions, SyncPolicy};
 use super::scan::{DefectKind, ScanOutcome};
@@ -70,9 +73,14 @@ struct Request {
     records: Vec<RecordToAppend>,
     frame_bytes: u64,
     hook: Option<DurableHook>,
-    /// Wakes the appender waiting for this request (its thread's own condvar).
-    waker: Arc<Condvar>,
+    /// Wakes the appender waiting for this request (its thread's own condvar); `None`
+    /// for a lone leader's own request (nobody waits for it).
+    waker: Option<Arc<Condvar>>,
 }
+
+/// The requests of one round, and what became of them. Inline room for one: a lone
+/// appender's round allocates nothing.
+type Requests<T> = SmallVec<[T; 1]>;
 
 thread_local! {
     /// Each thread waits for at most one request at a time, always with the queue mutex
@@ -100,15 +108,15 @@ struct Queue {
 /// requests that failed.
 #[derive(Default)]
 struct Round {
-    durable: Vec<Staged>,
-    failed: Vec<Outcome>,
+    durable: Requests<Staged>,
+    failed: Requests<Outcome>,
 }
 
 impl Round {
     fn fail(&mut self, request: &Request, err: &Error) {
         self.failed.push(Outcome {
             id: request.id,
-            waker: Arc::clone(&request.waker),
+            waker: request.waker.clone(),
             result: Err(retell(err)),
         });
     }
@@ -117,7 +125,7 @@ impl Round {
 /// A request's result, with the condvar that wakes its appender.
 struct Outcome {
     id: u64,
-    waker: Arc<Condvar>,
+    waker: Option<Arc<Condvar>>,
     result: Result<Completed>,
 }
 
@@ -189,8 +197,13 @@ struct Shared {
     queue: Mutex<Queue>,
     writer: Mutex<Writer>,
     /// The round whose hooks run next.
-    hook_turn: Mutex<u64>,
+    /// Read and passed on without a lock (a lone appender's turn is always ready);
+    /// `hook_turn_waiters` says whether a pass must wake someone.
+    hook_turn: AtomicU64,
+    hook_turn_lock: Mutex<()>,
     hook_turn_cv: Condvar,
+    /// Appenders waiting in [`Shared::wait_for_turn`].
+    hook_turn_waiters: AtomicU64,
     poison_cause: Mutex<Option<String>>,
     poisoned: AtomicBool,
     closed: AtomicBool,
@@ -307,8 +320,10 @@ impl Journal {
             options,
             queue: Mutex::new(Queue::default()),
             writer: Mutex::new(writer),
-            hook_turn: Mutex::new(0),
+            hook_turn: AtomicU64::new(0),
+            hook_turn_lock: Mutex::new(()),
             hook_turn_cv: Condvar::new(),
+            hook_turn_waiters: AtomicU64::new(0),
             poison_cause: Mutex::new(None),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -363,7 +378,8 @@ impl Journal {
     /// Appends records as one atomic group with consecutive LSNs: after a crash either all
     /// of them are there or none. Returns the first LSN once durable.
     pub fn append_group(&self, records: Vec<RecordToAppend>) -> Result<u64> {
-        self.submit(records, None).map(|done| done.first_lsn)
+        self.append_with(records, |_| ())
+            .map(|(first_lsn, ())| first_lsn)
     }
 
     /// Like [`Journal::append_group`], and runs `hook` with the first LSN once the group
@@ -373,8 +389,15 @@ impl Journal {
         records: Vec<RecordToAppend>,
         hook: impl FnOnce(u64) -> T + Send + 'static,
     ) -> Result<(u64, T)> {
+        self.check_usable()?;
+        let frame_bytes = self.validate(&records)?;
+        if let Some(round_number) = self.shared.lead_alone() {
+            return self
+                .shared
+                .lead_own_round(round_number, records, frame_bytes, hook);
+        }
         let hook: DurableHook = Box::new(move |lsn| Box::new(hook(lsn)) as Box<dyn Any + Send>);
-        let done = self.submit(records, Some(hook))?;
+        let done = self.submit(records, frame_bytes, Some(hook))?;
         let output = done
             .output
             .and_then(|output| output.downcast::<T>().ok())
@@ -456,9 +479,14 @@ impl Journal {
         }
     }
 
-    fn submit(&self, records: Vec<RecordToAppend>, hook: Option<DurableHook>) -> Result<Completed> {
-        self.check_usable()?;
-        let frame_bytes = self.validate(&records)?;
+    /// The queued path: waits for a leader (or becomes one) to write and sync the
+    /// request with others, and for its hook's output.
+    fn submit(
+        &self,
+        records: Vec<RecordToAppend>,
+        frame_bytes: u64,
+        hook: Option<DurableHook>,
+    ) -> Result<Completed> {
         let shared = &self.shared;
         let waker = WAKER.with(Arc::clone);
         let mut queue = shared.queue.lock();
@@ -469,7 +497,7 @@ impl Journal {
             records,
             frame_bytes,
             hook,
-            waker: Arc::clone(&waker),
+            waker: Some(Arc::clone(&waker)),
         });
         loop {
             if let Some(result) = queue.results.remove(&id) {
@@ -484,12 +512,7 @@ impl Journal {
                 let round = shared.lead(batch);
                 // Hand leadership on before running hooks: the next round's write and
                 // fdatasync overlap this round's hooks.
-                queue = shared.queue.lock();
-                queue.leader_active = false;
-                if let Some(next) = queue.pending.front() {
-                    next.waker.notify_one();
-                }
-                drop(queue);
+                shared.pass_leadership();
                 let outcomes = shared.run_hooks_in_turn(round_number, round);
                 let mut own = None;
                 queue = shared.queue.lock();
@@ -498,7 +521,9 @@ impl Journal {
                         own = Some(outcome.result);
                     } else {
                         queue.results.insert(outcome.id, outcome.result);
-                        outcome.waker.notify_one();
+                        if let Some(waker) = &outcome.waker {
+                            waker.notify_one();
+                        }
                     }
                 }
                 if let Some(result) = own {
@@ -569,8 +594,8 @@ fn rewrite_and_sync(file: &dyn VfsFile, path: &Path, valid_end: u64, window: u64
         .map_err(|err| Error::io("fdatasync segment at open", path, err))
 }
 
-fn take_batch(queue: &mut Queue, bytes_max: u64) -> Vec<Request> {
-    let mut batch = Vec::new();
+fn take_batch(queue: &mut Queue, bytes_max: u64) -> Requests<Request> {
+    let mut batch = Requests::new();
     let mut total = 0u64;
     while let Some(front) = queue.pending.front() {
         if !batch.is_empty() && total + front.frame_bytes > bytes_max {
@@ -634,6 +659,23 @@ fn spawn_syncer(shared: Arc<Shared>, every: Option<Duration>) -> Result<JoinHand
             }
         })
         .map_err(|err| Error::io("spawn syncer thread", PathBuf::new(), err))
+}
+
+/// Passes the hook turn on to the next round when dropped.
+struct PassTurn<'a>(&'a Shared);
+
+impl Drop for PassTurn<'_> {
+    fn drop(&mut self) {
+        let shared = self.0;
+        // SeqCst with the waiter's increment-then-check: either it sees the new turn,
+        // or this sees it waiting and wakes it (taking the lock orders the wake-up after
+        // its wait began).
+        shared.hook_turn.fetch_add(1, Ordering::SeqCst);
+        if shared.hook_turn_waiters.load(Ordering::SeqCst) > 0 {
+            drop(shared.hook_turn_lock.lock());
+            shared.hook_turn_cv.notify_all();
+        }
+    }
 }
 
 /// A request whose records are written but not yet complete.
@@ -799,28 +841,82 @@ impl Shared {
             .unwrap_or_else(|| self.dir.clone())
     }
 
+    /// The single-appender fast path: when no round is being led and nobody is queued,
+    /// the caller becomes the leader of a round of just its own request, without
+    /// queueing it. Returns the round's number.
+    fn lead_alone(&self) -> Option<u64> {
+        let mut queue = self.queue.lock();
+        if queue.leader_active || !queue.pending.is_empty() {
+            return None;
+        }
+        queue.leader_active = true;
+        let number = queue.next_round;
+        queue.next_round += 1;
+        Some(number)
+    }
+
+    /// Leads round `number` of the caller's own request (see [`Shared::lead_alone`]):
+    /// writes and syncs it like any round, hands leadership on, and runs `hook` itself
+    /// in the round's turn (no boxed hook, no results map, no wake-up).
+    fn lead_own_round<T>(
+        &self,
+        number: u64,
+        records: Vec<RecordToAppend>,
+        frame_bytes: u64,
+        hook: impl FnOnce(u64) -> T,
+    ) -> Result<(u64, T)> {
+        let request = Request {
+            id: 0,
+            records,
+            frame_bytes,
+            hook: None,
+            waker: None,
+        };
+        let Round { durable, failed } = self.lead(smallvec::smallvec![request]);
+        self.pass_leadership();
+        let _pass = self.wait_for_turn(number);
+        match (durable.into_iter().next(), failed.into_iter().next()) {
+            (Some(staged), _) => Ok((staged.first_lsn, hook(staged.first_lsn))),
+            (None, Some(outcome)) => Err(match outcome.result {
+                Err(err) => err,
+                Ok(_) => Error::Codec("internal: a failed request had no error".into()),
+            }),
+            (None, None) => Err(Error::Codec("internal: a request was lost".into())),
+        }
+    }
+
+    /// Ends the caller's leadership and wakes the oldest queued appender to lead next.
+    fn pass_leadership(&self) {
+        let mut queue = self.queue.lock();
+        queue.leader_active = false;
+        if let Some(waker) = queue.pending.front().and_then(|next| next.waker.as_ref()) {
+            waker.notify_one();
+        }
+    }
+
+    /// Waits until the hooks of every round before `number` have run; the returned guard
+    /// passes the turn on when dropped (even if a hook panics, so later rounds never
+    /// wait forever).
+    fn wait_for_turn(&self, number: u64) -> PassTurn<'_> {
+        if self.hook_turn.load(Ordering::SeqCst) != number {
+            let mut guard = self.hook_turn_lock.lock();
+            self.hook_turn_waiters.fetch_add(1, Ordering::SeqCst);
+            while self.hook_turn.load(Ordering::SeqCst) != number {
+                self.hook_turn_cv.wait(&mut guard);
+            }
+            self.hook_turn_waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+        PassTurn(self)
+    }
+
     /// Waits for round `number`'s turn, runs the hooks of its durable requests in LSN
     /// order, passes the turn on, and returns every request's result.
-    fn run_hooks_in_turn(&self, number: u64, round: Round) -> Vec<Outcome> {
-        /// Passes the turn on even if a hook panics, so later rounds never wait forever.
-        struct PassTurn<'a>(&'a Shared);
-        impl Drop for PassTurn<'_> {
-            fn drop(&mut self) {
-                *self.0.hook_turn.lock() += 1;
-                self.0.hook_turn_cv.notify_all();
-            }
-        }
+    fn run_hooks_in_turn(&self, number: u64, round: Round) -> Requests<Outcome> {
         let Round {
             durable,
             mut failed,
         } = round;
-        {
-            let mut turn = self.hook_turn.lock();
-            while *turn != number {
-                self.hook_turn_cv.wait(&mut turn);
-            }
-        }
-        let _pass = PassTurn(self);
+        let _pass = self.wait_for_turn(number);
         for Staged { request, first_lsn } in durable {
             let output = request.hook.map(|hook| hook(first_lsn));
             failed.push(Outcome {
@@ -834,7 +930,7 @@ impl Shared {
 
     /// Leader work: writes and syncs one batch; returns the requests made durable (their
     /// hooks not run yet) and the failed ones.
-    fn lead(&self, batch: Vec<Request>) -> Round {
+    fn lead(&self, batch: Requests<Request>) -> Round {
         let mut results = Round::default();
         if let Err(err) = self.check_usable() {
             for request in batch {
@@ -842,11 +938,11 @@ impl Shared {
             }
             return results;
         }
-        self.batches.fetch_add(1, Ordering::Relaxed);
         let mut writer = self.writer.lock();
+        bump(&self.batches, 1);
         let always = self.options.sync_policy == SyncPolicy::Always;
         let buffered_max = self.options.buffered_bytes_max();
-        let mut staged: Vec<Staged> = Vec::new();
+        let mut staged: Requests<Staged> = Requests::new();
         // Offset where the first staged (incomplete) request starts: where a failed
         // write truncates back to. The buffer holds acknowledged records only.
         debug_assert_eq!(writer.buf.len() as u64, writer.buffered_acked);
@@ -928,9 +1024,9 @@ impl Shared {
     fn place(
         &self,
         writer: &mut Writer,
-        staged: &mut Vec<Staged>,
+        staged: &mut Requests<Staged>,
         staged_offset: &mut u64,
-        durable: &mut Vec<Staged>,
+        durable: &mut Requests<Staged>,
         request: &Request,
     ) -> Result<()> {
         let pending = writer.buf.len() as u64;
@@ -1108,12 +1204,10 @@ impl Shared {
 
     /// Moves every staged request, now durable, to `durable` (in LSN order) and bumps
     /// the counters; their hooks run later, in the round's turn.
-    fn complete(&self, staged: &mut Vec<Staged>, durable: &mut Vec<Staged>) {
+    fn complete(&self, staged: &mut Requests<Staged>, durable: &mut Requests<Staged>) {
         for done in staged.drain(..) {
-            self.records
-                .fetch_add(done.request.records.len() as u64, Ordering::Relaxed);
-            self.bytes
-                .fetch_add(done.request.frame_bytes, Ordering::Relaxed);
+            bump(&self.records, done.request.records.len() as u64);
+            bump(&self.bytes, done.request.frame_bytes);
             durable.push(done);
         }
     }
@@ -1163,6 +1257,12 @@ impl Shared {
             Err((err, false)) => Err(err),
         }
     }
+}
+
+/// Adds to a counter only ever changed with the writer locked: a plain load and store,
+/// not a locked read-modify-write (readers of the stats see either value).
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
 }
 
 /// Produces an equivalent error for each of several waiters (errors are not `Clone`).

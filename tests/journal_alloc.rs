@@ -1,0 +1,83 @@
+//! The commit path's own cost: what a lone appender allocates. A binary of its own, since
+//! it counts allocations with a global allocator (per thread, so other tests' threads
+//! do not count).
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::Path;
+
+use common::reopen;
+use walstate::io::{SimFs, Vfs, VfsRef};
+use walstate::journal::{JournalOptions, RecordToAppend, SyncPolicy};
+
+struct CountingAlloc;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// A lone appender leads a round of just its own request: it is not queued, its hook is
+/// run directly (not boxed, its output not boxed) and no per-round vectors or result
+/// map are built. Under `Buffered`, an append that does not fill the buffer allocates
+/// nothing at all in the journal (the buffer and its write are amortized).
+#[test]
+fn a_lone_appender_allocates_nothing_per_append() {
+    let sim = SimFs::new(61);
+    sim.create_dir_all(Path::new("/store")).unwrap();
+    let vfs: VfsRef = sim.clone();
+    let options = JournalOptions {
+        sync_policy: SyncPolicy::Buffered,
+        write_buffer_bytes: 256 << 10,
+        ..JournalOptions::default()
+    };
+    let (journal, _, _) = reopen(&vfs, Path::new("/store"), options).unwrap();
+    let appends = 2000u64;
+    let requests: Vec<Vec<RecordToAppend>> = (0..appends)
+        .map(|n| {
+            vec![RecordToAppend {
+                kind: 1,
+                payload: vec![n as u8; 100],
+            }]
+        })
+        .collect();
+    journal.append(1, vec![0; 100]).unwrap(); // creates the segment, sizes the buffer
+    let mut counted = 0;
+    for (n, records) in requests.into_iter().enumerate() {
+        let before = allocations();
+        let (_, echoed) = journal.append_with(records, move |lsn| (lsn, n)).unwrap();
+        counted += allocations() - before;
+        assert_eq!(echoed.1, n, "the appender got its own hook's output");
+    }
+    assert!(
+        counted * 10 < appends,
+        "{counted} allocations for {appends} lone appends"
+    );
+    journal.close().unwrap();
+}
