@@ -898,3 +898,44 @@ fn a_failed_background_fdatasync_poisons_and_nothing_more_is_acknowledged() {
     assert!(journal.sync().unwrap_err().is_poisoned());
     assert!(journal.close().is_ok() || journal.check_usable().is_err());
 }
+
+/// Under `Interval` the syncer thread both ticks (taking the writer's mutex to see what
+/// is written) and runs the half-bound fdatasyncs; an appender waiting at the full bound
+/// holds that mutex. Neither may wait for the other: the appender runs a claimed job the
+/// syncer has not picked up yet itself.
+#[test]
+fn interval_ticks_and_half_bound_fdatasyncs_never_deadlock() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    use walstate::journal::{JournalOptions, SyncPolicy};
+    let (sim, vfs) = fresh(54);
+    let options = JournalOptions {
+        sync_policy: SyncPolicy::Interval(Duration::from_micros(100)),
+        segment_size_bytes: 64 << 20,
+        unsynced_bytes_max: 4096,
+        ..small_options()
+    };
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), options).unwrap();
+    let journal = Arc::new(journal);
+    sim.set_sync_latency(Some(Duration::from_micros(100)));
+    let (done_tx, done_rx) = mpsc::channel();
+    for t in 0..2u64 {
+        let (journal, done_tx) = (Arc::clone(&journal), done_tx.clone());
+        std::thread::spawn(move || {
+            let until = std::time::Instant::now() + Duration::from_secs(2);
+            let mut n = 0;
+            while std::time::Instant::now() < until {
+                journal.append(1, payload(t * 1_000_000 + n)).unwrap();
+                n += 1;
+            }
+            done_tx.send(()).unwrap();
+        });
+    }
+    for _ in 0..2 {
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("appenders and the syncer deadlocked");
+    }
+    sim.set_sync_latency(None);
+    journal.sync().unwrap();
+}

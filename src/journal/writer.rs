@@ -642,13 +642,19 @@ fn spawn_syncer(shared: Arc<Shared>, every: Option<Duration>) -> Result<JoinHand
                 };
                 let job = match job {
                     Some(job) => Some(job),
-                    // The interval tick: everything written so far (after a background
-                    // fdatasync that started earlier, which covers less).
+                    // The interval tick: everything written so far. With the writer
+                    // locked no waiter runs a job, so one claimed meanwhile is still in
+                    // the slot: it is widened to cover everything too.
                     None if shared.check_usable().is_ok() => {
-                        shared.wait_for_background_sync();
                         let writer = shared.writer.lock();
                         let mut background = shared.background.lock();
-                        shared.claim_background_sync(&writer, &mut background)
+                        match background.job.take() {
+                            Some(mut job) => {
+                                job.written_bytes = writer.written_bytes;
+                                Some(job)
+                            }
+                            None => shared.claim_background_sync(&writer, &mut background),
+                        }
                     }
                     None => None,
                 };
@@ -809,12 +815,19 @@ impl Shared {
         self.background_done_cv.notify_all();
     }
 
-    /// Waits until no background fdatasync is claimed or running.
+    /// Waits until no background fdatasync is claimed or running. One claimed but not
+    /// yet picked up by the syncer thread is run here: the syncer may itself be waiting
+    /// for the writer's mutex (its `Interval` tick), which the caller may hold.
     fn wait_for_background_sync(&self) {
         if !self.background_in_flight.load(Ordering::Acquire) {
             return;
         }
         let mut background = self.background.lock();
+        if let Some(job) = background.job.take() {
+            drop(background);
+            self.run_background_sync(job);
+            return;
+        }
         while self.background_in_flight.load(Ordering::Acquire) {
             self.background_done_cv.wait(&mut background);
         }
