@@ -90,6 +90,8 @@ impl Options {
 
     /// Most bytes written but not yet synced (default 4 MiB, the same as the default
     /// `record_payload_max`, so it does not widen the torn window; 4 KiB..=256 MiB).
+    /// Under every policy but `Always` a background fdatasync starts at half of it, so
+    /// commits rarely wait for one.
     pub fn unsynced_bytes_max(mut self, bytes: u64) -> Self {
         self.journal.unsynced_bytes_max = bytes;
         self

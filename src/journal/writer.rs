@@ -879,7 +879,8 @@ impl Shared {
         hook: impl FnOnce(u64) -> T,
     ) -> Result<(u64, T)> {
         let request = Request {
-            id: 0,
+            // Never queued: its outcome never enters the results map.
+            id: u64::MAX,
             records,
             frame_bytes,
             hook: None,
