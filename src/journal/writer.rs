@@ -800,6 +800,16 @@ impl Shared {
     /// covers what was written before it was claimed; a failure poisons, before anyone
     /// waiting for it is woken.
     fn run_background_sync(&self, job: SyncJob) {
+        /// Ends the job even if the file system panics, so no waiter waits forever.
+        struct Finish<'a>(&'a Shared);
+        impl Drop for Finish<'_> {
+            fn drop(&mut self) {
+                let _background = self.0.background.lock();
+                self.0.background_in_flight.store(false, Ordering::Release);
+                self.0.background_done_cv.notify_all();
+            }
+        }
+        let _finish = Finish(self);
         match job.file.sync_data() {
             Ok(()) => {
                 self.syncs.fetch_add(1, Ordering::Relaxed);
@@ -810,9 +820,6 @@ impl Shared {
                 let _ = self.poison_with(Error::io("background fdatasync", &job.path, err));
             }
         }
-        let _background = self.background.lock();
-        self.background_in_flight.store(false, Ordering::Release);
-        self.background_done_cv.notify_all();
     }
 
     /// Waits until no background fdatasync is claimed or running. One claimed but not
