@@ -622,6 +622,14 @@ impl StateMachine for KvState {
         )
     }
 
+    /// Consumes the map as it is encoded (same bytes as encoding it by reference): the
+    /// part of a checkpoint's snapshot already written stops being shared with the live
+    /// map, so commits stop copying its leaves and what they already copied away is
+    /// freed, instead of both living until the checkpoint ends.
+    fn encode_owned<W: std::io::Write>(self, out: &mut W) -> crate::Result<()> {
+        crate::codec::encode_into(&Draining(std::cell::Cell::new(Some(self.map))), out).map(drop)
+    }
+
     fn apply(&mut self, command: &KvCommand) -> KvOutput {
         match command {
             KvCommand::Put { key, value } => {
@@ -779,6 +787,29 @@ impl Serialize for KvState {
         let mut seq = s.serialize_seq(Some(self.map.len()))?;
         for (k, v) in self.map.iter() {
             seq.serialize_element(&(bytes::Ser(&k.bytes), bytes::Ser(v)))?;
+        }
+        seq.end()
+    }
+}
+
+/// A map serialized exactly as [`KvState`] is, while it is consumed: each B-tree leaf is
+/// released once its entries are written (see [`StateMachine::encode_owned`]). It
+/// serializes once; a second attempt is an error.
+struct Draining(std::cell::Cell<Option<OrdMap<MapKey, SharedBytes>>>);
+
+impl Serialize for Draining {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Some(map) = self.0.take() else {
+            return Err(serde::ser::Error::custom(
+                "a draining KvState serializes once",
+            ));
+        };
+        let mut seq = s.serialize_seq(Some(map.len()))?;
+        // `into_iter` drops the branches at once and each leaf when its last entry is
+        // taken (copying a leaf the live map still shares, which is then the live map's
+        // alone), in key order: the same entries in the same order as `map.iter()`.
+        for (k, v) in map {
+            seq.serialize_element(&(bytes::Ser(&k.bytes), bytes::Ser(&v)))?;
         }
         seq.end()
     }
@@ -1293,6 +1324,98 @@ mod tests {
         }
         assert_eq!(shared, 900);
         assert_eq!(snapshot.get(&0u32.to_be_bytes()), Some(&[7u8; 100][..]));
+    }
+
+    /// `encode_owned` writes the bytes `codec::encode` gives, for an empty state, one
+    /// leaf, a multi-level tree, and a snapshot whose live map has moved on since.
+    #[test]
+    fn consuming_encoding_is_byte_identical() {
+        let mut live = KvState::new();
+        let mut cases = vec![live.clone(), state(&[(b"", b""), (b"a", b"1")])];
+        for i in 0..20_000u32 {
+            live.apply(&KvCommand::put(
+                i.wrapping_mul(2_654_435_761).to_be_bytes(),
+                i.to_le_bytes(),
+            ))
+            .unwrap();
+        }
+        cases.push(live.clone());
+        let snapshot = live.clone();
+        for i in (0..20_000u32).step_by(7) {
+            live.apply(&KvCommand::put(i.to_be_bytes(), vec![9u8; 50]))
+                .unwrap();
+            live.apply(&KvCommand::delete(
+                i.wrapping_mul(2_654_435_761).to_be_bytes(),
+            ))
+            .unwrap();
+        }
+        cases.push(snapshot);
+        cases.push(live.clone());
+        for case in cases {
+            let expected = codec::encode(&case).unwrap();
+            let mut got = Vec::new();
+            case.encode_owned(&mut got).unwrap();
+            assert_eq!(got, expected);
+        }
+    }
+
+    /// The live map of a snapshot being encoded: once half of the bytes are written it
+    /// overwrites `keys`, and records the strong counts of their neighbours' values.
+    struct WriteAtHalf {
+        live: KvState,
+        keys: Vec<u32>,
+        half: usize,
+        written: Vec<u8>,
+        neighbour_counts: Option<Vec<usize>>,
+    }
+
+    impl std::io::Write for WriteAtHalf {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.written.extend_from_slice(data);
+            if self.neighbour_counts.is_none() && self.written.len() >= self.half {
+                let mut counts = Vec::new();
+                for &key in &self.keys {
+                    self.live
+                        .apply(&KvCommand::put(key.to_be_bytes(), vec![8u8; 100]))
+                        .unwrap();
+                    // A write into a leaf shared with the snapshot copies the leaf, and
+                    // with it a reference to every other value in it.
+                    let neighbour = self.live.map.get(&map_key(&(key + 1).to_be_bytes()));
+                    counts.push(ThinArc::strong_count(&neighbour.unwrap().0));
+                }
+                self.neighbour_counts = Some(counts);
+            }
+            Ok(data.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// While `encode_owned` encodes a snapshot, the part already written is no longer
+    /// shared with the live map: a write there changes the live map's leaf in place
+    /// instead of copying it, while a write into the part not yet written still copies.
+    #[test]
+    fn consuming_encoding_unshares_what_it_has_written() {
+        let mut live = KvState::new();
+        for i in 0..2000u32 {
+            live.apply(&KvCommand::put(i.to_be_bytes(), vec![7u8; 100]))
+                .unwrap();
+        }
+        let snapshot = live.clone();
+        let expected = codec::encode(&snapshot).unwrap();
+        let mut out = WriteAtHalf {
+            live,
+            // Entry ~1000 is being written at half; leaves hold at most 64 entries.
+            keys: vec![10, 500, 850, 1150, 1500, 1900],
+            half: expected.len() / 2,
+            written: Vec::new(),
+            neighbour_counts: None,
+        };
+        snapshot.encode_owned(&mut out).unwrap();
+        assert_eq!(out.written, expected);
+        assert_eq!(out.neighbour_counts, Some(vec![1, 1, 1, 2, 2, 2]));
     }
 
     proptest! {

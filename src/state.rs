@@ -50,6 +50,21 @@ pub trait StateMachine:
         self.apply(&command)
     }
 
+    /// Encodes this state, which the caller no longer needs, into `out`; must write
+    /// exactly the bytes of [`crate::codec::encode_into`]`(&self, out)`, which is what
+    /// the default does before dropping the state.
+    ///
+    /// Checkpoints and snapshots call it on the snapshot they took (a clone) as soon as it
+    /// is theirs, so the snapshot is gone once its bytes are written, before the file is
+    /// read back and synced. A state whose clone shares structure with the live state can
+    /// do better by releasing each part as soon as it is written, as [`crate::KvState`]
+    /// does: every part released stops being copied by the live state's next writes, and
+    /// what those writes already copied away is freed. Whatever an override writes is
+    /// still read back and checked with [`check_encoded`](Self::check_encoded).
+    fn encode_owned<W: std::io::Write>(self, out: &mut W) -> crate::Result<()> {
+        crate::codec::encode_into(&self, out).map(drop)
+    }
+
     /// Checks that `encoded` — a state's bytes as a checkpoint stores them, `len` bytes,
     /// streamed back from the file just written — decodes as a state. The store calls
     /// it for every checkpoint and snapshot, so an undecodable state is never written as
