@@ -19,7 +19,8 @@ use serde::de::DeserializeOwned;
 /// Checkpoints clone the state under a short read lock and encode the clone in the
 /// background, so `clone` should be cheap: keep large parts behind `Arc`, or use
 /// persistent collections such as `imbl::OrdMap` (what [`crate::KvState`] does), whose
-/// clone is O(1) and shares structure with the original.
+/// clone is O(1) and shares structure with the original. How a snapshot is written is
+/// [`encode_owned`](Self::encode_owned).
 pub trait StateMachine:
     Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static
 {
@@ -57,10 +58,11 @@ pub trait StateMachine:
     /// Checkpoints and snapshots call it on the snapshot they took (a clone) as soon as it
     /// is theirs, so the snapshot is gone once its bytes are written, before the file is
     /// read back and synced. A state whose clone shares structure with the live state can
-    /// do better by releasing each part as soon as it is written, as [`crate::KvState`]
-    /// does: every part released stops being copied by the live state's next writes, and
-    /// what those writes already copied away is freed. Whatever an override writes is
-    /// still read back and checked with [`check_encoded`](Self::check_encoded).
+    /// do better by ending the sharing before it writes, as [`crate::KvState`] does: while
+    /// a snapshot shares a persistent collection's nodes, every write to the live state
+    /// copies the node it changes, and a checkpoint paced over seconds sees writes to
+    /// most nodes. Whatever an override writes is still read back and checked with
+    /// [`check_encoded`](Self::check_encoded).
     fn encode_owned<W: std::io::Write>(self, out: &mut W) -> crate::Result<()> {
         crate::codec::encode_into(&self, out).map(drop)
     }
