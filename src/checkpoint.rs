@@ -1,6 +1,7 @@
 //! Checkpoint and snapshot files: written atomically (temp file, fsync, rename,
 //! directory fsync), listed, loaded with verification, pruned to the retained count.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -131,13 +132,15 @@ const WRITEBACK_BURST_BYTES: u64 = 16 << 20;
 /// ever holding the encoded state in memory: the encoding streams into the temp file
 /// (checksummed on the way), is read back and checked with [`StateMachine::check_encoded`]
 /// (so an undecodable state is never renamed into place), fsynced, renamed, and the
-/// directory fsynced. Returns the path and the file size.
+/// directory fsynced. An owned `state` (a snapshot) is consumed as it is encoded
+/// ([`StateMachine::encode_owned`]) and gone before the read-back; a borrowed one is
+/// encoded by reference. Returns the path and the file size.
 pub(crate) fn write_state_file<S: StateMachine>(
     vfs: &dyn Vfs,
     dir: &Path,
     name: &str,
     lsn: u64,
-    state: &S,
+    state: Cow<'_, S>,
     pacing: Pacing<'_>,
 ) -> std::result::Result<(PathBuf, u64), WriteFailure> {
     replace_atomically(vfs, dir, name, |file, path| {
@@ -184,7 +187,7 @@ fn stream_state<S: StateMachine>(
     file: &dyn VfsFile,
     path: &Path,
     lsn: u64,
-    state: &S,
+    state: Cow<'_, S>,
     pacing: Pacing<'_>,
 ) -> Result<u64> {
     let io_error = |op, err: io::Error| {
@@ -208,8 +211,13 @@ fn stream_state<S: StateMachine>(
         pacing,
         began: Instant::now(),
     };
-    let encoded = codec::encode_into(state, &mut out);
+    let encoded = match state {
+        Cow::Owned(state) => state.encode_owned(&mut out),
+        Cow::Borrowed(state) => codec::encode_into(state, &mut out).map(drop),
+    };
     let flushed = out.flush_buf();
+    // Not needed for the read-back, which has its own buffer.
+    out.buf = Vec::new();
     if let Some((op, err)) = out.failed.take() {
         return Err(io_error(op, err));
     }

@@ -31,6 +31,11 @@ use crate::state::StateMachine;
 /// inline and compares them first, so most comparisons in the tree's binary searches
 /// touch no key allocation (the order is still exactly the byte order).
 ///
+/// A checkpoint's snapshot does not stay shared for the length of the checkpoint: its
+/// entries are first moved out into a flat list (16 bytes per entry, freed as written;
+/// see [`StateMachine::encode_owned`]), so commits during the checkpoint change the
+/// live map's leaves in place instead of copying them.
+///
 /// Serialized as a sequence of `(key, value)` pairs in strictly increasing key order (the
 /// same bytes as a `Vec<(Vec<u8>, Vec<u8>)>` in bincode); deserializing rejects unsorted
 /// or duplicate keys.
@@ -622,6 +627,15 @@ impl StateMachine for KvState {
         )
     }
 
+    /// Same bytes as encoding by reference, but first moves the entries out of the
+    /// snapshot's B-tree into a flat list (16 bytes per entry, two pointers), which frees
+    /// the snapshot's tree and so ends its sharing with the live map: commits stop copying
+    /// B-tree leaves (1.5 KiB each) for the rest of the checkpoint. The list is freed as
+    /// it is written, and with it any value the live map has replaced since.
+    fn encode_owned<W: std::io::Write>(self, out: &mut W) -> crate::Result<()> {
+        crate::codec::encode_into(&Drained::new(self.map), out).map(drop)
+    }
+
     fn apply(&mut self, command: &KvCommand) -> KvOutput {
         match command {
             KvCommand::Put { key, value } => {
@@ -779,6 +793,56 @@ impl Serialize for KvState {
         let mut seq = s.serialize_seq(Some(self.map.len()))?;
         for (k, v) in self.map.iter() {
             seq.serialize_element(&(bytes::Ser(&k.bytes), bytes::Ser(v)))?;
+        }
+        seq.end()
+    }
+}
+
+/// Entries per chunk of a [`Drained`] snapshot: 64 KiB, freed as each is written.
+const DRAINED_CHUNK_ENTRIES: usize = 4096;
+
+/// A snapshot's entries moved out of its B-tree, in key order, in chunks that are freed
+/// as they are written; serialized exactly as [`KvState`] is. Built by
+/// [`StateMachine::encode_owned`]. It serializes once; a second attempt is an error.
+struct Drained {
+    len: usize,
+    chunks: std::cell::Cell<Vec<Vec<(SharedBytes, SharedBytes)>>>,
+}
+
+impl Drained {
+    /// Moves the entries out of `map`, releasing each of its leaves once emptied (a leaf
+    /// another map still shares is copied, and then that map's alone).
+    fn new(map: OrdMap<MapKey, SharedBytes>) -> Self {
+        let len = map.len();
+        let mut entries = map.into_iter().map(|(key, value)| (key.bytes, value));
+        let mut chunks = Vec::with_capacity(len.div_ceil(DRAINED_CHUNK_ENTRIES));
+        loop {
+            let chunk: Vec<_> = entries.by_ref().take(DRAINED_CHUNK_ENTRIES).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            chunks.push(chunk);
+        }
+        Drained {
+            len,
+            chunks: std::cell::Cell::new(chunks),
+        }
+    }
+}
+
+impl Serialize for Drained {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let chunks = self.chunks.take();
+        if chunks.len() != self.len.div_ceil(DRAINED_CHUNK_ENTRIES) {
+            return Err(serde::ser::Error::custom(
+                "a drained KvState serializes once",
+            ));
+        }
+        let mut seq = s.serialize_seq(Some(self.len))?;
+        for chunk in chunks {
+            for (key, value) in chunk {
+                seq.serialize_element(&(bytes::Ser(&key), bytes::Ser(&value)))?;
+            }
         }
         seq.end()
     }
@@ -1293,6 +1357,106 @@ mod tests {
         }
         assert_eq!(shared, 900);
         assert_eq!(snapshot.get(&0u32.to_be_bytes()), Some(&[7u8; 100][..]));
+    }
+
+    /// `encode_owned` writes the bytes `codec::encode` gives, for an empty state, one
+    /// leaf, a multi-level tree, and a snapshot whose live map has moved on since.
+    #[test]
+    fn consuming_encoding_is_byte_identical() {
+        let mut live = KvState::new();
+        let mut cases = vec![live.clone(), state(&[(b"", b""), (b"a", b"1")])];
+        for i in 0..20_000u32 {
+            live.apply(&KvCommand::put(
+                i.wrapping_mul(2_654_435_761).to_be_bytes(),
+                i.to_le_bytes(),
+            ))
+            .unwrap();
+        }
+        cases.push(live.clone());
+        let snapshot = live.clone();
+        for i in (0..20_000u32).step_by(7) {
+            live.apply(&KvCommand::put(i.to_be_bytes(), vec![9u8; 50]))
+                .unwrap();
+            live.apply(&KvCommand::delete(
+                i.wrapping_mul(2_654_435_761).to_be_bytes(),
+            ))
+            .unwrap();
+        }
+        cases.push(snapshot);
+        cases.push(live.clone());
+        for case in cases {
+            let expected = codec::encode(&case).unwrap();
+            let mut got = Vec::new();
+            case.encode_owned(&mut got).unwrap();
+            assert_eq!(got, expected);
+        }
+    }
+
+    /// The live map of a snapshot being encoded: once `after` bytes are written it
+    /// overwrites `keys`, and records by how much each write raised the strong count of
+    /// the value next to it: a write into a shared leaf copies the leaf, and with it a
+    /// reference to every other value in it.
+    struct WriteDuring {
+        live: KvState,
+        keys: Vec<u32>,
+        after: usize,
+        written: Vec<u8>,
+        neighbour_counts: Option<Vec<usize>>,
+    }
+
+    impl std::io::Write for WriteDuring {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.written.extend_from_slice(data);
+            if self.neighbour_counts.is_none() && self.written.len() >= self.after {
+                let mut counts = Vec::new();
+                for &key in &self.keys {
+                    let neighbour = map_key(&(key + 1).to_be_bytes());
+                    let count = |live: &KvState| ThinArc::strong_count(&live.map[&neighbour].0);
+                    let before = count(&self.live);
+                    self.live
+                        .apply(&KvCommand::put(key.to_be_bytes(), vec![8u8; 100]))
+                        .unwrap();
+                    counts.push(count(&self.live) - before);
+                }
+                self.neighbour_counts = Some(counts);
+            }
+            Ok(data.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// While `encode_owned` encodes a snapshot, from its first byte on, the snapshot no
+    /// longer shares B-tree leaves with the live map: a write anywhere changes the live
+    /// map's leaf in place instead of copying it. Encoding by reference would copy.
+    #[test]
+    fn consuming_encoding_unshares_the_snapshot_before_writing() {
+        let mut live = KvState::new();
+        for i in 0..2000u32 {
+            live.apply(&KvCommand::put(i.to_be_bytes(), vec![7u8; 100]))
+                .unwrap();
+        }
+        let snapshot = live.clone();
+        let expected = codec::encode(&snapshot).unwrap();
+        let mut out = WriteDuring {
+            live,
+            keys: vec![10, 500, 850, 1150, 1500, 1900],
+            after: 1,
+            written: Vec::new(),
+            neighbour_counts: None,
+        };
+        snapshot.encode_owned(&mut out).unwrap();
+        assert_eq!(out.written, expected);
+        assert_eq!(out.neighbour_counts, Some(vec![0; 6]));
+        // A second serialization of the same drained entries is refused.
+        let one = state(&[(b"a", b"1")]);
+        let drained = Drained::new(one.clone().map);
+        let mut first = Vec::new();
+        codec::encode_into(&drained, &mut first).unwrap();
+        assert_eq!(first, codec::encode(&one).unwrap());
+        assert!(codec::encode_into(&drained, &mut Vec::new()).is_err());
     }
 
     proptest! {

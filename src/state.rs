@@ -19,7 +19,8 @@ use serde::de::DeserializeOwned;
 /// Checkpoints clone the state under a short read lock and encode the clone in the
 /// background, so `clone` should be cheap: keep large parts behind `Arc`, or use
 /// persistent collections such as `imbl::OrdMap` (what [`crate::KvState`] does), whose
-/// clone is O(1) and shares structure with the original.
+/// clone is O(1) and shares structure with the original. How a snapshot is written is
+/// [`encode_owned`](Self::encode_owned).
 pub trait StateMachine:
     Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static
 {
@@ -48,6 +49,22 @@ pub trait StateMachine:
     /// make replay diverge from what callers saw. The default calls `apply`.
     fn apply_owned(&mut self, command: Self::Command) -> Self::Output {
         self.apply(&command)
+    }
+
+    /// Encodes this state, which the caller no longer needs, into `out`; must write
+    /// exactly the bytes of [`crate::codec::encode_into`]`(&self, out)`, which is what
+    /// the default does before dropping the state.
+    ///
+    /// Checkpoints and snapshots call it on the snapshot they took (a clone) as soon as it
+    /// is theirs, so the snapshot is gone once its bytes are written, before the file is
+    /// read back and synced. A state whose clone shares structure with the live state can
+    /// do better by ending the sharing before it writes, as [`crate::KvState`] does: while
+    /// a snapshot shares a persistent collection's nodes, every write to the live state
+    /// copies the node it changes, and a checkpoint paced over seconds sees writes to
+    /// most nodes. Whatever an override writes is still read back and checked with
+    /// [`check_encoded`](Self::check_encoded).
+    fn encode_owned<W: std::io::Write>(self, out: &mut W) -> crate::Result<()> {
+        crate::codec::encode_into(&self, out).map(drop)
     }
 
     /// Checks that `encoded` — a state's bytes as a checkpoint stores them, `len` bytes,

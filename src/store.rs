@@ -2,6 +2,7 @@
 //! what gets applied), logged, and applied to the state only once durable, in LSN order.
 //! Checkpoints run in the background; snapshots and restores are atomic.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -378,7 +379,7 @@ impl<S: StateMachine> Store<S> {
         let writer = self.writer()?;
         let (state, lsn) = self.inner.clone_state();
         writer.journal.sync()?;
-        self.write_snapshot(name, &state, lsn)
+        self.write_snapshot(name, state, lsn)
     }
 
     /// The named snapshots, by name.
@@ -444,15 +445,14 @@ impl<S: StateMachine> Store<S> {
         let (current, current_lsn) = self.inner.clone_state();
         writer.journal.sync()?;
         let previous = self.free_snapshot_name(&format!("pre-restore-{current_lsn}"))?;
-        self.write_snapshot(&previous, &current, current_lsn)?;
-        drop(current);
+        self.write_snapshot(&previous, current, current_lsn)?;
 
         let lsn = writer.journal.next_lsn();
         self.inner.write_state_file(
             &self.inner.dir,
             &format::restore_file_name(lsn),
             lsn,
-            &restored,
+            Cow::Borrowed(&restored),
         )?;
         let marker = codec::encode(&RestoreMarker {
             snapshot: name.to_owned(),
@@ -498,7 +498,9 @@ impl<S: StateMachine> Store<S> {
         Ok(writer)
     }
 
-    fn write_snapshot(&self, name: &str, state: &S, lsn: u64) -> Result<SnapshotInfo> {
+    /// Writes `state` (a snapshot taken for it, consumed as it is written) as the named
+    /// snapshot.
+    fn write_snapshot(&self, name: &str, state: S, lsn: u64) -> Result<SnapshotInfo> {
         let vfs = self.inner.vfs.as_ref();
         let snapshot_dir = self.inner.dir.join(SNAPSHOT_DIR_NAME);
         if vfs
@@ -526,9 +528,9 @@ impl<S: StateMachine> Store<S> {
                 "snapshot {name:?} already exists; delete it first or pick another name"
             )));
         }
-        let (path, bytes) = self
-            .inner
-            .write_state_file(&snapshot_dir, &file_name, lsn, state)?;
+        let (path, bytes) =
+            self.inner
+                .write_state_file(&snapshot_dir, &file_name, lsn, Cow::Owned(state))?;
         Ok(SnapshotInfo {
             name: name.to_owned(),
             lsn,
@@ -622,12 +624,13 @@ impl<S: StateMachine> Inner<S> {
     }
 
     /// Writes `state` as a checkpoint-format file, poisoning the store if an fsync fails.
+    /// An owned state is consumed as it is written (see [`StateMachine::encode_owned`]).
     fn write_state_file(
         &self,
         dir: &Path,
         name: &str,
         lsn: u64,
-        state: &S,
+        state: Cow<'_, S>,
     ) -> Result<(PathBuf, u64)> {
         let pacing = checkpoint::Pacing {
             bytes_per_second: self.options.checkpoint_write_rate,
@@ -650,26 +653,36 @@ impl<S: StateMachine> Inner<S> {
     /// delay committers on a busy machine. Only this part runs at low priority: it takes
     /// no lock a commit needs (but to poison the store after a failed fsync), so a
     /// starved helper cannot hold commits up. If no thread can be spawned, the work runs
-    /// here.
+    /// here. `state`, the checkpoint's snapshot, is consumed as it is written.
     fn write_checkpoint_file(
         &self,
         dir: &Path,
         name: &str,
         lsn: u64,
-        state: &S,
+        state: S,
     ) -> Result<(PathBuf, u64)> {
+        // Handed over through a slot, so that it is still here if the helper cannot be
+        // spawned (a failed spawn drops its closure).
+        let slot = Mutex::new(Some(state));
+        let write = || match slot.lock().take() {
+            Some(state) => self.write_state_file(dir, name, lsn, Cow::Owned(state)),
+            // Not reached: the helper and the fallback below never both run.
+            None => Err(Error::InvalidArgument(
+                "the checkpoint's state was already written".into(),
+            )),
+        };
         std::thread::scope(|scope| {
             let helper = std::thread::Builder::new()
                 .name("walstate-checkpoint-writer".into())
                 .spawn_scoped(scope, || {
                     lower_thread_priority();
-                    self.write_state_file(dir, name, lsn, state)
+                    write()
                 });
             match helper {
                 Ok(helper) => helper
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(_) => self.write_state_file(dir, name, lsn, state),
+                Err(_) => write(),
             }
         })
     }
@@ -695,10 +708,10 @@ impl<S: StateMachine> Inner<S> {
         writer.journal.sync()?;
         let vfs = self.vfs.as_ref();
         let dir = &self.dir;
+        // Consumes the snapshot as it is written: what commits copied on write since the
+        // snapshot is freed as the encoding passes it, not when the checkpoint returns.
         let (path, bytes) =
-            self.write_checkpoint_file(dir, &format::checkpoint_file_name(lsn), lsn, &state)?;
-        // Frees what commits copied on write since the snapshot.
-        drop(state);
+            self.write_checkpoint_file(dir, &format::checkpoint_file_name(lsn), lsn, state)?;
         let checkpoints_deleted =
             checkpoint::prune_checkpoints(vfs, dir, self.options.checkpoints_retained)?;
         let oldest = checkpoint::list_checkpoints(vfs, dir)?

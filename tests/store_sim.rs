@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use serde::{Deserialize, Serialize};
 use walstate::io::sim::{CrashMode, Fault, FaultKind, OpClass};
@@ -419,6 +420,64 @@ fn checkpoint_fsync_failure_poisons_and_changes_nothing() {
     sim.crash(CrashMode::KeepAll);
     let store = KvStore::open(DIR, options(&vfs)).unwrap();
     assert_eq!(store.get(b"a").unwrap(), Some(b"1".to_vec()));
+}
+
+/// Drops of [`Tracked`] values, and how many there had been when the last state file
+/// was read back.
+static TRACKED_DROPS: AtomicUsize = AtomicUsize::new(0);
+static TRACKED_DROPS_AT_CHECK: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// A state that counts its drops: used by one test only, so the counters are its own.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Tracked {
+    total: u64,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        TRACKED_DROPS.fetch_add(1, AtomicOrdering::SeqCst);
+    }
+}
+
+impl StateMachine for Tracked {
+    type Command = u64;
+    type Output = ();
+    fn apply(&mut self, add: &u64) {
+        self.total += add;
+    }
+    fn check_encoded(encoded: &mut dyn std::io::Read, len: u64) -> walstate::Result<()> {
+        TRACKED_DROPS_AT_CHECK.store(
+            TRACKED_DROPS.load(AtomicOrdering::SeqCst),
+            AtomicOrdering::SeqCst,
+        );
+        walstate::codec::decode_from_reader::<Tracked>(encoded, len).map(drop)
+    }
+}
+
+/// A checkpoint or snapshot hands its snapshot of the state to `encode_owned`, so with the
+/// default encoding it is dropped once written, before the file is read back and synced,
+/// not when the checkpoint returns.
+#[test]
+fn checkpoint_and_snapshot_drop_their_state_copy_before_the_read_back() {
+    let (_sim, vfs) = sim(31);
+    let store: Store<Tracked> = Store::open(DIR, options(&vfs)).unwrap();
+    store.apply(5).unwrap();
+    let before = TRACKED_DROPS.load(AtomicOrdering::SeqCst);
+    store.checkpoint().unwrap();
+    assert_eq!(
+        TRACKED_DROPS_AT_CHECK.load(AtomicOrdering::SeqCst),
+        before + 1
+    );
+    store.apply(2).unwrap();
+    let before = TRACKED_DROPS.load(AtomicOrdering::SeqCst);
+    store.snapshot("seven").unwrap();
+    assert_eq!(
+        TRACKED_DROPS_AT_CHECK.load(AtomicOrdering::SeqCst),
+        before + 1
+    );
+    drop(store);
+    let store: Store<Tracked> = Store::open(DIR, options(&vfs)).unwrap();
+    assert_eq!(store.read(|state| state.total).unwrap(), 7);
 }
 
 /// A process crash leaves written-but-unsynced bytes in the page cache. The next writer
