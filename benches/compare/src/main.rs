@@ -200,8 +200,7 @@ fn main() {
         // Bulk-only rows (walstate-never) join W3 and W4 only.
         let durable: Vec<Kind> = order.iter().copied().filter(|k| !k.bulk_only()).collect();
         if wants("W1") {
-            for &kind in &durable {
-                let run = durable_run(&config, kind, 1, config.w1_commits, seed + 1, config.cap);
+            for (kind, run) in w1_interleaved(&config, &durable, seed + 1) {
                 results.add("W1 durable commits, 1 thread", kind, rep, run.metrics());
             }
         }
@@ -324,6 +323,78 @@ fn durable_threads(
         latencies,
         syncs,
     }
+}
+
+/// Commits per engine per slice of the interleaved W1.
+const W1_SLICE_COMMITS: u64 = 250;
+
+/// W1 with every engine open at once, taking turns in slices of [`W1_SLICE_COMMITS`]
+/// single-thread durable commits (round-robin in `order`), so a drift of the disk's
+/// latency over the seconds of a repetition lands on every engine alike instead of on
+/// whichever engine's turn it was. Each engine commits the same items as on its own,
+/// stopping at `w1_commits` or when its own time reaches the cap.
+fn w1_interleaved(config: &Config, order: &[Kind], seed: u64) -> Vec<(Kind, Run)> {
+    let engines: Vec<(Kind, PathBuf, Box<dyn engines::Engine>)> = order
+        .iter()
+        .map(|&kind| {
+            let dir = engine_dir(config, kind, "durable-1");
+            let engine = engines::open(
+                kind,
+                &dir,
+                Purpose::Commits {
+                    records: config.w1_commits,
+                },
+            );
+            (kind, dir, engine)
+        })
+        .collect();
+    let mut runs: Vec<Run> = engines
+        .iter()
+        .map(|(_, _, engine)| Run {
+            commits: 0,
+            elapsed: Duration::ZERO,
+            latencies: Vec::with_capacity(config.w1_commits as usize),
+            syncs: engine.syncs(),
+        })
+        .collect();
+    {
+        let mut writers: Vec<_> = engines.iter().map(|(_, _, e)| e.writer()).collect();
+        let mut rngs: Vec<Rng> = engines
+            .iter()
+            .map(|_| Rng::new(seed ^ (1u64 << 32)))
+            .collect();
+        loop {
+            let mut progressed = false;
+            for (index, writer) in writers.iter_mut().enumerate() {
+                let run = &mut runs[index];
+                if run.commits >= config.w1_commits || run.elapsed > config.cap {
+                    continue;
+                }
+                progressed = true;
+                let slice = W1_SLICE_COMMITS.min(config.w1_commits - run.commits);
+                let start = Instant::now();
+                for _ in 0..slice {
+                    let item = rngs[index].item();
+                    let t0 = Instant::now();
+                    writer.put(&item);
+                    run.latencies.push(t0.elapsed().as_nanos() as u64);
+                }
+                run.elapsed += start.elapsed();
+                run.commits += slice;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for ((kind, dir, engine), mut run) in engines.into_iter().zip(runs) {
+        run.syncs = engine.syncs().zip(run.syncs).map(|(a, b)| a - b);
+        engine.close();
+        let _ = std::fs::remove_dir_all(&dir);
+        out.push((kind, run));
+    }
+    out
 }
 
 fn durable_run(
