@@ -730,8 +730,32 @@ impl Shared {
 
     /// Records that a completed fdatasync covered everything written so far.
     fn mark_synced(&self, writer: &Writer) {
-        self.synced_bytes
-            .fetch_max(writer.written_bytes, Ordering::AcqRel);
+        self.mark_synced_through(writer.written_bytes);
+    }
+
+    /// Records that a completed fdatasync covered the first `written_bytes` bytes written.
+    fn mark_synced_through(&self, written_bytes: u64) {
+        self.synced_bytes.fetch_max(written_bytes, Ordering::AcqRel);
+    }
+
+    /// fdatasyncs `file`, which then covers the first `written_bytes` bytes written; a
+    /// failure poisons (`op` and `path` name the call in the error; the path is built
+    /// only then, off the commit path). Shared by the appenders' and the background syncs.
+    fn fdatasync_covering(
+        &self,
+        file: &dyn VfsFile,
+        path: impl FnOnce() -> PathBuf,
+        written_bytes: u64,
+        op: &'static str,
+    ) -> Result<()> {
+        match file.sync_data() {
+            Ok(()) => {
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+                self.mark_synced_through(written_bytes);
+                Ok(())
+            }
+            Err(err) => Err(self.poison_with(Error::io(op, path(), err))),
+        }
     }
 
     /// fdatasyncs the active segment if it has unsynced bytes; a failure poisons. Waits
@@ -745,16 +769,12 @@ impl Shared {
         let Some(file) = writer.file.as_ref() else {
             return Ok(());
         };
-        match file.sync_data() {
-            Ok(()) => {
-                self.syncs.fetch_add(1, Ordering::Relaxed);
-                self.mark_synced(writer);
-                Ok(())
-            }
-            Err(err) => {
-                Err(self.poison_with(Error::io("fdatasync", self.active_path(writer), err)))
-            }
-        }
+        self.fdatasync_covering(
+            file.as_ref(),
+            || self.active_path(writer),
+            writer.written_bytes,
+            "fdatasync",
+        )
     }
 
     /// Hands an fdatasync to the syncer thread once half of the unsynced bound is
@@ -810,16 +830,13 @@ impl Shared {
             }
         }
         let _finish = Finish(self);
-        match job.file.sync_data() {
-            Ok(()) => {
-                self.syncs.fetch_add(1, Ordering::Relaxed);
-                self.synced_bytes
-                    .fetch_max(job.written_bytes, Ordering::AcqRel);
-            }
-            Err(err) => {
-                let _ = self.poison_with(Error::io("background fdatasync", &job.path, err));
-            }
-        }
+        // A failure poisons inside; the appenders see it.
+        let _ = self.fdatasync_covering(
+            job.file.as_ref(),
+            || job.path.clone(),
+            job.written_bytes,
+            "background fdatasync",
+        );
     }
 
     /// Waits until no background fdatasync is claimed or running. One claimed but not
