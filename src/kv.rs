@@ -1326,17 +1326,23 @@ mod tests {
         }
     }
 
+    /// Keys `0..count` as big-endian `u32`s, each with 100 bytes of 7s.
+    fn numbered_state(count: u32) -> KvState {
+        let mut s = KvState::new();
+        for i in 0..count {
+            s.apply(&KvCommand::put(i.to_be_bytes(), vec![7u8; 100]))
+                .unwrap();
+        }
+        s
+    }
+
     fn same_allocation(a: &SharedBytes, b: &SharedBytes) -> bool {
         a.0.heap_ptr() == b.0.heap_ptr()
     }
 
     #[test]
     fn snapshot_shares_key_and_value_bytes() {
-        let mut s = KvState::new();
-        for i in 0..1000u32 {
-            s.apply(&KvCommand::put(i.to_be_bytes(), vec![7u8; 100]))
-                .unwrap();
-        }
+        let mut s = numbered_state(1000);
         let snapshot = s.clone();
         // A write into every leaf: copy-on-write clones the leaves of `s`.
         for i in (0..1000u32).step_by(10) {
@@ -1433,11 +1439,7 @@ mod tests {
     /// map's leaf in place instead of copying it. Encoding by reference would copy.
     #[test]
     fn consuming_encoding_unshares_the_snapshot_before_writing() {
-        let mut live = KvState::new();
-        for i in 0..2000u32 {
-            live.apply(&KvCommand::put(i.to_be_bytes(), vec![7u8; 100]))
-                .unwrap();
-        }
+        let live = numbered_state(2000);
         let snapshot = live.clone();
         let expected = codec::encode(&snapshot).unwrap();
         let mut out = WriteDuring {
