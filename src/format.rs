@@ -223,10 +223,11 @@ impl FrameError {
     }
 }
 
-fn record_checksum(header: &[u8], payload: &[u8]) -> u32 {
-    // Covers the length (0..4) and LSN, kind, flags, reserved (8..20), then the payload:
-    // everything in the frame but the checksum field itself.
-    crc(&[&header[0..4], &header[8..RECORD_HEADER_LEN], payload])
+/// The checksum of a whole record frame (header and payload, contiguous): it covers the
+/// length (0..4) and LSN, kind, flags, reserved (8..20), then the payload, which is
+/// everything in the frame but the checksum field itself.
+fn frame_checksum(frame: &[u8]) -> u32 {
+    crc(&[&frame[0..4], &frame[8..]])
 }
 
 /// Appends one encoded record frame to `out`.
@@ -242,10 +243,12 @@ pub fn encode_record(out: &mut Vec<u8>, lsn: u64, kind: u8, flags: u8, payload: 
     header[8..16].copy_from_slice(&lsn.to_le_bytes());
     header[16] = kind;
     header[17] = flags;
-    let sum = record_checksum(&header, payload);
-    header[4..8].copy_from_slice(&sum.to_le_bytes());
+    let start = out.len();
     out.extend_from_slice(&header);
     out.extend_from_slice(payload);
+    // Checksummed in place: one pass over the contiguous frame.
+    let sum = frame_checksum(&out[start..]);
+    out[start + 4..start + 8].copy_from_slice(&sum.to_le_bytes());
 }
 
 /// Decodes the record frame at the start of `bytes`, accepting payloads up to
@@ -271,7 +274,7 @@ pub fn decode_record(bytes: &[u8], payload_max: u32) -> Result<RecordView<'_>, F
         return Err(FrameError::TruncatedPayload(len));
     }
     let payload = &bytes[RECORD_HEADER_LEN..end];
-    if record_checksum(header, payload) != le_u32(header, 4) {
+    if frame_checksum(&bytes[..end]) != le_u32(header, 4) {
         return Err(FrameError::BadChecksum);
     }
     let kind = header[16];

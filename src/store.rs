@@ -279,11 +279,11 @@ impl<S: StateMachine> Store<S> {
         let (payload, decoded) = logged::<S>(command)?;
         let applied = Arc::clone(&self.inner.applied);
         let _gate = writer.gate.read();
-        let done = writer.journal.append_with(
-            vec![RecordToAppend {
+        let done = writer.journal.append_record_with(
+            RecordToAppend {
                 kind: RECORD_KIND_COMMAND,
                 payload,
-            }],
+            },
             move |lsn| {
                 let mut guard = applied.write();
                 let output = guard.state.apply_owned(decoded);

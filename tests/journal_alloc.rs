@@ -11,6 +11,7 @@ use std::path::Path;
 use common::reopen;
 use walstate::io::{SimFs, Vfs, VfsRef};
 use walstate::journal::{JournalOptions, RecordToAppend, SyncPolicy};
+use walstate::{KvApplied, KvCommand, KvState, Options, Store};
 
 struct CountingAlloc;
 
@@ -80,4 +81,40 @@ fn a_lone_appender_allocates_nothing_per_append() {
         "{counted} allocations for {appends} lone appends"
     );
     journal.close().unwrap();
+}
+
+/// A lone `Store::apply` of a put allocates the encoded payload and the state's copies
+/// of the key and value, and nothing for the journal request itself (no vector of one
+/// record). Under `Buffered`, with no checkpoint, that is 3 allocations per put plus
+/// the map's amortized node splits.
+#[test]
+fn a_lone_put_allocates_only_its_payload_and_its_entry() {
+    let sim = SimFs::new(62);
+    sim.create_dir_all(Path::new("/store")).unwrap();
+    let vfs: VfsRef = sim.clone();
+    let options = Options::default()
+        .vfs(vfs)
+        .sync_policy(SyncPolicy::Buffered)
+        .checkpoint_after_bytes(None);
+    let store = Store::<KvState>::open("/store", options).unwrap();
+    let puts = 2000u64;
+    let commands: Vec<KvCommand> = (0..puts)
+        .map(|n| KvCommand::put(format!("key-{n:08}"), vec![n as u8; 100]))
+        .collect();
+    // Creates the segment.
+    let applied = store.apply(KvCommand::put("first", "value")).unwrap();
+    assert_eq!(applied, Ok(KvApplied::Put { previous: None }));
+    let mut counted = 0;
+    for command in commands {
+        let before = allocations();
+        let applied = store.apply(command).unwrap();
+        counted += allocations() - before;
+        assert_eq!(applied, Ok(KvApplied::Put { previous: None }));
+    }
+    assert!(
+        counted * 10 <= puts * 32,
+        "{counted} allocations for {puts} lone puts (at most 3.2 per put expected)"
+    );
+    assert_eq!(store.read(KvState::len).unwrap(), puts as usize + 1);
+    store.close().unwrap();
 }

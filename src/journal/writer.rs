@@ -70,7 +70,7 @@ pub struct JournalStats {
 
 struct Request {
     id: u64,
-    records: Vec<RecordToAppend>,
+    records: Requests<RecordToAppend>,
     frame_bytes: u64,
     hook: Option<DurableHook>,
     /// Wakes the appender waiting for this request (its thread's own condvar); `None`
@@ -78,8 +78,8 @@ struct Request {
     waker: Option<Arc<Condvar>>,
 }
 
-/// The requests of one round, and what became of them. Inline room for one: a lone
-/// appender's round allocates nothing.
+/// The requests of one round and what became of them, or the records of one request.
+/// Inline room for one: a lone appender's round of one record allocates nothing.
 type Requests<T> = SmallVec<[T; 1]>;
 
 thread_local! {
@@ -372,7 +372,8 @@ impl Journal {
 
     /// Appends one record; returns its LSN once durable under the sync policy.
     pub fn append(&self, kind: u8, payload: Vec<u8>) -> Result<u64> {
-        self.append_group(vec![RecordToAppend { kind, payload }])
+        self.append_record_with(RecordToAppend { kind, payload }, |_| ())
+            .map(|(lsn, ())| lsn)
     }
 
     /// Appends records as one atomic group with consecutive LSNs: after a crash either all
@@ -387,6 +388,23 @@ impl Journal {
     pub fn append_with<T: Send + 'static>(
         &self,
         records: Vec<RecordToAppend>,
+        hook: impl FnOnce(u64) -> T + Send + 'static,
+    ) -> Result<(u64, T)> {
+        self.append_requests_with(Requests::from_vec(records), hook)
+    }
+
+    /// Like [`Journal::append_with`] for a single record, which then needs no vector.
+    pub fn append_record_with<T: Send + 'static>(
+        &self,
+        record: RecordToAppend,
+        hook: impl FnOnce(u64) -> T + Send + 'static,
+    ) -> Result<(u64, T)> {
+        self.append_requests_with(smallvec::smallvec![record], hook)
+    }
+
+    fn append_requests_with<T: Send + 'static>(
+        &self,
+        records: Requests<RecordToAppend>,
         hook: impl FnOnce(u64) -> T + Send + 'static,
     ) -> Result<(u64, T)> {
         self.check_usable()?;
@@ -483,7 +501,7 @@ impl Journal {
     /// request with others, and for its hook's output.
     fn submit(
         &self,
-        records: Vec<RecordToAppend>,
+        records: Requests<RecordToAppend>,
         frame_bytes: u64,
         hook: Option<DurableHook>,
     ) -> Result<Completed> {
@@ -898,7 +916,7 @@ impl Shared {
     fn lead_own_round<T>(
         &self,
         number: u64,
-        records: Vec<RecordToAppend>,
+        records: Requests<RecordToAppend>,
         frame_bytes: u64,
         hook: impl FnOnce(u64) -> T,
     ) -> Result<(u64, T)> {
