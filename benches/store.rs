@@ -4,6 +4,9 @@
 //! - recovery: reopen of 1M records by replay only (checkpointing disabled), and from a
 //!   checkpoint plus a short tail;
 //! - writing a checkpoint of a 1M-key state;
+//! - the state alone: 200k puts applied to a fresh `KvState` in memory, next to the same
+//!   inserts into a `std` `BTreeMap` (the floor of an ordered in-memory map) and to 200k
+//!   `Buffered` puts through the whole store (W3 of the comparison, without its flush);
 //! - commit latency while checkpoints of a 1M-key state run back to back, next to the same
 //!   without (p50/p99/p99.9/max, the p99 ratio and the load average are printed to
 //!   stderr; the target is ≤ 2×).
@@ -19,7 +22,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use walstate::{KvCommand, KvStore, Options, SyncPolicy};
+use std::collections::BTreeMap;
+
+use walstate::{KvCommand, KvState, KvStore, Options, StateMachine, SyncPolicy};
 
 const KEY_LEN: usize = 16;
 const VALUE_LEN: usize = 100;
@@ -397,8 +402,81 @@ fn load_average() -> String {
 criterion_group!(
     benches,
     apply,
+    state_apply,
     recovery,
     checkpoint,
     latency_under_checkpoint
 );
 criterion_main!(benches);
+
+/// Puts per sample of the `state_apply` group: W3's count.
+const BULK: u64 = 200_000;
+
+/// Where a bulk load's time goes: the state alone against an ordered-map floor and the
+/// whole store, each on its own fresh map or store per sample and the same 200k pairs.
+fn state_apply(c: &mut Criterion) {
+    let mut group = c.benchmark_group("state_apply");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(10))
+        .warm_up_time(Duration::from_secs(1))
+        .throughput(Throughput::Elements(BULK));
+    let pairs = |seed: u64| -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut rng = Rng(seed);
+        (0..BULK).map(|_| rng.pair()).collect()
+    };
+    group.bench_function("kv_state_200k_puts", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for i in 0..iters {
+                let commands: Vec<KvCommand> = pairs(i)
+                    .into_iter()
+                    .map(|(k, v)| KvCommand::put(k, v))
+                    .collect();
+                let mut state = KvState::default();
+                let start = Instant::now();
+                for command in commands {
+                    state.apply_owned(command).expect("put");
+                }
+                total += start.elapsed();
+                assert_eq!(state.len() as u64, BULK);
+            }
+            total
+        })
+    });
+    group.bench_function("btreemap_200k_inserts", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for i in 0..iters {
+                let pairs = pairs(i);
+                let mut map = BTreeMap::new();
+                let start = Instant::now();
+                for (k, v) in pairs {
+                    map.insert(k, v);
+                }
+                total += start.elapsed();
+                assert_eq!(map.len() as u64, BULK);
+            }
+            total
+        })
+    });
+    group.bench_function("kv_store_buffered_200k_puts", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for i in 0..iters {
+                let pairs = pairs(i);
+                let dir = bench_dir();
+                let store = open(dir.path(), SyncPolicy::Buffered);
+                let start = Instant::now();
+                for (k, v) in pairs {
+                    store.put(k, v).expect("put");
+                }
+                total += start.elapsed();
+                store.close().expect("close");
+            }
+            total
+        })
+    });
+    group.finish();
+}
