@@ -427,6 +427,53 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     Some(end)
 }
 
+/// A `Put` built from borrowed bytes, for [`crate::KvStore::put`]: the state's copies
+/// of the key and value are made once, the logged payload is encoded from them, and
+/// applying it is exactly what replay does with the decoded [`KvCommand::Put`].
+pub(crate) struct PreparedPut {
+    key: SharedBytes,
+    value: SharedBytes,
+}
+
+impl PreparedPut {
+    pub(crate) fn new(key: &[u8], value: &[u8]) -> Self {
+        PreparedPut {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    /// The bytes [`KvCommand::Put`] of the same key and value encodes to.
+    pub(crate) fn payload(&self) -> crate::Result<Vec<u8>> {
+        crate::codec::encode(&PutRef {
+            key: &self.key,
+            value: &self.value,
+        })
+    }
+
+    /// Applies the put, as `apply_owned(KvCommand::Put { .. })` does.
+    pub(crate) fn apply(self, state: &mut KvState) -> KvOutput {
+        state.put(self.key, self.value)
+    }
+}
+
+/// Serializes as [`KvCommand::Put`] of these bytes (variant 0, then the key and value
+/// as bytes), without owning them.
+struct PutRef<'a> {
+    key: &'a [u8],
+    value: &'a [u8],
+}
+
+impl Serialize for PutRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStructVariant;
+        let mut put = s.serialize_struct_variant("KvCommand", 0, "Put", 2)?;
+        put.serialize_field("key", &bytes::Ser(self.key))?;
+        put.serialize_field("value", &bytes::Ser(self.value))?;
+        put.end()
+    }
+}
+
 /// A mutation of a [`KvState`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KvCommand {
@@ -1501,6 +1548,38 @@ mod tests {
         fn commands_round_trip(cmd in arb_command()) {
             let bytes = codec::encode(&cmd).unwrap();
             prop_assert_eq!(codec::decode::<KvCommand>(&bytes).unwrap(), cmd);
+        }
+    }
+
+    proptest! {
+        /// `KvStore::put` logs a `PreparedPut` and applies it directly, while replay
+        /// decodes and applies a `KvCommand::Put`: the logged bytes, the output and the
+        /// resulting state must all be the same. Lengths cross the 1-byte varint limit.
+        #[test]
+        fn prepared_put_logs_and_applies_what_kv_command_put_does(
+            existing in prop::collection::vec((arb_bytes(), arb_bytes()), 0..8),
+            key in prop::collection::vec(any::<u8>(), 0..300),
+            value in prop::collection::vec(any::<u8>(), 0..300),
+            overwrite in any::<bool>(),
+        ) {
+            let mut direct = KvState::default();
+            for (k, v) in existing {
+                direct.apply_owned(KvCommand::put(k, v)).unwrap();
+            }
+            if overwrite {
+                direct.apply_owned(KvCommand::put(key.clone(), b"old".to_vec())).unwrap();
+            }
+            let mut replayed = direct.clone();
+            let command = KvCommand::put(key.clone(), value.clone());
+            let prepared = PreparedPut::new(&key, &value);
+            let payload = prepared.payload().unwrap();
+            prop_assert_eq!(&payload, &codec::encode(&command).unwrap());
+            prop_assert_eq!(codec::decode::<KvCommand>(&payload).unwrap(), command);
+            let out_direct = prepared.apply(&mut direct);
+            let out_replayed = replayed.apply_owned(codec::decode(&payload).unwrap());
+            prop_assert_eq!(out_direct, out_replayed);
+            prop_assert_eq!(direct.approx_bytes(), replayed.approx_bytes());
+            prop_assert_eq!(direct, replayed);
         }
     }
 

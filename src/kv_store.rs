@@ -4,7 +4,7 @@ use std::ops::Deref;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::kv::{CasMismatch, KvApplied, KvCommand, KvState};
+use crate::kv::{CasMismatch, KvApplied, KvCommand, KvState, PreparedPut};
 use crate::options::Options;
 use crate::store::Store;
 
@@ -46,13 +46,14 @@ impl KvStore {
         self.store
     }
 
-    /// Sets `key` to `value` durably; returns the previous value.
-    pub fn put(
-        &self,
-        key: impl Into<Vec<u8>>,
-        value: impl Into<Vec<u8>>,
-    ) -> Result<Option<Vec<u8>>> {
-        let applied = self.store.apply(KvCommand::put(key, value))?;
+    /// Sets `key` to `value` durably; returns the previous value. Logs
+    /// [`KvCommand::Put`], copying the bytes once into the state (no command is built).
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        let put = PreparedPut::new(key.as_ref(), value.as_ref());
+        let payload = put.payload()?;
+        let (_, applied) = self
+            .store
+            .apply_encoded(payload, move |state| put.apply(state))?;
         Ok(match applied {
             Ok(KvApplied::Put { previous }) => previous,
             _ => None,

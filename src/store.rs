@@ -275,8 +275,22 @@ impl<S: StateMachine> Store<S> {
 
     /// Like [`Store::apply`], and also returns the command's LSN.
     pub fn apply_with_lsn(&self, command: S::Command) -> Result<(u64, S::Output)> {
-        let writer = self.writer()?;
+        self.writer()?;
         let (payload, decoded) = logged::<S>(command)?;
+        self.apply_encoded(payload, move |state| state.apply_owned(decoded))
+    }
+
+    /// Logs `payload`, an encoded command, and once it is durable runs `apply` on the
+    /// state in log order; returns the LSN and `apply`'s output. For callers that encode
+    /// a command without building it ([`crate::KvStore::put`]): `apply` must change the
+    /// state exactly as `apply_owned` of the decoded payload does, since that is what
+    /// replay runs.
+    pub(crate) fn apply_encoded<O: Send + 'static>(
+        &self,
+        payload: Vec<u8>,
+        apply: impl FnOnce(&mut S) -> O + Send + 'static,
+    ) -> Result<(u64, O)> {
+        let writer = self.writer()?;
         let applied = Arc::clone(&self.inner.applied);
         let _gate = writer.gate.read();
         let done = writer.journal.append_record_with(
@@ -286,7 +300,7 @@ impl<S: StateMachine> Store<S> {
             },
             move |lsn| {
                 let mut guard = applied.write();
-                let output = guard.state.apply_owned(decoded);
+                let output = apply(&mut guard.state);
                 guard.lsn = lsn;
                 output
             },

@@ -11,7 +11,7 @@ use std::path::Path;
 use common::reopen;
 use walstate::io::{SimFs, Vfs, VfsRef};
 use walstate::journal::{JournalOptions, RecordToAppend, SyncPolicy};
-use walstate::{KvApplied, KvCommand, KvState, Options, Store};
+use walstate::{KvApplied, KvCommand, KvState, KvStore, Options, Store};
 
 struct CountingAlloc;
 
@@ -116,5 +116,40 @@ fn a_lone_put_allocates_only_its_payload_and_its_entry() {
         "{counted} allocations for {puts} lone puts (at most 3.2 per put expected)"
     );
     assert_eq!(store.read(KvState::len).unwrap(), puts as usize + 1);
+    store.close().unwrap();
+}
+
+/// `KvStore::put` of borrowed bytes makes the same 3 allocations as `Store::apply` of a
+/// built command — the payload and the state's copies of key and value — and none for
+/// a command's own key and value vectors.
+#[test]
+fn a_lone_kv_store_put_of_slices_allocates_only_its_payload_and_its_entry() {
+    let sim = SimFs::new(63);
+    sim.create_dir_all(Path::new("/store")).unwrap();
+    let vfs: VfsRef = sim.clone();
+    let options = Options::default()
+        .vfs(vfs)
+        .sync_policy(SyncPolicy::Buffered)
+        .checkpoint_after_bytes(None);
+    let store = KvStore::open("/store", options).unwrap();
+    let puts = 2000u64;
+    let pairs: Vec<(String, Vec<u8>)> = (0..puts)
+        .map(|n| (format!("key-{n:08}"), vec![n as u8; 100]))
+        .collect();
+    assert_eq!(store.put("first", "value").unwrap(), None); // creates the segment
+    let mut counted = 0;
+    for (key, value) in &pairs {
+        let before = allocations();
+        let previous = store.put(key.as_str(), value.as_slice()).unwrap();
+        counted += allocations() - before;
+        assert_eq!(previous, None);
+    }
+    assert!(
+        counted * 10 <= puts * 32,
+        "{counted} allocations for {puts} lone puts (at most 3.2 per put expected)"
+    );
+    let (key, value) = &pairs[puts as usize / 2];
+    assert_eq!(store.get(key.as_bytes()).unwrap().as_ref(), Some(value));
+    assert_eq!(store.len().unwrap(), puts as usize + 1);
     store.close().unwrap();
 }

@@ -261,7 +261,7 @@ impl Engine for WalstateEngine {
     }
     fn bulk_unsynced(&self, items: &[Item]) {
         for (key, value) in items {
-            self.store.put(key.to_vec(), value.to_vec()).expect("put");
+            self.store.put(key, value).expect("put");
         }
         self.store.sync().expect("sync");
     }
@@ -277,7 +277,7 @@ struct WalstateWriter<'a>(&'a walstate::KvStore);
 
 impl Writer for WalstateWriter<'_> {
     fn put(&mut self, (key, value): &Item) {
-        self.0.put(key.to_vec(), value.to_vec()).expect("put");
+        self.0.put(key, value).expect("put");
     }
     fn batch(&mut self, items: &[Item]) {
         let commands = items

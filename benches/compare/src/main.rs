@@ -742,7 +742,7 @@ fn child_w6(args: &[String]) {
                         while start.elapsed() < duration {
                             let (k, v) = rng.item();
                             let t0 = Instant::now();
-                            store.put(k.to_vec(), v.to_vec()).expect("put");
+                            store.put(k, v).expect("put");
                             lat.push(t0.elapsed().as_nanos() as u64);
                         }
                         lat
