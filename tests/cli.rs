@@ -256,9 +256,7 @@ fn read_commands_on_a_mistyped_path_fail_with_not_a_store_and_create_nothing() {
 fn scan_json_round_trips_non_utf8_keys_and_values() {
     let tmp = TempDir::new().unwrap();
     let store = KvStore::open(tmp.path(), Options::default()).unwrap();
-    store
-        .put(b"bin\xff".to_vec(), b"\x00\x01\xfe".to_vec())
-        .unwrap();
+    store.put(b"bin\xff", b"\x00\x01\xfe").unwrap();
     store.put("text", "t\u{e9}xt").unwrap();
     store.close().unwrap();
     let output = expect_code(&["scan", arg(tmp.path()), "--json"], 0);

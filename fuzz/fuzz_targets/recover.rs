@@ -525,7 +525,7 @@ fn check(files: &Files) {
 
     // The store keeps working: a put survives a power loss.
     let probe_key = b"\x01probe".to_vec();
-    match again.put(probe_key.clone(), b"p".to_vec()) {
+    match again.put(probe_key.clone(), b"p") {
         Ok(_) => {}
         // LSNs end at 2^62 (`format::LSN_MAX`): a store that far along refuses appends.
         // Segment numbers end at 2^62 too: rotating past the last one is refused.
