@@ -412,6 +412,20 @@ criterion_main!(benches);
 /// Puts per sample of the `state_apply` group: W3's count.
 const BULK: u64 = 200_000;
 
+/// Runs `load` on `iters` fresh sets of [`BULK`] pairs (seeded by the iteration) and
+/// sums the times it reports: each load times only its own loop, not its setup.
+fn time_bulk_loads(
+    iters: u64,
+    mut load: impl FnMut(Vec<(Vec<u8>, Vec<u8>)>) -> Duration,
+) -> Duration {
+    (0..iters)
+        .map(|seed| {
+            let mut rng = Rng(seed);
+            load((0..BULK).map(|_| rng.pair()).collect())
+        })
+        .sum()
+}
+
 /// Where a bulk load's time goes: the state alone against an ordered-map floor and the
 /// whole store, each on its own fresh map or store per sample and the same 200k pairs.
 fn state_apply(c: &mut Criterion) {
@@ -422,15 +436,10 @@ fn state_apply(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(10))
         .warm_up_time(Duration::from_secs(1))
         .throughput(Throughput::Elements(BULK));
-    let pairs = |seed: u64| -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut rng = Rng(seed);
-        (0..BULK).map(|_| rng.pair()).collect()
-    };
     group.bench_function("kv_state_200k_puts", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for i in 0..iters {
-                let commands: Vec<KvCommand> = pairs(i)
+            time_bulk_loads(iters, |pairs| {
+                let commands: Vec<KvCommand> = pairs
                     .into_iter()
                     .map(|(k, v)| KvCommand::put(k, v))
                     .collect();
@@ -439,43 +448,39 @@ fn state_apply(c: &mut Criterion) {
                 for command in commands {
                     state.apply_owned(command).expect("put");
                 }
-                total += start.elapsed();
+                let elapsed = start.elapsed();
                 assert_eq!(state.len() as u64, BULK);
-            }
-            total
+                elapsed
+            })
         })
     });
     group.bench_function("btreemap_200k_inserts", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for i in 0..iters {
-                let pairs = pairs(i);
+            time_bulk_loads(iters, |pairs| {
                 let mut map = BTreeMap::new();
                 let start = Instant::now();
                 for (k, v) in pairs {
                     map.insert(k, v);
                 }
-                total += start.elapsed();
+                let elapsed = start.elapsed();
                 assert_eq!(map.len() as u64, BULK);
-            }
-            total
+                elapsed
+            })
         })
     });
     group.bench_function("kv_store_buffered_200k_puts", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for i in 0..iters {
-                let pairs = pairs(i);
+            time_bulk_loads(iters, |pairs| {
                 let dir = bench_dir();
                 let store = open(dir.path(), SyncPolicy::Buffered);
                 let start = Instant::now();
                 for (k, v) in pairs {
                     store.put(k, v).expect("put");
                 }
-                total += start.elapsed();
+                let elapsed = start.elapsed();
                 store.close().expect("close");
-            }
-            total
+                elapsed
+            })
         })
     });
     group.finish();

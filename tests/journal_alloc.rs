@@ -83,13 +83,13 @@ fn a_lone_appender_allocates_nothing_per_append() {
     journal.close().unwrap();
 }
 
-/// A lone `Store::apply` of a put allocates the encoded payload and the state's copies
-/// of the key and value, and nothing for the journal request itself (no vector of one
-/// record). Under `Buffered`, with no checkpoint, that is 3 allocations per put plus
-/// the map's amortized node splits.
-#[test]
-fn a_lone_put_allocates_only_its_payload_and_its_entry() {
-    let sim = SimFs::new(62);
+/// Puts of each store test below.
+const PUTS: u64 = 2000;
+
+/// A `Buffered` store without checkpoints on a simulated file system, with one put
+/// made (it creates the segment and sizes the buffer).
+fn buffered_store(seed: u64) -> Store<KvState> {
+    let sim = SimFs::new(seed);
     sim.create_dir_all(Path::new("/store")).unwrap();
     let vfs: VfsRef = sim.clone();
     let options = Options::default()
@@ -97,13 +97,37 @@ fn a_lone_put_allocates_only_its_payload_and_its_entry() {
         .sync_policy(SyncPolicy::Buffered)
         .checkpoint_after_bytes(None);
     let store = Store::<KvState>::open("/store", options).unwrap();
-    let puts = 2000u64;
-    let commands: Vec<KvCommand> = (0..puts)
-        .map(|n| KvCommand::put(format!("key-{n:08}"), vec![n as u8; 100]))
-        .collect();
-    // Creates the segment.
     let applied = store.apply(KvCommand::put("first", "value")).unwrap();
     assert_eq!(applied, Ok(KvApplied::Put { previous: None }));
+    store
+}
+
+/// [`PUTS`] distinct keys with 100-byte values.
+fn numbered_pairs() -> Vec<(String, Vec<u8>)> {
+    (0..PUTS)
+        .map(|n| (format!("key-{n:08}"), vec![n as u8; 100]))
+        .collect()
+}
+
+/// 3 allocations per put (payload, key, value) plus the map's amortized node splits.
+fn assert_payload_and_entry_only(counted: u64) {
+    assert!(
+        counted * 10 <= PUTS * 32,
+        "{counted} allocations for {PUTS} lone puts (at most 3.2 per put expected)"
+    );
+}
+
+/// A lone `Store::apply` of a put allocates the encoded payload and the state's copies
+/// of the key and value, and nothing for the journal request itself (no vector of one
+/// record). Under `Buffered`, with no checkpoint, that is 3 allocations per put plus
+/// the map's amortized node splits.
+#[test]
+fn a_lone_put_allocates_only_its_payload_and_its_entry() {
+    let store = buffered_store(62);
+    let commands: Vec<KvCommand> = numbered_pairs()
+        .into_iter()
+        .map(|(key, value)| KvCommand::put(key, value))
+        .collect();
     let mut counted = 0;
     for command in commands {
         let before = allocations();
@@ -111,11 +135,8 @@ fn a_lone_put_allocates_only_its_payload_and_its_entry() {
         counted += allocations() - before;
         assert_eq!(applied, Ok(KvApplied::Put { previous: None }));
     }
-    assert!(
-        counted * 10 <= puts * 32,
-        "{counted} allocations for {puts} lone puts (at most 3.2 per put expected)"
-    );
-    assert_eq!(store.read(KvState::len).unwrap(), puts as usize + 1);
+    assert_payload_and_entry_only(counted);
+    assert_eq!(store.read(KvState::len).unwrap(), PUTS as usize + 1);
     store.close().unwrap();
 }
 
@@ -124,19 +145,8 @@ fn a_lone_put_allocates_only_its_payload_and_its_entry() {
 /// a command's own key and value vectors.
 #[test]
 fn a_lone_kv_store_put_of_slices_allocates_only_its_payload_and_its_entry() {
-    let sim = SimFs::new(63);
-    sim.create_dir_all(Path::new("/store")).unwrap();
-    let vfs: VfsRef = sim.clone();
-    let options = Options::default()
-        .vfs(vfs)
-        .sync_policy(SyncPolicy::Buffered)
-        .checkpoint_after_bytes(None);
-    let store = KvStore::open("/store", options).unwrap();
-    let puts = 2000u64;
-    let pairs: Vec<(String, Vec<u8>)> = (0..puts)
-        .map(|n| (format!("key-{n:08}"), vec![n as u8; 100]))
-        .collect();
-    assert_eq!(store.put("first", "value").unwrap(), None); // creates the segment
+    let store = KvStore::from(buffered_store(63));
+    let pairs = numbered_pairs();
     let mut counted = 0;
     for (key, value) in &pairs {
         let before = allocations();
@@ -144,12 +154,9 @@ fn a_lone_kv_store_put_of_slices_allocates_only_its_payload_and_its_entry() {
         counted += allocations() - before;
         assert_eq!(previous, None);
     }
-    assert!(
-        counted * 10 <= puts * 32,
-        "{counted} allocations for {puts} lone puts (at most 3.2 per put expected)"
-    );
-    let (key, value) = &pairs[puts as usize / 2];
+    assert_payload_and_entry_only(counted);
+    let (key, value) = &pairs[PUTS as usize / 2];
     assert_eq!(store.get(key.as_bytes()).unwrap().as_ref(), Some(value));
-    assert_eq!(store.len().unwrap(), puts as usize + 1);
+    assert_eq!(store.len().unwrap(), PUTS as usize + 1);
     store.close().unwrap();
 }
