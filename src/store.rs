@@ -275,6 +275,7 @@ impl<S: StateMachine> Store<S> {
 
     /// Like [`Store::apply`], and also returns the command's LSN.
     pub fn apply_with_lsn(&self, command: S::Command) -> Result<(u64, S::Output)> {
+        // A read-only store refuses before the command is encoded.
         self.writer()?;
         let (payload, decoded) = logged::<S>(command)?;
         self.apply_encoded(payload, move |state| state.apply_owned(decoded))
