@@ -52,6 +52,19 @@ impl Rng {
     }
 }
 
+/// `next_u64` calls per [`Rng::item`].
+const DRAWS_PER_ITEM: u64 = (KEY_LEN.div_ceil(8) + VALUE_LEN.div_ceil(8)) as u64;
+
+/// The key of item `index` of `Rng::new(seed)`'s sequence of items, without drawing the
+/// items before it (splitmix64's state after `n` draws is `seed + n × γ`).
+fn item_key(seed: u64, index: u64) -> [u8; KEY_LEN] {
+    let draws = index.wrapping_mul(DRAWS_PER_ITEM);
+    let mut rng = Rng::new(seed.wrapping_add(draws.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    let mut key = [0u8; KEY_LEN];
+    rng.fill(&mut key);
+    key
+}
+
 pub fn items(seed: u64, count: usize) -> Vec<Item> {
     let mut rng = Rng::new(seed);
     (0..count).map(|_| rng.item()).collect()
@@ -597,14 +610,25 @@ fn w6(config: &Config, order: &[Kind], rep: usize, seed: u64, results: &mut Resu
     // walstate with a large state, in a fresh child process (clean memory accounting),
     // once with the default options (the background checkpointer armed, as users run it)
     // and once with checkpoint_after_bytes(None) (checkpoints only on demand).
-    for (mode, options) in [
-        ("auto", "Options::default()"),
-        ("manual", "checkpoint_after_bytes(None)"),
+    // A third run overwrites keys of the loaded million instead of inserting new ones:
+    // the state stays the same size, so its memory ratio is the checkpoint's own cost.
+    for (mode, writes, label) in [
+        ("auto", "insert", "W6 walstate Options::default()"),
+        (
+            "manual",
+            "insert",
+            "W6 walstate checkpoint_after_bytes(None)",
+        ),
+        (
+            "manual",
+            "overwrite",
+            "W6 overwrites: walstate checkpoint_after_bytes(None)",
+        ),
     ] {
         if !order.contains(&Kind::Walstate) {
             break;
         }
-        let dir = engine_dir(config, Kind::Walstate, &format!("w6-{mode}"));
+        let dir = engine_dir(config, Kind::Walstate, &format!("w6-{mode}-{writes}"));
         let output = Command::new(std::env::current_exe().expect("current exe"))
             .args([
                 "--child-w6",
@@ -613,6 +637,7 @@ fn w6(config: &Config, order: &[Kind], rep: usize, seed: u64, results: &mut Resu
                 &config.w6_secs.to_string(),
                 &seed.to_string(),
                 mode,
+                writes,
             ])
             .stderr(Stdio::inherit())
             .output()
@@ -632,8 +657,13 @@ fn w6(config: &Config, order: &[Kind], rep: usize, seed: u64, results: &mut Resu
         };
         results.add(
             &format!(
-                "W6 walstate {options}, {} keys, 4 threads: checkpoints running vs not",
-                config.w6_keys
+                "{label}, {} keys, 4 threads{}: checkpoints running vs not",
+                config.w6_keys,
+                if writes == "overwrite" {
+                    " overwriting loaded keys"
+                } else {
+                    ""
+                }
             ),
             Kind::Walstate,
             rep,
@@ -692,6 +722,9 @@ fn child_w6(args: &[String]) {
     // the writes of one phase stay under it, so phase A runs without a checkpoint);
     // "manual": checkpoint_after_bytes(None).
     let auto = args.get(4).is_none_or(|m| m == "auto");
+    // "insert" (the default): writers put new random keys, so the state grows during
+    // both phases; "overwrite": writers put new values under keys loaded below.
+    let overwrite = args.get(5).is_some_and(|w| w == "overwrite");
     let mut options = walstate::Options::default();
     if !auto {
         options = options.checkpoint_after_bytes(None);
@@ -710,6 +743,10 @@ fn child_w6(args: &[String]) {
             .collect();
         store.apply_batch(batch).expect("load");
         left -= n;
+    }
+    for index in [0, keys / 2, keys - 1] {
+        let key = item_key(seed, index);
+        assert!(store.get(&key).expect("get").is_some(), "item_key({index})");
     }
     // Start both phases from the same shape: a checkpoint exists, the journal is short.
     store.checkpoint().expect("first checkpoint");
@@ -730,6 +767,7 @@ fn child_w6(args: &[String]) {
             }
         })
     };
+    let load_seed = seed;
     let writers = |seed: u64| -> Vec<u64> {
         let start = Instant::now();
         let lat: Vec<Vec<u64>> = std::thread::scope(|scope| {
@@ -740,7 +778,10 @@ fn child_w6(args: &[String]) {
                         let mut rng = Rng::new(seed ^ ((t + 1) << 40));
                         let mut lat = Vec::new();
                         while start.elapsed() < duration {
-                            let (k, v) = rng.item();
+                            let (mut k, v) = rng.item();
+                            if overwrite {
+                                k = item_key(load_seed, rng.next_u64() % keys);
+                            }
                             let t0 = Instant::now();
                             store.put(k, v).expect("put");
                             lat.push(t0.elapsed().as_nanos() as u64);
