@@ -1,6 +1,6 @@
 //! Journal benchmarks, each next to a raw baseline on the same file system so the ratio to
 //! the disk's limit is visible:
-//! - append with `Always` at 1 and 16 threads vs. a raw `write` + `fdatasync` loop;
+//! - append with `Always` at 1, 4 and 16 threads vs. a raw `write` + `fdatasync` loop;
 //! - append with `Never` vs. a raw `write` loop;
 //! - scan throughput vs. reading the same segment files.
 //!
@@ -98,7 +98,7 @@ fn append(c: &mut Criterion) {
     group.bench_function("raw_write_fdatasync_1_thread", |b| {
         b.iter_custom(|iters| raw_loop(iters, true))
     });
-    for threads in [1u64, 16] {
+    for threads in [1u64, 4, 16] {
         group.bench_function(format!("always_{threads}_threads"), |b| {
             b.iter_custom(|iters| {
                 let dir = bench_dir();
