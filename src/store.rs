@@ -276,9 +276,9 @@ impl<S: StateMachine> Store<S> {
     /// Like [`Store::apply`], and also returns the command's LSN.
     pub fn apply_with_lsn(&self, command: S::Command) -> Result<(u64, S::Output)> {
         // A read-only store refuses before the command is encoded.
-        self.writer()?;
+        let writer = self.writer()?;
         let (payload, decoded) = logged::<S>(command)?;
-        self.apply_encoded(payload, move |state| state.apply_owned(decoded))
+        self.log_and_apply(writer, payload, move |state| state.apply_owned(decoded))
     }
 
     /// Logs `payload`, an encoded command, and once it is durable runs `apply` on the
@@ -291,7 +291,16 @@ impl<S: StateMachine> Store<S> {
         payload: Vec<u8>,
         apply: impl FnOnce(&mut S) -> O + Send + 'static,
     ) -> Result<(u64, O)> {
-        let writer = self.writer()?;
+        self.log_and_apply(self.writer()?, payload, apply)
+    }
+
+    /// [`Store::apply_encoded`] with the writer already checked usable.
+    fn log_and_apply<O: Send + 'static>(
+        &self,
+        writer: &Writer,
+        payload: Vec<u8>,
+        apply: impl FnOnce(&mut S) -> O + Send + 'static,
+    ) -> Result<(u64, O)> {
         let applied = Arc::clone(&self.inner.applied);
         let _gate = writer.gate.read();
         let done = writer.journal.append_record_with(
