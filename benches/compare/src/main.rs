@@ -612,17 +612,19 @@ fn w6(config: &Config, order: &[Kind], rep: usize, seed: u64, results: &mut Resu
     // and once with checkpoint_after_bytes(None) (checkpoints only on demand).
     // A third run overwrites keys of the loaded million instead of inserting new ones:
     // the state stays the same size, so its memory ratio is the checkpoint's own cost.
-    for (mode, writes, label) in [
-        ("auto", "insert", "W6 walstate Options::default()"),
+    for (mode, writes, label, threads_doing) in [
+        ("auto", "insert", "W6 walstate Options::default()", ""),
         (
             "manual",
             "insert",
             "W6 walstate checkpoint_after_bytes(None)",
+            "",
         ),
         (
             "manual",
             "overwrite",
             "W6 overwrites: walstate checkpoint_after_bytes(None)",
+            " overwriting loaded keys",
         ),
     ] {
         if !order.contains(&Kind::Walstate) {
@@ -657,13 +659,8 @@ fn w6(config: &Config, order: &[Kind], rep: usize, seed: u64, results: &mut Resu
         };
         results.add(
             &format!(
-                "{label}, {} keys, 4 threads{}: checkpoints running vs not",
-                config.w6_keys,
-                if writes == "overwrite" {
-                    " overwriting loaded keys"
-                } else {
-                    ""
-                }
+                "{label}, {} keys, 4 threads{threads_doing}: checkpoints running vs not",
+                config.w6_keys
             ),
             Kind::Walstate,
             rep,
