@@ -21,7 +21,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use std::collections::BTreeMap;
 
 use walstate::{KvCommand, KvState, KvStore, Options, StateMachine, SyncPolicy};
@@ -207,13 +210,24 @@ fn checkpoint_fixture() -> &'static Path {
     .path()
 }
 
-fn recovery(c: &mut Criterion) {
-    let mut group = c.benchmark_group("store_recovery");
+/// A group of slow samples: 10 of them, each timed as a whole (flat sampling), after a
+/// 1 s warm-up, within `measurement` in total.
+fn flat_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+    measurement: Duration,
+) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(10)
         .sampling_mode(SamplingMode::Flat)
-        .measurement_time(Duration::from_secs(10))
+        .measurement_time(measurement)
         .warm_up_time(Duration::from_secs(1));
+    group
+}
+
+fn recovery(c: &mut Criterion) {
+    let mut group = flat_group(c, "store_recovery", Duration::from_secs(10));
     group.throughput(Throughput::Elements(LARGE));
     group.bench_function("reopen_1m_records_replay_only", |b| {
         let dir = replay_fixture();
@@ -285,12 +299,7 @@ fn large_store() -> &'static KvStore {
 }
 
 fn checkpoint(c: &mut Criterion) {
-    let mut group = c.benchmark_group("store_checkpoint");
-    group
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .measurement_time(Duration::from_secs(10))
-        .warm_up_time(Duration::from_secs(1));
+    let mut group = flat_group(c, "store_checkpoint", Duration::from_secs(10));
     group.throughput(Throughput::Elements(LARGE));
     group.bench_function("write_1m_keys", |b| {
         let store = large_store();
@@ -326,13 +335,8 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
 }
 
 fn latency_under_checkpoint(c: &mut Criterion) {
-    let mut group = c.benchmark_group("store_commit_latency_1m_keys");
-    group
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .measurement_time(Duration::from_secs(5))
-        .warm_up_time(Duration::from_secs(1))
-        .throughput(Throughput::Elements(1));
+    let mut group = flat_group(c, "store_commit_latency_1m_keys", Duration::from_secs(5));
+    group.throughput(Throughput::Elements(1));
     group.bench_function("no_checkpoint", |b| {
         let store = large_store();
         b.iter_custom(|iters| timed_commits(store, iters, iters ^ 0xA, 0))
@@ -440,13 +444,8 @@ fn time_bulk_loads(
 /// Where a bulk load's time goes: the state alone against an ordered-map floor and the
 /// whole store, each on its own fresh map or store per sample and the same 200k pairs.
 fn state_apply(c: &mut Criterion) {
-    let mut group = c.benchmark_group("state_apply");
-    group
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .measurement_time(Duration::from_secs(10))
-        .warm_up_time(Duration::from_secs(1))
-        .throughput(Throughput::Elements(BULK));
+    let mut group = flat_group(c, "state_apply", Duration::from_secs(10));
+    group.throughput(Throughput::Elements(BULK));
     group.bench_function("kv_state_200k_puts", |b| {
         b.iter_custom(|iters| {
             time_bulk_loads(iters, |pairs| {
