@@ -151,6 +151,25 @@ fn apply(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    // The same batches from borrowed bytes: no commands built, each key and value copied
+    // once, into the state.
+    group.bench_function("always_put_batch_100", |b| {
+        b.iter_custom(|iters| {
+            let dir = bench_dir();
+            let store = open(dir.path(), SyncPolicy::Always);
+            let mut rng = Rng(iters);
+            let batches: Vec<Vec<(Vec<u8>, Vec<u8>)>> = (0..iters)
+                .map(|_| (0..100).map(|_| rng.pair()).collect())
+                .collect();
+            let start = Instant::now();
+            for batch in &batches {
+                store
+                    .put_batch(batch.iter().map(|(k, v)| (k, v)))
+                    .expect("put_batch");
+            }
+            start.elapsed()
+        })
+    });
     group.finish();
 }
 

@@ -60,6 +60,38 @@ impl KvStore {
         })
     }
 
+    /// Sets each key to its value, all-or-nothing: one atomic group of records with one
+    /// durable point, exactly what [`Store::apply_batch`] of the same [`KvCommand::Put`]s
+    /// logs and does. Returns each put's previous value, in order (a key given twice
+    /// sees its first value the second time). Like [`KvStore::put`], it copies each key
+    /// and value once, into the state, and builds no command.
+    pub fn put_batch<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let puts: Vec<PreparedPut> = pairs
+            .into_iter()
+            .map(|(key, value)| PreparedPut::new(key.as_ref(), value.as_ref()))
+            .collect();
+        if puts.is_empty() {
+            // Logs nothing, and still refuses on a read-only or poisoned store.
+            return self.store.apply_batch(Vec::new()).map(|_| Vec::new());
+        }
+        let payloads = puts
+            .iter()
+            .map(PreparedPut::payload)
+            .collect::<Result<Vec<_>>>()?;
+        let (_, previous) = self.store.apply_batch_encoded(payloads, move |state| {
+            puts.into_iter()
+                .map(|put| match put.apply(state) {
+                    Ok(KvApplied::Put { previous }) => previous,
+                    _ => None,
+                })
+                .collect()
+        })?;
+        Ok(previous)
+    }
+
     /// The value of `key`, if any.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.store.read(|state| state.get(key).map(<[u8]>::to_vec))

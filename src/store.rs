@@ -333,27 +333,56 @@ impl<S: StateMachine> Store<S> {
         if commands.is_empty() {
             return Ok((0, Vec::new()));
         }
-        let mut records = Vec::with_capacity(commands.len());
+        let mut payloads = Vec::with_capacity(commands.len());
         let mut decoded = Vec::with_capacity(commands.len());
         for command in commands {
             let (payload, back) = logged::<S>(command)?;
-            records.push(RecordToAppend {
-                kind: RECORD_KIND_COMMAND,
-                payload,
-            });
+            payloads.push(payload);
             decoded.push(back);
         }
+        self.log_group_and_apply(writer, payloads, move |state| {
+            decoded
+                .into_iter()
+                .map(|command| state.apply_owned(command))
+                .collect()
+        })
+    }
+
+    /// Logs `payloads`, encoded commands, as one atomic group, and once it is durable
+    /// runs `apply` on the state; returns the first LSN and `apply`'s output. For callers
+    /// that encode commands without building them ([`crate::KvStore::put_batch`]):
+    /// `apply` must change the state exactly as `apply_owned` of each decoded payload, in
+    /// order, does, since that is what replay runs. `payloads` must not be empty.
+    pub(crate) fn apply_batch_encoded<O: Send + 'static>(
+        &self,
+        payloads: Vec<Vec<u8>>,
+        apply: impl FnOnce(&mut S) -> O + Send + 'static,
+    ) -> Result<(u64, O)> {
+        self.log_group_and_apply(self.writer()?, payloads, apply)
+    }
+
+    /// [`Store::apply_batch_encoded`] with the writer already checked usable.
+    fn log_group_and_apply<O: Send + 'static>(
+        &self,
+        writer: &Writer,
+        payloads: Vec<Vec<u8>>,
+        apply: impl FnOnce(&mut S) -> O + Send + 'static,
+    ) -> Result<(u64, O)> {
+        let count = payloads.len() as u64;
+        let records = payloads
+            .into_iter()
+            .map(|payload| RecordToAppend {
+                kind: RECORD_KIND_COMMAND,
+                payload,
+            })
+            .collect();
         let applied = Arc::clone(&self.inner.applied);
         let _gate = writer.gate.read();
         let done = writer.journal.append_with(records, move |first_lsn| {
             let mut guard = applied.write();
-            let count = decoded.len() as u64;
-            let outputs: Vec<S::Output> = decoded
-                .into_iter()
-                .map(|c| guard.state.apply_owned(c))
-                .collect();
+            let output = apply(&mut guard.state);
             guard.lsn = first_lsn + count - 1;
-            outputs
+            output
         })?;
         self.maybe_trigger_checkpoint(writer);
         Ok(done)

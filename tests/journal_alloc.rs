@@ -160,3 +160,33 @@ fn a_lone_kv_store_put_of_slices_allocates_only_its_payload_and_its_entry() {
     assert_eq!(store.len().unwrap(), PUTS as usize + 1);
     store.close().unwrap();
 }
+
+/// `KvStore::put_batch` of borrowed bytes makes per record only the 3 allocations of a
+/// lone put — the payload and the state's copies of key and value — plus a few per
+/// batch (its lists of puts, payloads, records and previous values), and none for
+/// commands' key and value vectors.
+#[test]
+fn a_kv_store_put_batch_of_slices_allocates_per_record_only_its_payload_and_its_entry() {
+    const BATCH: usize = 100;
+    const PER_BATCH_MAX: u64 = 8;
+    let store = KvStore::from(buffered_store(64));
+    let pairs = numbered_pairs();
+    let mut counted = 0;
+    for chunk in pairs.chunks(BATCH) {
+        let batch = chunk.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
+        let before = allocations();
+        let previous = store.put_batch(batch).unwrap();
+        counted += allocations() - before;
+        assert_eq!(previous, vec![None; chunk.len()]);
+    }
+    let batches = PUTS.div_ceil(BATCH as u64);
+    assert!(
+        counted * 10 <= PUTS * 32 + batches * PER_BATCH_MAX * 10,
+        "{counted} allocations for {PUTS} puts in {batches} batches \
+         (at most 3.2 per put and {PER_BATCH_MAX} per batch expected)"
+    );
+    let (key, value) = &pairs[PUTS as usize / 2];
+    assert_eq!(store.get(key.as_bytes()).unwrap().as_ref(), Some(value));
+    assert_eq!(store.len().unwrap(), PUTS as usize + 1);
+    store.close().unwrap();
+}

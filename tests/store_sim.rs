@@ -9,6 +9,8 @@ use walstate::io::sim::{CrashMode, Fault, FaultKind, OpClass};
 use walstate::io::{SimFs, Vfs, VfsRef};
 use walstate::{Error, KvCommand, KvStore, Options, StateMachine, Store};
 
+mod common;
+
 const DIR: &str = "/srv/app/state";
 
 /// A service's whole configuration, saved as one command.
@@ -189,20 +191,49 @@ fn crash_at_any_point_of_a_save_leaves_the_old_or_the_new_config() {
     );
 }
 
+/// Updates the manifest and its lock entry to version `v` as one batch.
+type ManifestUpdate = fn(&KvStore, &str) -> walstate::Result<()>;
+
+/// The batch as `Store::apply_batch` of built commands.
+fn update_with_apply_batch(store: &KvStore, v: &str) -> walstate::Result<()> {
+    store
+        .apply_batch(vec![
+            KvCommand::put("manifest", format!("manifest {v}")),
+            KvCommand::put("manifest.lock", format!("lock {v}")),
+        ])
+        .map(drop)
+}
+
+/// The batch as `KvStore::put_batch` of borrowed bytes.
+fn update_with_put_batch(store: &KvStore, v: &str) -> walstate::Result<()> {
+    let (manifest, lock) = (format!("manifest {v}"), format!("lock {v}"));
+    store
+        .put_batch([
+            ("manifest", manifest.as_str()),
+            ("manifest.lock", lock.as_str()),
+        ])
+        .map(drop)
+}
+
 /// A manifest and its lock entry are updated together as one batch.
 #[test]
 fn manifest_and_lock_change_together_or_not_at_all_under_crashes_and_faults() {
+    manifest_and_lock_change_together(update_with_apply_batch);
+}
+
+/// The same guarantee for `KvStore::put_batch`, which logs its records without building
+/// commands.
+#[test]
+fn put_batch_changes_manifest_and_lock_together_or_not_at_all_under_crashes_and_faults() {
+    manifest_and_lock_change_together(update_with_put_batch);
+}
+
+fn manifest_and_lock_change_together(update: ManifestUpdate) {
     let both = |store: &KvStore| -> (Option<Vec<u8>>, Option<Vec<u8>>) {
         (
             store.get(b"manifest").unwrap(),
             store.get(b"manifest.lock").unwrap(),
         )
-    };
-    let update = |store: &KvStore, v: &str| {
-        store.apply_batch(vec![
-            KvCommand::put("manifest", format!("manifest {v}")),
-            KvCommand::put("manifest.lock", format!("lock {v}")),
-        ])
     };
     // Crashes at every call.
     let mut point = 0;
@@ -281,6 +312,75 @@ fn manifest_and_lock_change_together_or_not_at_all_under_crashes_and_faults() {
                 assert_eq!(on_disk.0, Some(b"manifest v2".to_vec()), "{op:?} #{nth}");
             }
         }
+    }
+}
+
+/// `KvStore::put_batch` of slices logs the same records as `Store::apply_batch` of the
+/// same `KvCommand::Put`s, returns the same previous values (a key given twice sees
+/// its first value), and reopens to the same state.
+#[test]
+fn put_batch_logs_returns_and_replays_what_apply_batch_of_the_same_puts_does() {
+    let pairs: [(&str, &str); 4] = [("a", "2"), ("b", "x"), ("b", "y"), ("c", "")];
+    let (_sim_a, vfs_a) = sim(7);
+    let (_sim_b, vfs_b) = sim(7);
+    let by_put_batch = KvStore::open(DIR, options(&vfs_a)).unwrap();
+    let by_apply_batch = KvStore::open(DIR, options(&vfs_b)).unwrap();
+    for store in [&by_put_batch, &by_apply_batch] {
+        store.put("a", "1").unwrap();
+    }
+
+    let returned = by_put_batch.put_batch(pairs).unwrap();
+    let outputs = by_apply_batch
+        .apply_batch(pairs.iter().map(|&(k, v)| KvCommand::put(k, v)).collect())
+        .unwrap();
+    let expected: Vec<Option<Vec<u8>>> = vec![Some(b"1".to_vec()), None, Some(b"x".to_vec()), None];
+    assert_eq!(returned, expected);
+    let previous: Vec<Option<Vec<u8>>> = outputs
+        .into_iter()
+        .map(|output| match output {
+            Ok(walstate::KvApplied::Put { previous }) => previous,
+            other => panic!("not a put: {other:?}"),
+        })
+        .collect();
+    assert_eq!(previous, expected);
+    assert_eq!(by_put_batch.last_lsn(), 5);
+    assert_eq!(by_put_batch.last_lsn(), by_apply_batch.last_lsn());
+    // The empty batch logs nothing in either form.
+    assert_eq!(
+        by_put_batch.put_batch(Vec::<(&str, &str)>::new()).unwrap(),
+        vec![]
+    );
+    assert_eq!(by_put_batch.last_lsn(), 5);
+
+    drop((by_put_batch, by_apply_batch));
+    let (outcome_a, records_a) = common::read_all(&vfs_a, Path::new(DIR));
+    let (outcome_b, records_b) = common::read_all(&vfs_b, Path::new(DIR));
+    assert_eq!(records_a.len(), 5);
+    assert_eq!(records_a, records_b, "the logged records differ");
+    assert_eq!(outcome_a.next_lsn, outcome_b.next_lsn);
+    let reopened_a = KvStore::open(DIR, options(&vfs_a)).unwrap();
+    let reopened_b = KvStore::open(DIR, options(&vfs_b)).unwrap();
+    let everything = |store: &KvStore| store.scan_prefix(b"").unwrap();
+    assert_eq!(
+        everything(&reopened_a),
+        vec![
+            (b"a".to_vec(), b"2".to_vec()),
+            (b"b".to_vec(), b"y".to_vec()),
+            (b"c".to_vec(), Vec::new()),
+        ]
+    );
+    assert_eq!(everything(&reopened_a), everything(&reopened_b));
+}
+
+/// A read-only store refuses `put_batch`, even an empty one.
+#[test]
+fn put_batch_on_a_read_only_store_is_refused() {
+    let (_sim, vfs) = sim(8);
+    drop(KvStore::open(DIR, options(&vfs)).unwrap());
+    let reader = KvStore::open_read_only(DIR, options(&vfs)).unwrap();
+    for pairs in [vec![("k", "v")], vec![]] {
+        let err = reader.put_batch(pairs).unwrap_err();
+        assert!(matches!(err, Error::ReadOnly), "{err}");
     }
 }
 

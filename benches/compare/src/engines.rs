@@ -280,11 +280,9 @@ impl Writer for WalstateWriter<'_> {
         self.0.put(key, value).expect("put");
     }
     fn batch(&mut self, items: &[Item]) {
-        let commands = items
-            .iter()
-            .map(|(k, v)| walstate::KvCommand::put(k.to_vec(), v.to_vec()))
-            .collect();
-        self.0.apply_batch(commands).expect("apply_batch");
+        self.0
+            .put_batch(items.iter().map(|(k, v)| (k, v)))
+            .expect("put_batch");
     }
 }
 
