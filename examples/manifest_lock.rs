@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo run --example manifest_lock -- ./manifest-store`
 
-use walstate::{KvCommand, KvStore, Options};
+use walstate::{KvStore, Options};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
@@ -24,13 +24,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Manifest, lock entry and version go to disk as one all-or-nothing batch: one
     // atomic group of records, one durable point.
-    store.apply_batch(vec![
-        KvCommand::put(
-            "manifest.json",
-            format!(r#"{{"version":{next},"packages":["a","b"]}}"#),
-        ),
-        KvCommand::put("manifest.lock", format!("sha256-of-v{next}")),
-        KvCommand::put("manifest.version", next.to_string()),
+    let manifest = format!(r#"{{"version":{next},"packages":["a","b"]}}"#);
+    let lock = format!("sha256-of-v{next}");
+    let version = next.to_string();
+    store.put_batch([
+        ("manifest.json", manifest.as_str()),
+        ("manifest.lock", lock.as_str()),
+        ("manifest.version", version.as_str()),
     ])?;
     println!(
         "manifest: {:?}",
