@@ -131,46 +131,54 @@ fn apply(c: &mut Criterion) {
     group.throughput(Throughput::Elements(100));
     group.bench_function("always_apply_batch_100", |b| {
         b.iter_custom(|iters| {
-            let dir = bench_dir();
-            let store = open(dir.path(), SyncPolicy::Always);
-            let mut rng = Rng(iters);
-            let batches: Vec<Vec<KvCommand>> = (0..iters)
-                .map(|_| {
-                    (0..100)
-                        .map(|_| {
-                            let (k, v) = rng.pair();
-                            KvCommand::put(k, v)
-                        })
-                        .collect()
-                })
-                .collect();
-            let start = Instant::now();
-            for batch in batches {
-                store.apply_batch(batch).expect("apply_batch");
-            }
-            start.elapsed()
+            timed_batches(
+                iters,
+                |rng| {
+                    let (k, v) = rng.pair();
+                    KvCommand::put(k, v)
+                },
+                |store, batch| {
+                    store.apply_batch(batch).expect("apply_batch");
+                },
+            )
         })
     });
     // The same batches from borrowed bytes: no commands built, each key and value copied
     // once, into the state.
     group.bench_function("always_put_batch_100", |b| {
         b.iter_custom(|iters| {
-            let dir = bench_dir();
-            let store = open(dir.path(), SyncPolicy::Always);
-            let mut rng = Rng(iters);
-            let batches: Vec<Vec<(Vec<u8>, Vec<u8>)>> = (0..iters)
-                .map(|_| (0..100).map(|_| rng.pair()).collect())
-                .collect();
-            let start = Instant::now();
-            for batch in &batches {
-                store
-                    .put_batch(batch.iter().map(|(k, v)| (k, v)))
-                    .expect("put_batch");
-            }
-            start.elapsed()
+            timed_batches(
+                iters,
+                |rng| rng.pair(),
+                |store, batch| {
+                    store
+                        .put_batch(batch.iter().map(|(k, v)| (k, v)))
+                        .expect("put_batch");
+                },
+            )
         })
     });
     group.finish();
+}
+
+/// Times `iters` durable batches of 100 items on a fresh `Always` store; the items are
+/// made (seeded by `iters`) before the timer starts.
+fn timed_batches<T>(
+    iters: u64,
+    mut item: impl FnMut(&mut Rng) -> T,
+    apply: impl Fn(&KvStore, Vec<T>),
+) -> Duration {
+    let dir = bench_dir();
+    let store = open(dir.path(), SyncPolicy::Always);
+    let mut rng = Rng(iters);
+    let batches: Vec<Vec<T>> = (0..iters)
+        .map(|_| (0..100).map(|_| item(&mut rng)).collect())
+        .collect();
+    let start = Instant::now();
+    for batch in batches {
+        apply(&store, batch);
+    }
+    start.elapsed()
 }
 
 /// Writes `count` puts fast (Never policy, batches of 1000), then syncs.

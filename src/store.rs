@@ -303,18 +303,14 @@ impl<S: StateMachine> Store<S> {
     ) -> Result<(u64, O)> {
         let applied = Arc::clone(&self.inner.applied);
         let _gate = writer.gate.read();
-        let done = writer.journal.append_record_with(
-            RecordToAppend {
-                kind: RECORD_KIND_COMMAND,
-                payload,
-            },
-            move |lsn| {
+        let done = writer
+            .journal
+            .append_record_with(command_record(payload), move |lsn| {
                 let mut guard = applied.write();
                 let output = apply(&mut guard.state);
                 guard.lsn = lsn;
                 output
-            },
-        )?;
+            })?;
         self.maybe_trigger_checkpoint(writer);
         Ok(done)
     }
@@ -333,14 +329,14 @@ impl<S: StateMachine> Store<S> {
         if commands.is_empty() {
             return Ok((0, Vec::new()));
         }
-        let mut payloads = Vec::with_capacity(commands.len());
+        let mut records = Vec::with_capacity(commands.len());
         let mut decoded = Vec::with_capacity(commands.len());
         for command in commands {
             let (payload, back) = logged::<S>(command)?;
-            payloads.push(payload);
+            records.push(command_record(payload));
             decoded.push(back);
         }
-        self.log_group_and_apply(writer, payloads, move |state| {
+        self.log_group_and_apply(writer, records, move |state| {
             decoded
                 .into_iter()
                 .map(|command| state.apply_owned(command))
@@ -358,24 +354,19 @@ impl<S: StateMachine> Store<S> {
         payloads: Vec<Vec<u8>>,
         apply: impl FnOnce(&mut S) -> O + Send + 'static,
     ) -> Result<(u64, O)> {
-        self.log_group_and_apply(self.writer()?, payloads, apply)
+        let records = payloads.into_iter().map(command_record).collect();
+        self.log_group_and_apply(self.writer()?, records, apply)
     }
 
-    /// [`Store::apply_batch_encoded`] with the writer already checked usable.
+    /// Appends `records` (commands) as one group with the writer already checked usable,
+    /// then runs `apply` once they are durable.
     fn log_group_and_apply<O: Send + 'static>(
         &self,
         writer: &Writer,
-        payloads: Vec<Vec<u8>>,
+        records: Vec<RecordToAppend>,
         apply: impl FnOnce(&mut S) -> O + Send + 'static,
     ) -> Result<(u64, O)> {
-        let count = payloads.len() as u64;
-        let records = payloads
-            .into_iter()
-            .map(|payload| RecordToAppend {
-                kind: RECORD_KIND_COMMAND,
-                payload,
-            })
-            .collect();
+        let count = records.len() as u64;
         let applied = Arc::clone(&self.inner.applied);
         let _gate = writer.gate.read();
         let done = writer.journal.append_with(records, move |first_lsn| {
@@ -797,6 +788,14 @@ impl<S: StateMachine> Inner<S> {
         {
             let _ = handle.join();
         }
+    }
+}
+
+/// The journal record of an encoded command.
+fn command_record(payload: Vec<u8>) -> RecordToAppend {
+    RecordToAppend {
+        kind: RECORD_KIND_COMMAND,
+        payload,
     }
 }
 
