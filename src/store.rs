@@ -301,16 +301,10 @@ impl<S: StateMachine> Store<S> {
         payload: Vec<u8>,
         apply: impl FnOnce(&mut S) -> O + Send + 'static,
     ) -> Result<(u64, O)> {
-        let applied = Arc::clone(&self.inner.applied);
         let _gate = writer.gate.read();
         let done = writer
             .journal
-            .append_record_with(command_record(payload), move |lsn| {
-                let mut guard = applied.write();
-                let output = apply(&mut guard.state);
-                guard.lsn = lsn;
-                output
-            })?;
+            .append_record_with(command_record(payload), self.when_durable(1, apply))?;
         self.maybe_trigger_checkpoint(writer);
         Ok(done)
     }
@@ -367,16 +361,28 @@ impl<S: StateMachine> Store<S> {
         apply: impl FnOnce(&mut S) -> O + Send + 'static,
     ) -> Result<(u64, O)> {
         let count = records.len() as u64;
-        let applied = Arc::clone(&self.inner.applied);
         let _gate = writer.gate.read();
-        let done = writer.journal.append_with(records, move |first_lsn| {
-            let mut guard = applied.write();
-            let output = apply(&mut guard.state);
-            guard.lsn = first_lsn + count - 1;
-            output
-        })?;
+        let done = writer
+            .journal
+            .append_with(records, self.when_durable(count, apply))?;
         self.maybe_trigger_checkpoint(writer);
         Ok(done)
+    }
+
+    /// The journal hook of `records` commands logged from the first LSN it is given:
+    /// runs `apply` on the state and moves the state's LSN to the last of them.
+    fn when_durable<O>(
+        &self,
+        records: u64,
+        apply: impl FnOnce(&mut S) -> O + Send + 'static,
+    ) -> impl FnOnce(u64) -> O + Send + 'static {
+        let applied = Arc::clone(&self.inner.applied);
+        move |first_lsn| {
+            let mut guard = applied.write();
+            let output = apply(&mut guard.state);
+            guard.lsn = first_lsn + records - 1;
+            output
+        }
     }
 
     /// Runs `f` on the current state (everything acknowledged so far).
