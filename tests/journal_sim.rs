@@ -568,9 +568,22 @@ fn next_round_is_written_and_synced_while_the_previous_round_runs_its_hooks() {
 /// order, and each appender gets its own hook's output back.
 #[test]
 fn hooks_run_once_each_in_lsn_order_with_16_threads() {
+    hooks_run_once_each_in_lsn_order(small_options());
+}
+
+/// Under `Buffered` a lone appender runs its hook inside its own fast path (no round,
+/// no turn); with 16 threads that path and the queued rounds interleave, and hooks must
+/// still run once each, in LSN order.
+#[test]
+fn buffered_hooks_run_once_each_in_lsn_order_with_16_threads() {
+    hooks_run_once_each_in_lsn_order(buffered_options());
+}
+
+/// 16 threads append 50 records each with hooks that log their LSN.
+fn hooks_run_once_each_in_lsn_order(options: walstate::journal::JournalOptions) {
     use std::sync::Mutex;
     let (_sim, vfs) = fresh(42);
-    let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), options).unwrap();
     let journal = Arc::new(journal);
     let order = Arc::new(Mutex::new(Vec::new()));
     let threads: Vec<_> = (0..16u64)
@@ -618,6 +631,51 @@ fn buffered_options() -> walstate::journal::JournalOptions {
         sync_policy: walstate::journal::SyncPolicy::Buffered,
         write_buffer_bytes: 4096,
         ..small_options()
+    }
+}
+
+/// `Buffered` writes the bytes `Always` writes: a lone appender's records go straight
+/// into the write buffer (the fast path) and the rest through rounds, and either way
+/// the segments hold the same frames, LSNs, group flags and segment boundaries.
+#[test]
+fn buffered_appends_write_the_same_segment_bytes_as_always() {
+    let steps: Vec<Step> = (0..60u64)
+        .flat_map(|i| {
+            let n = i * 4 + 1;
+            [Step::One(n), Step::Group(vec![n + 1, n + 2, n + 3])]
+        })
+        .collect();
+    let write = |options| {
+        let (_sim, vfs) = fresh(44);
+        let (journal, _, _) = reopen(&vfs, Path::new(DIR), options).unwrap();
+        assert_eq!(
+            run(&journal, &steps).len(),
+            240,
+            "every append acknowledged"
+        );
+        journal.close().unwrap();
+        let mut names = vfs.read_dir(Path::new(DIR)).unwrap();
+        names.sort();
+        names
+            .into_iter()
+            .map(|name| {
+                let bytes = vfs.read_file(&Path::new(DIR).join(&name), false).unwrap();
+                (name, bytes.to_vec())
+            })
+            .collect::<Vec<_>>()
+    };
+    let always = write(small_options());
+    let buffered = write(buffered_options());
+    assert!(always.len() >= 3, "the workload spans several segments");
+    assert_eq!(
+        buffered.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+        always.iter().map(|(name, _)| name).collect::<Vec<_>>()
+    );
+    for ((name, got), (_, want)) in buffered.iter().zip(&always) {
+        assert!(
+            got == want,
+            "{name}: Buffered wrote other bytes than Always"
+        );
     }
 }
 

@@ -11,7 +11,10 @@
 //! completed. Appenders arriving meanwhile queue up for the next leader, so under load
 //! one fdatasync covers many commits. An appender that finds no leader and nobody queued
 //! skips the queue: it leads a round of its own request and runs its hook itself, so a
-//! lone appender's commit allocates nothing in the journal.
+//! lone appender's commit allocates nothing in the journal. Under `Buffered`, where most
+//! appends only copy into the write buffer, a lone appender does less still: holding the
+//! queue's mutex (so no round can start meanwhile), it encodes its records into the
+//! buffer and runs its hook, with no round or turn at all (`Shared::append_to_buffer`).
 //!
 //! Under the other policies the syncer thread fdatasyncs outside the writer's mutex: at
 //! half the unsynced bound (see [`Background`]) and, under `Interval`, on its tick.
@@ -409,6 +412,10 @@ impl Journal {
     ) -> Result<(u64, T)> {
         self.check_usable()?;
         let frame_bytes = self.validate(&records)?;
+        let (records, hook) = match self.shared.append_to_buffer(records, frame_bytes, hook) {
+            Buffered::Done(done) => return Ok(done),
+            Buffered::Declined(records, hook) => (records, hook),
+        };
         if let Some(round_number) = self.shared.lead_alone() {
             return self
                 .shared
@@ -702,6 +709,13 @@ impl Drop for PassTurn<'_> {
     }
 }
 
+/// What [`Shared::append_to_buffer`] did: the acknowledged append, or the records and hook
+/// handed back for the general path.
+enum Buffered<T, H> {
+    Done((u64, T)),
+    Declined(Requests<RecordToAppend>, H),
+}
+
 /// A request whose records are written but not yet complete.
 struct Staged {
     request: Request,
@@ -894,6 +908,64 @@ impl Shared {
             .last()
             .map(|s| s.path.clone())
             .unwrap_or_else(|| self.dir.clone())
+    }
+
+    /// The `SyncPolicy::Buffered` fast path of a lone appender: when nobody leads, nobody
+    /// is queued and every earlier round's hooks have run, and the records fit in the
+    /// write buffer with no write, sync or rotation due and LSNs to spare, encodes them
+    /// into the buffer (they are then acknowledged) and runs `hook` at once. The queue's
+    /// mutex is held throughout, so no other round can start in between and hooks stay
+    /// in LSN order; no round number is taken, since none can be waiting for one. Anything
+    /// else is declined untouched for the general path, which handles every case.
+    fn append_to_buffer<T, H: FnOnce(u64) -> T>(
+        &self,
+        records: Requests<RecordToAppend>,
+        frame_bytes: u64,
+        hook: H,
+    ) -> Buffered<T, H> {
+        if self.options.sync_policy != SyncPolicy::Buffered {
+            return Buffered::Declined(records, hook);
+        }
+        let queue = self.queue.lock();
+        if queue.leader_active
+            || !queue.pending.is_empty()
+            || self.hook_turn.load(Ordering::SeqCst) != queue.next_round
+        {
+            return Buffered::Declined(records, hook);
+        }
+        let mut writer = self.writer.lock();
+        let count = records.len() as u64;
+        let pending = writer.buf.len() as u64;
+        let fits = writer.file.is_some()
+            && writer.offset + pending + frame_bytes <= self.options.segment_size_bytes
+            && pending + frame_bytes < self.options.buffered_bytes_max()
+            && !self.over_bound(&writer, frame_bytes)
+            && writer.next_lsn.saturating_add(count) <= crate::format::LSN_MAX;
+        // Checked last, right before acknowledging, as the general path does.
+        if !fits || self.check_usable().is_err() {
+            return Buffered::Declined(records, hook);
+        }
+        debug_assert_eq!(pending, writer.buffered_acked);
+        let first_lsn = writer.next_lsn;
+        for (index, record) in records.iter().enumerate() {
+            format::encode_record(
+                &mut writer.buf,
+                first_lsn + index as u64,
+                record.kind,
+                group_flags(index, records.len()),
+                &record.payload,
+            );
+        }
+        writer.next_lsn = first_lsn + count;
+        writer.segment_records += count;
+        writer.buffered_acked = writer.buf.len() as u64;
+        bump(&self.batches, 1);
+        bump(&self.records, count);
+        bump(&self.bytes, frame_bytes);
+        drop(writer);
+        let output = hook(first_lsn);
+        drop(queue);
+        Buffered::Done((first_lsn, output))
     }
 
     /// The single-appender fast path: when no round is being led and nobody is queued,
@@ -1149,12 +1221,8 @@ impl Shared {
                     return Err(err);
                 }
             }
-            let flags = if index + 1 < count {
-                FLAG_GROUP_CONTINUES
-            } else {
-                0
-            };
             let lsn = first_lsn + index as u64;
+            let flags = group_flags(index, count);
             format::encode_record(&mut writer.buf, lsn, record.kind, flags, &record.payload);
         }
         writer.next_lsn = first_lsn + count as u64;
@@ -1317,6 +1385,16 @@ impl Shared {
 
 /// Adds to a counter only ever changed with the writer locked: a plain load and store,
 /// not a locked read-modify-write (readers of the stats see either value).
+/// The flags of record `index` of a group of `count`: every record but the last says
+/// the group continues.
+fn group_flags(index: usize, count: usize) -> u8 {
+    if index + 1 < count {
+        FLAG_GROUP_CONTINUES
+    } else {
+        0
+    }
+}
+
 fn bump(counter: &AtomicU64, by: u64) {
     counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
 }
