@@ -486,13 +486,17 @@ impl Journal {
     /// Stops the background syncer and makes everything appended durable.
     pub fn close(&self) -> Result<()> {
         self.stop_syncer();
+        let mut writer = self.shared.writer.lock();
         let result = if self.shared.poisoned.load(Ordering::Acquire) {
             Ok(())
         } else {
-            let mut writer = self.shared.writer.lock();
             self.shared.write_and_sync(&mut writer)
         };
+        // Still under the writer's mutex: an append that takes it after the final sync
+        // finds the journal closed and is refused, instead of being acknowledged into
+        // a buffer (or a file) that nothing will sync again.
         self.shared.closed.store(true, Ordering::Release);
+        drop(writer);
         result
     }
 
