@@ -413,8 +413,8 @@ impl Journal {
         self.check_usable()?;
         let frame_bytes = self.validate(&records)?;
         let (records, hook) = match self.shared.append_to_buffer(records, frame_bytes, hook) {
-            Buffered::Done(done) => return Ok(done),
-            Buffered::Declined(records, hook) => (records, hook),
+            BufferAppend::Done(done) => return Ok(done),
+            BufferAppend::Declined(records, hook) => (records, hook),
         };
         if let Some(round_number) = self.shared.lead_alone() {
             return self
@@ -715,7 +715,7 @@ impl Drop for PassTurn<'_> {
 
 /// What [`Shared::append_to_buffer`] did: the acknowledged append, or the records and hook
 /// handed back for the general path.
-enum Buffered<T, H> {
+enum BufferAppend<T, H> {
     Done((u64, T)),
     Declined(Requests<RecordToAppend>, H),
 }
@@ -926,28 +926,28 @@ impl Shared {
         records: Requests<RecordToAppend>,
         frame_bytes: u64,
         hook: H,
-    ) -> Buffered<T, H> {
+    ) -> BufferAppend<T, H> {
         if self.options.sync_policy != SyncPolicy::Buffered {
-            return Buffered::Declined(records, hook);
+            return BufferAppend::Declined(records, hook);
         }
         let queue = self.queue.lock();
         if queue.leader_active
             || !queue.pending.is_empty()
             || self.hook_turn.load(Ordering::SeqCst) != queue.next_round
         {
-            return Buffered::Declined(records, hook);
+            return BufferAppend::Declined(records, hook);
         }
         let mut writer = self.writer.lock();
         let count = records.len() as u64;
         let pending = writer.buf.len() as u64;
         let fits = writer.file.is_some()
-            && writer.offset + pending + frame_bytes <= self.options.segment_size_bytes
+            && !self.overflows_segment(&writer, frame_bytes)
             && pending + frame_bytes < self.options.buffered_bytes_max()
             && !self.over_bound(&writer, frame_bytes)
-            && writer.next_lsn.saturating_add(count) <= crate::format::LSN_MAX;
+            && lsns_left(writer.next_lsn, count);
         // Checked last, right before acknowledging, as the general path does.
         if !fits || self.check_usable().is_err() {
-            return Buffered::Declined(records, hook);
+            return BufferAppend::Declined(records, hook);
         }
         debug_assert_eq!(pending, writer.buffered_acked);
         let first_lsn = writer.next_lsn;
@@ -969,7 +969,7 @@ impl Shared {
         drop(writer);
         let output = hook(first_lsn);
         drop(queue);
-        Buffered::Done((first_lsn, output))
+        BufferAppend::Done((first_lsn, output))
     }
 
     /// The single-appender fast path: when no round is being led and nobody is queued,
@@ -1164,9 +1164,8 @@ impl Shared {
         let pending = writer.buf.len() as u64;
         let needs_segment = writer.file.is_none();
         let overflows = writer.segment_records > 0 || pending > 0;
-        let needs_rotation = needs_segment
-            || (overflows
-                && writer.offset + pending + request.frame_bytes > self.options.segment_size_bytes);
+        let needs_rotation =
+            needs_segment || (overflows && self.overflows_segment(writer, request.frame_bytes));
         if needs_rotation {
             self.flush(writer, *staged_offset)?;
             self.sync_active(writer)?;
@@ -1184,6 +1183,11 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// Whether the buffer plus `frame_bytes` more would run past the end of the segment.
+    fn overflows_segment(&self, writer: &Writer, frame_bytes: u64) -> bool {
+        writer.offset + writer.buf.len() as u64 + frame_bytes > self.options.segment_size_bytes
     }
 
     /// Whether writing the buffer plus `frame_bytes` more would take the unsynced bytes
@@ -1208,7 +1212,7 @@ impl Shared {
         staged_offset: u64,
     ) -> Result<()> {
         let count = request.records.len();
-        if first_lsn.saturating_add(count as u64) > crate::format::LSN_MAX {
+        if !lsns_left(first_lsn, count as u64) {
             return Err(Error::InvalidArgument(
                 "the LSN space (2^62) is exhausted: export the state and import it into a new store"
                     .into(),
@@ -1387,8 +1391,6 @@ impl Shared {
     }
 }
 
-/// Adds to a counter only ever changed with the writer locked: a plain load and store,
-/// not a locked read-modify-write (readers of the stats see either value).
 /// The flags of record `index` of a group of `count`: every record but the last says
 /// the group continues.
 fn group_flags(index: usize, count: usize) -> u8 {
@@ -1399,6 +1401,13 @@ fn group_flags(index: usize, count: usize) -> u8 {
     }
 }
 
+/// Whether `count` more records from `first_lsn` stay within the LSN space.
+fn lsns_left(first_lsn: u64, count: u64) -> bool {
+    first_lsn.saturating_add(count) <= crate::format::LSN_MAX
+}
+
+/// Adds to a counter only ever changed with the writer locked: a plain load and store,
+/// not a locked read-modify-write (readers of the stats see either value).
 fn bump(counter: &AtomicU64, by: u64) {
     counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
 }
