@@ -140,11 +140,12 @@ pub(crate) fn write_state_file<S: StateMachine>(
     dir: &Path,
     name: &str,
     lsn: u64,
+    store_id: format::StoreId,
     state: Cow<'_, S>,
     pacing: Pacing<'_>,
 ) -> std::result::Result<(PathBuf, u64), WriteFailure> {
     replace_atomically(vfs, dir, name, |file, path| {
-        stream_state(file, path, lsn, state, pacing)
+        stream_state(file, path, lsn, store_id, state, pacing)
     })
 }
 
@@ -187,6 +188,7 @@ fn stream_state<S: StateMachine>(
     file: &dyn VfsFile,
     path: &Path,
     lsn: u64,
+    store_id: format::StoreId,
     state: Cow<'_, S>,
     pacing: Pacing<'_>,
 ) -> Result<u64> {
@@ -224,7 +226,7 @@ fn stream_state<S: StateMachine>(
     flushed.map_err(|err| io_error("write", err))?;
     encoded?;
     let state_len = out.offset - format::CHECKPOINT_HEADER_LEN as u64;
-    let header = format::encode_checkpoint_header(lsn, state_len);
+    let header = format::encode_checkpoint_header(lsn, state_len, store_id, 0);
     let trailer = format::checkpoint_trailer(&header, &out.crc);
     file.write_all_at(&header, 0)
         .map_err(|err| io_error("write", err))?;

@@ -1,45 +1,85 @@
-//! Byte layouts of everything walstate writes: segment headers, record frames and
-//! checkpoint files, exactly as `wal-format.md` specifies them.
+//! Byte layouts of everything walstate writes: the identity file, segment headers,
+//! record frames and checkpoint files, exactly as `wal-format.md` specifies them
+//! (version 2; version 1, still read, is in [`v1`]).
 //!
 //! This module owns the bytes and nothing else: it never does I/O, never allocates a
 //! length read from disk, and never panics on any input, so fuzz targets can call its
 //! decoders directly.
 
-/// The on-disk format version written by this build (segments and checkpoints).
-pub const FORMAT_VERSION: u32 = 1;
+pub mod v1;
+
+use std::fmt;
+
+/// The on-disk format version written by this build.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads (and upgrades).
+pub const FORMAT_VERSION_OLDEST_READ: u32 = v1::FORMAT_VERSION_V1;
 
 /// Magic bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"WALSTSEG";
-/// Size of the segment header in bytes.
-pub const SEGMENT_HEADER_LEN: usize = 48;
+/// Size of the (version 2) segment header in bytes; the first frame follows it.
+pub const SEGMENT_HEADER_LEN: usize = 64;
 
-/// Magic bytes at the start of every checkpoint and snapshot file.
+/// Magic bytes at the start of every checkpoint, restore and snapshot file.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"WALSTCKP";
-/// Size of the checkpoint header in bytes (the CRC trailer is 4 more).
-pub const CHECKPOINT_HEADER_LEN: usize = 32;
+/// Size of the (version 2) checkpoint header in bytes (the CRC trailer is 4 more).
+pub const CHECKPOINT_HEADER_LEN: usize = 48;
 /// Size of the checkpoint trailer (CRC-32) in bytes.
 pub const CHECKPOINT_TRAILER_LEN: usize = 4;
+/// The part of a checkpoint header every version shares (magic, version, flags, LSN,
+/// body length): a version-1 reader parses this much of a newer file.
+const CHECKPOINT_COMMON_LEN: usize = 32;
 
-/// Size of a record frame header in bytes; the payload follows it.
-pub const RECORD_HEADER_LEN: usize = 20;
+/// Name of the identity file in the store directory.
+pub const IDENTITY_FILE_NAME: &str = "IDENTITY";
+/// Magic bytes at the start of the identity file.
+pub const IDENTITY_MAGIC: [u8; 8] = *b"WALSTIDN";
+/// Size of the identity file in bytes.
+pub const IDENTITY_LEN: usize = 32;
+/// Identity flag: the store was created by format version 1 and may still hold
+/// version-1 files (which carry no store id). Cleared by an upgrade.
+pub const IDENTITY_FLAG_LEGACY_V1: u32 = 0b1;
+const KNOWN_IDENTITY_FLAGS: u32 = IDENTITY_FLAG_LEGACY_V1;
+
+/// Size of a (version 2) record frame header in bytes; the payload follows it.
+pub const RECORD_HEADER_LEN: usize = 32;
 /// The largest record payload any walstate build accepts (64 MiB). A store may choose a
 /// smaller limit; it is recorded in every segment header.
 pub const RECORD_PAYLOAD_MAX_HARD: u32 = 64 << 20;
+/// First byte of every version-2 frame header.
+pub const FRAME_START_MARK: u8 = 0xA5;
+/// Last byte of every version-2 frame header. With [`FRAME_START_MARK`] it makes both
+/// ends of every header non-zero, so an all-zero piece of a header is never written
+/// data (section 7.3 of the spec relies on it).
+pub const FRAME_END_MARK: u8 = 0x5A;
+/// The sector size torn writes are assumed to respect: a crash leaves each 512-byte
+/// aligned piece of an unsynced write either written or as it was before (zeros).
+pub const SECTOR_BYTES: usize = 512;
 
 /// The largest LSN, segment sequence number or checkpoint LSN a reader accepts (2^62).
 /// Anything larger in a file or file name is refused as damage, so `+ 1` on any of them
 /// can never overflow. At a million records a second it lasts 146,000 years.
 pub const LSN_MAX: u64 = 1 << 62;
 
+/// Record kind of a logged command (payload: the encoded command).
+pub const RECORD_KIND_COMMAND: u8 = 1;
+/// Record kind of a snapshot restore (payload: the encoded restore marker); the state
+/// it switches to is in `restore-<lsn>.ckpt`.
+pub const RECORD_KIND_RESTORE: u8 = 2;
+/// Record kind of a seal (empty payload): written and synced by a clean close, it
+/// takes no LSN of its own (its LSN field is the next record's) and proves that every
+/// byte before it was durable.
+pub const RECORD_KIND_SEAL: u8 = 3;
+
 /// Record flag: the record belongs to an atomic group and is not its last record.
 pub const FLAG_GROUP_CONTINUES: u8 = 0b0000_0001;
-const KNOWN_RECORD_FLAGS: u8 = FLAG_GROUP_CONTINUES;
+pub(crate) const KNOWN_RECORD_FLAGS: u8 = FLAG_GROUP_CONTINUES;
 
 /// Segment header flag: the segment file was preallocated (zero-filled beyond the data).
 pub const SEGMENT_FLAG_PREALLOCATED: u32 = 0b1;
-const KNOWN_SEGMENT_FLAGS: u32 = SEGMENT_FLAG_PREALLOCATED;
+pub(crate) const KNOWN_SEGMENT_FLAGS: u32 = SEGMENT_FLAG_PREALLOCATED;
 
-fn crc(parts: &[&[u8]]) -> u32 {
+pub(crate) fn crc(parts: &[&[u8]]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     for part in parts {
         hasher.update(part);
@@ -47,73 +87,231 @@ fn crc(parts: &[&[u8]]) -> u32 {
     hasher.finalize()
 }
 
-fn le_u32(bytes: &[u8], at: usize) -> u32 {
+pub(crate) fn le_u32(bytes: &[u8], at: usize) -> u32 {
     let mut word = [0u8; 4];
     word.copy_from_slice(&bytes[at..at + 4]);
     u32::from_le_bytes(word)
 }
 
-fn le_u64(bytes: &[u8], at: usize) -> u64 {
+pub(crate) fn le_u64(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(word)
 }
 
 // ---------------------------------------------------------------------------------------
+// Store identity
+// ---------------------------------------------------------------------------------------
+
+/// The random 64-bit id a store gets at creation; every version-2 file carries it, so a
+/// file from another store is recognised wherever it turns up. Never 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(into = "String")]
+pub struct StoreId(u64);
+
+impl StoreId {
+    /// The id as stored on disk (`None` for 0, which no store has).
+    pub fn new(raw: u64) -> Option<StoreId> {
+        (raw != 0).then_some(StoreId(raw))
+    }
+
+    /// A fresh random id (from the kernel's `getrandom`, mixed with the clock and the
+    /// process id should that fail).
+    pub fn generate() -> StoreId {
+        let mut raw = [0u8; 8];
+        // SAFETY: getrandom writes at most `raw.len()` bytes into the buffer it is given.
+        let filled = unsafe { libc::getrandom(raw.as_mut_ptr().cast(), raw.len(), 0) };
+        let mut value = u64::from_le_bytes(raw);
+        if filled != raw.len() as isize {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            value = splitmix(nanos ^ (u64::from(std::process::id()) << 32));
+        }
+        StoreId(value.max(1))
+    }
+
+    /// The raw value written to disk.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl fmt::Display for StoreId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl From<StoreId> for String {
+    fn from(id: StoreId) -> String {
+        id.to_string()
+    }
+}
+
+/// The contents of the identity file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// The store's id.
+    pub store_id: StoreId,
+    /// Flags, see `IDENTITY_FLAG_*`.
+    pub flags: u32,
+}
+
+impl Identity {
+    /// True when version-1 files (which name no store) may still be in the store.
+    pub fn legacy_v1(&self) -> bool {
+        self.flags & IDENTITY_FLAG_LEGACY_V1 != 0
+    }
+
+    /// Encodes the identity file.
+    pub fn encode(&self) -> [u8; IDENTITY_LEN] {
+        let mut out = [0u8; IDENTITY_LEN];
+        out[0..8].copy_from_slice(&IDENTITY_MAGIC);
+        out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[12..16].copy_from_slice(&self.flags.to_le_bytes());
+        out[16..24].copy_from_slice(&self.store_id.get().to_le_bytes());
+        let sum = crc(&[&out[0..28]]);
+        out[28..32].copy_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// Decodes and validates an identity file.
+    pub fn decode(bytes: &[u8]) -> Result<Identity, CheckpointError> {
+        if bytes.len() < IDENTITY_LEN {
+            return Err(CheckpointError::Truncated);
+        }
+        if bytes.len() > IDENTITY_LEN {
+            return Err(CheckpointError::TrailingBytes);
+        }
+        if bytes[0..8] != IDENTITY_MAGIC {
+            return Err(CheckpointError::BadMagic);
+        }
+        if crc(&[&bytes[0..28]]) != le_u32(bytes, 28) {
+            return Err(CheckpointError::BadChecksum);
+        }
+        let version = le_u32(bytes, 8);
+        if version != FORMAT_VERSION {
+            return Err(CheckpointError::UnsupportedVersion(version));
+        }
+        let flags = le_u32(bytes, 12);
+        if flags & !KNOWN_IDENTITY_FLAGS != 0 || le_u32(bytes, 24) != 0 {
+            return Err(CheckpointError::BadField("unknown identity flags"));
+        }
+        let store_id =
+            StoreId::new(le_u64(bytes, 16)).ok_or(CheckpointError::BadField("store id 0"))?;
+        Ok(Identity { store_id, flags })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Segment header
 // ---------------------------------------------------------------------------------------
 
-/// The fixed header at offset 0 of every segment file.
+/// The fixed header at offset 0 of every segment file (either version).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// Format version of the segment: 2, or 1 for a segment written before version 2.
+    pub version: u32,
     /// Segment sequence number; equals the number in the file name.
     pub segment_seq: u64,
     /// LSN of the first record this segment holds (or would hold, when empty).
     pub first_lsn: u64,
-    /// The most bytes that can have been written to this segment but not yet synced.
-    /// A bad record that starts within this many bytes of the end of the written data
-    /// is a torn tail; anywhere else it is corruption.
+    /// Version 1 only (0 in version 2): the most bytes its writer could have had written
+    /// but not synced; version-1 segments are read with the torn-window rule.
     pub torn_window_bytes: u64,
     /// The largest record payload the writer of this segment accepted.
     pub record_payload_max: u32,
     /// Flags, see `SEGMENT_FLAG_*`.
     pub flags: u32,
+    /// The store this segment belongs to (version 2; 0 in version 1, which has none).
+    pub store_id: u64,
+    /// Fingerprint of the schema of the commands in this segment (0: none recorded).
+    pub schema_id: u64,
 }
 
 /// Why a segment header was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SegmentHeaderError {
-    /// Fewer than [`SEGMENT_HEADER_LEN`] bytes.
+    /// Fewer bytes than the header.
     Truncated,
     /// The magic bytes are wrong: not a walstate segment.
     BadMagic,
-    /// The header checksum does not match.
+    /// A header checksum does not match.
     BadChecksum,
-    /// The checksum matches but the version is not [`FORMAT_VERSION`].
+    /// The checksum matches but the version is not one this build reads.
     UnsupportedVersion(u32),
     /// The checksum matches but a field is out of range.
     BadField(&'static str),
 }
 
 impl SegmentHeader {
-    /// Encodes the header into its 48 bytes.
+    /// A version-2 header for a new segment.
+    pub fn new(
+        segment_seq: u64,
+        first_lsn: u64,
+        record_payload_max: u32,
+        flags: u32,
+        store_id: StoreId,
+    ) -> Self {
+        SegmentHeader {
+            version: FORMAT_VERSION,
+            segment_seq,
+            first_lsn,
+            torn_window_bytes: 0,
+            record_payload_max,
+            flags,
+            store_id: store_id.get(),
+            schema_id: 0,
+        }
+    }
+
+    /// Where the first frame starts: the header's length in its version.
+    pub fn data_start(&self) -> usize {
+        if self.version == v1::FORMAT_VERSION_V1 {
+            v1::SEGMENT_HEADER_LEN_V1
+        } else {
+            SEGMENT_HEADER_LEN
+        }
+    }
+
+    /// True for a segment of format version 1.
+    pub fn is_v1(&self) -> bool {
+        self.version == v1::FORMAT_VERSION_V1
+    }
+
+    /// Encodes the header in version 2 (64 bytes). Bytes `0..48` keep the version-1
+    /// shape (magic, version, a CRC of `0..44` at `44..48`), so a version-1 reader
+    /// reports "unsupported version" rather than damage.
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
+        debug_assert_eq!(self.version, FORMAT_VERSION);
         let mut out = [0u8; SEGMENT_HEADER_LEN];
         out[0..8].copy_from_slice(&SEGMENT_MAGIC);
         out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         out[12..16].copy_from_slice(&self.flags.to_le_bytes());
         out[16..24].copy_from_slice(&self.segment_seq.to_le_bytes());
         out[24..32].copy_from_slice(&self.first_lsn.to_le_bytes());
-        out[32..40].copy_from_slice(&self.torn_window_bytes.to_le_bytes());
+        out[32..40].copy_from_slice(&self.store_id.to_le_bytes());
         out[40..44].copy_from_slice(&self.record_payload_max.to_le_bytes());
-        let sum = crc(&[&out[0..44]]);
-        out[44..48].copy_from_slice(&sum.to_le_bytes());
+        let common = crc(&[&out[0..44]]);
+        out[44..48].copy_from_slice(&common.to_le_bytes());
+        out[48..56].copy_from_slice(&self.schema_id.to_le_bytes());
+        // Not over 0..60: a CRC over bytes that end in their own CRC is a constant.
+        let whole = crc(&[&out[0..44], &out[48..60]]);
+        out[60..64].copy_from_slice(&whole.to_le_bytes());
         out
     }
 
-    /// Decodes and validates a header from the start of `bytes`.
+    /// Decodes and validates a header of either version from the start of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, SegmentHeaderError> {
-        if bytes.len() < SEGMENT_HEADER_LEN {
+        if bytes.len() < v1::SEGMENT_HEADER_LEN_V1 {
             return Err(SegmentHeaderError::Truncated);
         }
         if bytes[0..8] != SEGMENT_MAGIC {
@@ -122,42 +320,61 @@ impl SegmentHeader {
         if crc(&[&bytes[0..44]]) != le_u32(bytes, 44) {
             return Err(SegmentHeaderError::BadChecksum);
         }
-        let version = le_u32(bytes, 8);
-        if version != FORMAT_VERSION {
-            return Err(SegmentHeaderError::UnsupportedVersion(version));
+        match le_u32(bytes, 8) {
+            v1::FORMAT_VERSION_V1 => v1::decode_segment_header(bytes),
+            FORMAT_VERSION => Self::decode_v2(bytes),
+            other => Err(SegmentHeaderError::UnsupportedVersion(other)),
+        }
+    }
+
+    fn decode_v2(bytes: &[u8]) -> Result<SegmentHeader, SegmentHeaderError> {
+        if bytes.len() < SEGMENT_HEADER_LEN {
+            return Err(SegmentHeaderError::Truncated);
+        }
+        if crc(&[&bytes[0..44], &bytes[48..60]]) != le_u32(bytes, 60) {
+            return Err(SegmentHeaderError::BadChecksum);
         }
         let header = SegmentHeader {
+            version: FORMAT_VERSION,
             flags: le_u32(bytes, 12),
             segment_seq: le_u64(bytes, 16),
             first_lsn: le_u64(bytes, 24),
-            torn_window_bytes: le_u64(bytes, 32),
+            torn_window_bytes: 0,
+            store_id: le_u64(bytes, 32),
             record_payload_max: le_u32(bytes, 40),
+            schema_id: le_u64(bytes, 48),
         };
-        if header.flags & !KNOWN_SEGMENT_FLAGS != 0 {
+        header.check_common_fields()?;
+        if header.store_id == 0 {
+            return Err(SegmentHeaderError::BadField("store id 0"));
+        }
+        if le_u32(bytes, 56) != 0 {
+            return Err(SegmentHeaderError::BadField("reserved bytes are not zero"));
+        }
+        Ok(header)
+    }
+
+    /// The checks both versions share, in the spec's order.
+    pub(crate) fn check_common_fields(&self) -> Result<(), SegmentHeaderError> {
+        if self.flags & !KNOWN_SEGMENT_FLAGS != 0 {
             return Err(SegmentHeaderError::BadField("unknown segment flags"));
         }
-        if header.first_lsn == 0 {
+        if self.first_lsn == 0 {
             return Err(SegmentHeaderError::BadField(
                 "first LSN 0 (LSNs start at 1)",
             ));
         }
-        if header.first_lsn > LSN_MAX || header.segment_seq > LSN_MAX {
+        if self.first_lsn > LSN_MAX || self.segment_seq > LSN_MAX {
             return Err(SegmentHeaderError::BadField(
                 "LSN or segment number above 2^62",
             ));
         }
-        if header.record_payload_max == 0 || header.record_payload_max > RECORD_PAYLOAD_MAX_HARD {
+        if self.record_payload_max == 0 || self.record_payload_max > RECORD_PAYLOAD_MAX_HARD {
             return Err(SegmentHeaderError::BadField(
                 "record payload limit out of range",
             ));
         }
-        let frame_max = u64::from(header.record_payload_max) + RECORD_HEADER_LEN as u64;
-        if header.torn_window_bytes < frame_max {
-            return Err(SegmentHeaderError::BadField(
-                "torn window smaller than the largest record",
-            ));
-        }
-        Ok(header)
+        Ok(())
     }
 }
 
@@ -170,23 +387,33 @@ impl SegmentHeader {
 pub struct RecordView<'a> {
     /// The record's log sequence number.
     pub lsn: u64,
-    /// Record kind (1..=255; the store defines what each means).
+    /// Record kind (1..=255; see `RECORD_KIND_*`).
     pub kind: u8,
     /// Record flags, see `FLAG_*`.
     pub flags: u8,
     /// The payload bytes.
     pub payload: &'a [u8],
+    /// The durable frontier (version 2; 0 in version 1): the offset in this segment up
+    /// to which the file was known synced when this frame was written.
+    pub synced_end: u64,
+    /// Length of the frame header in the segment's version.
+    pub header_len: usize,
 }
 
 impl RecordView<'_> {
     /// Total bytes of this frame on disk (header + payload).
     pub fn frame_len(&self) -> usize {
-        RECORD_HEADER_LEN + self.payload.len()
+        self.header_len + self.payload.len()
     }
 
     /// True when a later record of the same atomic group follows this one.
     pub fn group_continues(&self) -> bool {
         self.flags & FLAG_GROUP_CONTINUES != 0
+    }
+
+    /// True for a seal (a clean close's proof that everything before it was durable).
+    pub fn is_seal(&self) -> bool {
+        self.kind == RECORD_KIND_SEAL
     }
 }
 
@@ -197,13 +424,16 @@ pub enum FrameError {
     TruncatedHeader,
     /// The header is entirely zero bytes (zero-filled or preallocated space).
     ZeroHeader,
+    /// The header checksum does not match (version 2).
+    BadHeaderChecksum,
     /// The length field exceeds the record limit.
     LengthOverLimit(u32),
     /// The length field points past the end of the available bytes.
     TruncatedPayload(u32),
-    /// The checksum does not match (covers length, LSN, kind, flags and payload).
+    /// The payload checksum (version 1: the frame checksum) does not match.
     BadChecksum,
-    /// The checksum matches but the kind is 0 or the flags or reserved bytes are unknown.
+    /// The checksum matches but a header field is invalid (kind 0, unknown flags,
+    /// non-zero reserved bytes, a wrong mark, an LSN above 2^62).
     BadHeaderField,
 }
 
@@ -213,47 +443,58 @@ impl FrameError {
         match self {
             FrameError::TruncatedHeader => "incomplete record header".into(),
             FrameError::ZeroHeader => "zero-filled bytes where a record header belongs".into(),
+            FrameError::BadHeaderChecksum => "record header checksum mismatch".into(),
             FrameError::LengthOverLimit(len) => format!("record length {len} over the limit"),
             FrameError::TruncatedPayload(len) => {
                 format!("record length {len} runs past the end of the file")
             }
             FrameError::BadChecksum => "record checksum mismatch".into(),
-            FrameError::BadHeaderField => "record header has an invalid kind or flags".into(),
+            FrameError::BadHeaderField => "record header has an invalid field".into(),
         }
     }
 }
 
-/// The checksum of a whole record frame (header and payload, contiguous): it covers the
-/// length (0..4) and LSN, kind, flags, reserved (8..20), then the payload, which is
-/// everything in the frame but the checksum field itself.
-fn frame_checksum(frame: &[u8]) -> u32 {
-    crc(&[&frame[0..4], &frame[8..]])
+/// The header checksum: bytes `0..27`, then byte `31` (everything but the field).
+fn header_checksum(header: &[u8]) -> u32 {
+    crc(&[&header[0..27], &header[31..32]])
 }
 
-/// Appends one encoded record frame to `out`.
+/// Appends one version-2 record frame to `out`.
 ///
+/// `synced_end` is the durable frontier: the segment offset up to which the file was
+/// synced when this frame was encoded (never more than the frame's own offset).
 /// Preconditions (checked by the journal before calling): `kind != 0`, `flags` only uses
 /// known bits, and `payload.len() <= RECORD_PAYLOAD_MAX_HARD`.
-pub fn encode_record(out: &mut Vec<u8>, lsn: u64, kind: u8, flags: u8, payload: &[u8]) {
+pub fn encode_record(
+    out: &mut Vec<u8>,
+    lsn: u64,
+    kind: u8,
+    flags: u8,
+    synced_end: u64,
+    payload: &[u8],
+) {
     debug_assert!(kind != 0);
     debug_assert!(flags & !KNOWN_RECORD_FLAGS == 0);
     debug_assert!(payload.len() <= RECORD_PAYLOAD_MAX_HARD as usize);
     let mut header = [0u8; RECORD_HEADER_LEN];
-    header[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    header[8..16].copy_from_slice(&lsn.to_le_bytes());
-    header[16] = kind;
-    header[17] = flags;
-    let start = out.len();
+    header[0] = FRAME_START_MARK;
+    header[1] = kind;
+    header[2] = flags;
+    header[3..7].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[7..15].copy_from_slice(&lsn.to_le_bytes());
+    header[15..23].copy_from_slice(&synced_end.to_le_bytes());
+    header[23..27].copy_from_slice(&crc(&[payload]).to_le_bytes());
+    header[31] = FRAME_END_MARK;
+    let sum = header_checksum(&header);
+    header[27..31].copy_from_slice(&sum.to_le_bytes());
     out.extend_from_slice(&header);
     out.extend_from_slice(payload);
-    // Checksummed in place: one pass over the contiguous frame.
-    let sum = frame_checksum(&out[start..]);
-    out[start + 4..start + 8].copy_from_slice(&sum.to_le_bytes());
 }
 
-/// Decodes the record frame at the start of `bytes`, accepting payloads up to
-/// `payload_max` bytes. The length is checked against the limit and the available bytes
-/// before the payload is touched, and nothing is allocated.
+/// Decodes the version-2 record frame at the start of `bytes`, accepting payloads up to
+/// `payload_max` bytes. The header is verified by its own checksum before the length is
+/// used, the length is checked against the limit and the available bytes before the
+/// payload is touched, and nothing is allocated.
 pub fn decode_record(bytes: &[u8], payload_max: u32) -> Result<RecordView<'_>, FrameError> {
     if bytes.len() < RECORD_HEADER_LEN {
         if bytes.iter().all(|&b| b == 0) {
@@ -265,7 +506,22 @@ pub fn decode_record(bytes: &[u8], payload_max: u32) -> Result<RecordView<'_>, F
     if header.iter().all(|&b| b == 0) {
         return Err(FrameError::ZeroHeader);
     }
-    let len = le_u32(header, 0);
+    if header_checksum(header) != le_u32(header, 27) {
+        return Err(FrameError::BadHeaderChecksum);
+    }
+    let kind = header[1];
+    let flags = header[2];
+    let lsn = le_u64(header, 7);
+    let synced_end = le_u64(header, 15);
+    if header[0] != FRAME_START_MARK
+        || header[31] != FRAME_END_MARK
+        || kind == 0
+        || flags & !KNOWN_RECORD_FLAGS != 0
+        || lsn > LSN_MAX
+    {
+        return Err(FrameError::BadHeaderField);
+    }
+    let len = le_u32(header, 3);
     if len > payload_max.min(RECORD_PAYLOAD_MAX_HARD) {
         return Err(FrameError::LengthOverLimit(len));
     }
@@ -274,34 +530,57 @@ pub fn decode_record(bytes: &[u8], payload_max: u32) -> Result<RecordView<'_>, F
         return Err(FrameError::TruncatedPayload(len));
     }
     let payload = &bytes[RECORD_HEADER_LEN..end];
-    if frame_checksum(&bytes[..end]) != le_u32(header, 4) {
+    if crc(&[payload]) != le_u32(header, 23) {
         return Err(FrameError::BadChecksum);
     }
-    let kind = header[16];
-    let flags = header[17];
-    if kind == 0 || flags & !KNOWN_RECORD_FLAGS != 0 || header[18] != 0 || header[19] != 0 {
-        return Err(FrameError::BadHeaderField);
-    }
     Ok(RecordView {
-        lsn: le_u64(header, 8),
+        lsn,
         kind,
         flags,
         payload,
+        synced_end,
+        header_len: RECORD_HEADER_LEN,
     })
+}
+
+/// Whether the bytes `image[start..end]` (clamped to the image) have the shape a lost
+/// write leaves: the range runs past the end of the image, or one of its pieces between
+/// 512-byte aligned file offsets is entirely zero. A crash can damage unsynced data
+/// only this way (a sector lands whole or not at all, and what it covered before was
+/// zeros); damage of any other shape is corruption (`wal-format.md` section 7.3).
+pub fn has_lost_write_shape(image: &[u8], start: usize, end: usize) -> bool {
+    if end > image.len() {
+        return true;
+    }
+    let mut piece_start = start;
+    while piece_start < end {
+        let piece_end = ((piece_start / SECTOR_BYTES + 1) * SECTOR_BYTES).min(end);
+        if image[piece_start..piece_end].iter().all(|&b| b == 0) {
+            return true;
+        }
+        piece_start = piece_end;
+    }
+    false
 }
 
 // ---------------------------------------------------------------------------------------
 // Checkpoint files
 // ---------------------------------------------------------------------------------------
 
-/// The header of a checkpoint (or named snapshot) file.
+/// The header of a checkpoint, restore or snapshot file (either version).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointHeader {
+    /// Format version of the file (2, or 1 for a file written before version 2).
+    pub version: u32,
     /// The state includes every record with an LSN up to and including this one
     /// (0: the empty state before any record).
     pub lsn: u64,
-    /// Length of the encoded state that follows the header.
+    /// Length of the encoded state.
     pub state_len: u64,
+    /// The store the file belongs to (0 in version 1, which records none).
+    pub store_id: u64,
+    /// Fingerprint of the schema of the state (0: none recorded).
+    pub schema_id: u64,
 }
 
 /// Why a checkpoint file was rejected.
@@ -315,9 +594,9 @@ pub enum CheckpointError {
     BadMagic,
     /// The checksum over header and state does not match.
     BadChecksum,
-    /// The checksum matches but the version is not [`FORMAT_VERSION`].
+    /// The checksum matches but the version is not one this build reads.
     UnsupportedVersion(u32),
-    /// Unknown flags.
+    /// Unknown flags, or a field out of range.
     BadField(&'static str),
 }
 
@@ -327,24 +606,34 @@ impl CheckpointError {
         match self {
             CheckpointError::Truncated => "file is shorter than its header says".into(),
             CheckpointError::TrailingBytes => "file is longer than its header says".into(),
-            CheckpointError::BadMagic => "not a walstate checkpoint (bad magic)".into(),
+            CheckpointError::BadMagic => "not a walstate file (bad magic)".into(),
             CheckpointError::BadChecksum => "checksum mismatch".into(),
             CheckpointError::UnsupportedVersion(v) => {
-                format!("format version {v}, this build reads {FORMAT_VERSION}")
+                format!("format version {v}, this build reads versions 1 and {FORMAT_VERSION}")
             }
             CheckpointError::BadField(what) => (*what).into(),
         }
     }
 }
 
-/// Encodes a checkpoint header for a state of `state_len` bytes at `lsn`.
-pub fn encode_checkpoint_header(lsn: u64, state_len: u64) -> [u8; CHECKPOINT_HEADER_LEN] {
+/// Encodes a version-2 checkpoint header for a state of `state_len` bytes at `lsn`.
+/// The body length at `24..32` counts the store and schema ids too, so a version-1
+/// reader finds a well-formed file of an unsupported version.
+pub fn encode_checkpoint_header(
+    lsn: u64,
+    state_len: u64,
+    store_id: StoreId,
+    schema_id: u64,
+) -> [u8; CHECKPOINT_HEADER_LEN] {
     let mut out = [0u8; CHECKPOINT_HEADER_LEN];
     out[0..8].copy_from_slice(&CHECKPOINT_MAGIC);
     out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     out[12..16].copy_from_slice(&0u32.to_le_bytes());
     out[16..24].copy_from_slice(&lsn.to_le_bytes());
-    out[24..32].copy_from_slice(&state_len.to_le_bytes());
+    let body_len = state_len + (CHECKPOINT_HEADER_LEN - CHECKPOINT_COMMON_LEN) as u64;
+    out[24..32].copy_from_slice(&body_len.to_le_bytes());
+    out[32..40].copy_from_slice(&store_id.get().to_le_bytes());
+    out[40..48].copy_from_slice(&schema_id.to_le_bytes());
     out
 }
 
@@ -360,9 +649,9 @@ pub fn checkpoint_trailer(
     hasher.finalize().to_le_bytes()
 }
 
-/// Encodes a whole checkpoint file: header, `state`, CRC trailer.
-pub fn encode_checkpoint(lsn: u64, state: &[u8]) -> Vec<u8> {
-    let header = encode_checkpoint_header(lsn, state.len() as u64);
+/// Encodes a whole version-2 checkpoint file: header, `state`, CRC trailer.
+pub fn encode_checkpoint(lsn: u64, store_id: StoreId, state: &[u8]) -> Vec<u8> {
+    let header = encode_checkpoint_header(lsn, state.len() as u64, store_id, 0);
     let mut state_crc = crc32fast::Hasher::new();
     state_crc.update(state);
     let mut out = Vec::with_capacity(CHECKPOINT_HEADER_LEN + state.len() + CHECKPOINT_TRAILER_LEN);
@@ -372,20 +661,21 @@ pub fn encode_checkpoint(lsn: u64, state: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Decodes and verifies a whole checkpoint file, returning its header and state bytes.
+/// Decodes and verifies a whole checkpoint file of either version, returning its header
+/// and state bytes.
 pub fn decode_checkpoint(bytes: &[u8]) -> Result<(CheckpointHeader, &[u8]), CheckpointError> {
-    if bytes.len() < CHECKPOINT_HEADER_LEN + CHECKPOINT_TRAILER_LEN {
+    if bytes.len() < CHECKPOINT_COMMON_LEN + CHECKPOINT_TRAILER_LEN {
         return Err(CheckpointError::Truncated);
     }
     if bytes[0..8] != CHECKPOINT_MAGIC {
         return Err(CheckpointError::BadMagic);
     }
-    let state_len = le_u64(bytes, 24);
-    let body_len = (bytes.len() - CHECKPOINT_HEADER_LEN - CHECKPOINT_TRAILER_LEN) as u64;
-    if state_len > body_len {
+    let body_len = le_u64(bytes, 24);
+    let actual_body = (bytes.len() - CHECKPOINT_COMMON_LEN - CHECKPOINT_TRAILER_LEN) as u64;
+    if body_len > actual_body {
         return Err(CheckpointError::Truncated);
     }
-    if state_len < body_len {
+    if body_len < actual_body {
         return Err(CheckpointError::TrailingBytes);
     }
     let crc_at = bytes.len() - CHECKPOINT_TRAILER_LEN;
@@ -393,20 +683,37 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<(CheckpointHeader, &[u8]), Chec
         return Err(CheckpointError::BadChecksum);
     }
     let version = le_u32(bytes, 8);
-    if version != FORMAT_VERSION {
-        return Err(CheckpointError::UnsupportedVersion(version));
-    }
+    let ids_len = match version {
+        v1::FORMAT_VERSION_V1 => 0,
+        FORMAT_VERSION => CHECKPOINT_HEADER_LEN - CHECKPOINT_COMMON_LEN,
+        other => return Err(CheckpointError::UnsupportedVersion(other)),
+    };
     if le_u32(bytes, 12) != 0 {
         return Err(CheckpointError::BadField("unknown checkpoint flags"));
     }
     if le_u64(bytes, 16) > LSN_MAX {
         return Err(CheckpointError::BadField("LSN above 2^62"));
     }
-    let header = CheckpointHeader {
-        lsn: le_u64(bytes, 16),
-        state_len,
+    if body_len < ids_len as u64 {
+        return Err(CheckpointError::Truncated);
+    }
+    let state_at = CHECKPOINT_COMMON_LEN + ids_len;
+    let (store_id, schema_id) = if ids_len > 0 {
+        (le_u64(bytes, 32), le_u64(bytes, 40))
+    } else {
+        (0, 0)
     };
-    Ok((header, &bytes[CHECKPOINT_HEADER_LEN..crc_at]))
+    if ids_len > 0 && store_id == 0 {
+        return Err(CheckpointError::BadField("store id 0"));
+    }
+    let header = CheckpointHeader {
+        version,
+        lsn: le_u64(bytes, 16),
+        state_len: body_len - ids_len as u64,
+        store_id,
+        schema_id,
+    };
+    Ok((header, &bytes[state_at..crc_at]))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -455,15 +762,19 @@ fn parse_numbered(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    fn id() -> StoreId {
+        StoreId::new(0x0123_4567_89ab_cdef).unwrap()
+    }
+
     #[test]
     fn record_round_trip() {
         let mut buf = Vec::new();
-        encode_record(&mut buf, 7, 1, 0, b"hello");
-        encode_record(&mut buf, 8, 2, FLAG_GROUP_CONTINUES, b"");
+        encode_record(&mut buf, 7, 1, 0, 64, b"hello");
+        encode_record(&mut buf, 8, 2, FLAG_GROUP_CONTINUES, 64, b"");
         let first = decode_record(&buf, 1024).unwrap();
         assert_eq!(
-            (first.lsn, first.kind, first.payload),
-            (7, 1, &b"hello"[..])
+            (first.lsn, first.kind, first.payload, first.synced_end),
+            (7, 1, &b"hello"[..], 64)
         );
         let second = decode_record(&buf[first.frame_len()..], 1024).unwrap();
         assert_eq!((second.lsn, second.kind), (8, 2));
@@ -473,7 +784,7 @@ mod tests {
     #[test]
     fn every_single_bit_flip_in_a_record_is_detected() {
         let mut buf = Vec::new();
-        encode_record(&mut buf, 42, 1, 0, b"some payload bytes");
+        encode_record(&mut buf, 42, 1, 0, 100, b"some payload bytes");
         for bit in 0..buf.len() * 8 {
             let mut damaged = buf.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
@@ -485,22 +796,54 @@ mod tests {
     }
 
     #[test]
+    fn a_bit_flip_never_gives_a_header_a_lost_write_shape() {
+        // Both ends of a header are non-zero marks with several bits set, so one flipped
+        // bit cannot make any sector piece of a header all zero, wherever a sector
+        // boundary cuts it.
+        let mut frame = Vec::new();
+        encode_record(&mut frame, 1, 1, 0, 64, b"");
+        for cut in 0..=RECORD_HEADER_LEN {
+            for bit in 0..RECORD_HEADER_LEN * 8 {
+                let mut image = vec![0xEEu8; SECTOR_BYTES - cut];
+                let start = image.len();
+                image.extend_from_slice(&frame);
+                image[start + bit / 8] ^= 1 << (bit % 8);
+                assert!(
+                    !has_lost_write_shape(&image, start, start + RECORD_HEADER_LEN),
+                    "cut {cut} bit {bit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lost_write_shape_is_a_zero_sector_piece_or_a_short_file() {
+        let mut image = vec![1u8; 2048];
+        assert!(!has_lost_write_shape(&image, 100, 1500));
+        assert!(has_lost_write_shape(&image, 100, 2049));
+        image[1024..1100].fill(0);
+        // 1024..1100 is not a whole piece of 100..1500 (its piece is 1024..1500).
+        assert!(!has_lost_write_shape(&image, 100, 1500));
+        assert!(has_lost_write_shape(&image, 100, 1100));
+        image[1024..1536].fill(0);
+        assert!(has_lost_write_shape(&image, 100, 1500));
+    }
+
+    #[test]
     fn length_over_limit_or_file_is_rejected_without_reading_payload() {
         let mut buf = Vec::new();
-        encode_record(&mut buf, 1, 1, 0, b"abc");
-        buf[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        encode_record(&mut buf, 1, 1, 0, 64, b"abc");
+        assert!(decode_record(&buf, RECORD_PAYLOAD_MAX_HARD).is_ok());
+        assert_eq!(decode_record(&buf, 2), Err(FrameError::LengthOverLimit(3)));
+        assert_eq!(
+            decode_record(&buf[..buf.len() - 1], RECORD_PAYLOAD_MAX_HARD),
+            Err(FrameError::TruncatedPayload(3))
+        );
+        // A damaged length is caught by the header checksum before it is used.
+        buf[3..7].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(
             decode_record(&buf, RECORD_PAYLOAD_MAX_HARD),
-            Err(FrameError::LengthOverLimit(u32::MAX))
-        );
-        buf[0..4].copy_from_slice(&1000u32.to_le_bytes());
-        assert_eq!(
-            decode_record(&buf, RECORD_PAYLOAD_MAX_HARD),
-            Err(FrameError::TruncatedPayload(1000))
-        );
-        assert_eq!(
-            decode_record(&buf, 999),
-            Err(FrameError::LengthOverLimit(1000))
+            Err(FrameError::BadHeaderChecksum)
         );
     }
 
@@ -516,15 +859,10 @@ mod tests {
 
     #[test]
     fn segment_header_round_trip_and_bit_flips() {
-        let header = SegmentHeader {
-            segment_seq: 3,
-            first_lsn: 100,
-            torn_window_bytes: 1 << 22,
-            record_payload_max: 1 << 20,
-            flags: SEGMENT_FLAG_PREALLOCATED,
-        };
+        let header = SegmentHeader::new(3, 100, 1 << 20, SEGMENT_FLAG_PREALLOCATED, id());
         let bytes = header.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(header));
+        assert_eq!(header.data_start(), SEGMENT_HEADER_LEN);
         for bit in 0..bytes.len() * 8 {
             let mut damaged = bytes;
             damaged[bit / 8] ^= 1 << (bit % 8);
@@ -533,10 +871,32 @@ mod tests {
     }
 
     #[test]
+    fn v1_segment_header_still_decodes() {
+        let header = SegmentHeader {
+            version: 1,
+            segment_seq: 2,
+            first_lsn: 100,
+            torn_window_bytes: 4096,
+            record_payload_max: 1024,
+            flags: 0,
+            store_id: 0,
+            schema_id: 0,
+        };
+        let bytes = v1::encode_segment_header(&header);
+        let decoded = SegmentHeader::decode(&bytes).unwrap();
+        assert_eq!(decoded, header);
+        assert!(decoded.is_v1());
+        assert_eq!(decoded.data_start(), v1::SEGMENT_HEADER_LEN_V1);
+    }
+
+    #[test]
     fn checkpoint_round_trip_and_damage() {
-        let file = encode_checkpoint(9, b"state!");
+        let file = encode_checkpoint(9, id(), b"state!");
         let (header, state) = decode_checkpoint(&file).unwrap();
-        assert_eq!((header.lsn, state), (9, &b"state!"[..]));
+        assert_eq!(
+            (header.lsn, state, header.store_id),
+            (9, &b"state!"[..], id().get())
+        );
         for bit in 0..file.len() * 8 {
             let mut damaged = file.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
@@ -551,25 +911,44 @@ mod tests {
             decode_checkpoint(&longer),
             Err(CheckpointError::TrailingBytes)
         );
+        let old = v1::encode_checkpoint(5, b"old");
+        let (header, state) = decode_checkpoint(&old).unwrap();
+        assert_eq!(
+            (header.version, header.lsn, state, header.store_id),
+            (1, 5, &b"old"[..], 0)
+        );
+    }
+
+    #[test]
+    fn identity_round_trip_and_damage() {
+        let identity = Identity {
+            store_id: id(),
+            flags: IDENTITY_FLAG_LEGACY_V1,
+        };
+        let bytes = identity.encode();
+        assert_eq!(Identity::decode(&bytes), Ok(identity));
+        for bit in 0..bytes.len() * 8 {
+            let mut damaged = bytes;
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(Identity::decode(&damaged).is_err(), "bit {bit}");
+        }
+        assert_ne!(StoreId::generate(), StoreId::generate());
     }
 
     #[test]
     fn numbers_above_lsn_max_are_refused_so_plus_one_never_overflows() {
-        let mut header = SegmentHeader {
-            segment_seq: LSN_MAX,
-            first_lsn: LSN_MAX,
-            torn_window_bytes: 1 << 22,
-            record_payload_max: 1 << 20,
-            flags: 0,
-        };
+        let mut header = SegmentHeader::new(LSN_MAX, LSN_MAX, 1 << 20, 0, id());
         assert!(SegmentHeader::decode(&header.encode()).is_ok());
         header.first_lsn = u64::MAX;
         assert!(SegmentHeader::decode(&header.encode()).is_err());
         header.first_lsn = 1;
         header.segment_seq = u64::MAX;
         assert!(SegmentHeader::decode(&header.encode()).is_err());
-        assert!(decode_checkpoint(&encode_checkpoint(LSN_MAX, b"")).is_ok());
-        assert!(decode_checkpoint(&encode_checkpoint(u64::MAX, b"")).is_err());
+        assert!(decode_checkpoint(&encode_checkpoint(LSN_MAX, id(), b"")).is_ok());
+        assert!(decode_checkpoint(&encode_checkpoint(u64::MAX, id(), b"")).is_err());
+        let mut frame = Vec::new();
+        encode_record(&mut frame, u64::MAX, 1, 0, 64, b"");
+        assert_eq!(decode_record(&frame, 10), Err(FrameError::BadHeaderField));
         assert_eq!(
             parse_checkpoint_file_name("checkpoint-18446744073709551615.ckpt"),
             None

@@ -10,19 +10,15 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{self, SNAPSHOT_DIR_NAME};
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::format::{self, SEGMENT_HEADER_LEN};
+use crate::format::{self, Identity, StoreId};
 use crate::io::{EntryKind, Vfs};
+use crate::journal::identity::{self, IdentityFile};
 use crate::journal::{self, Defect, DefectKind, ScanOptions, ScanOutcome, TornTailTruncation};
 use crate::lock::LOCK_FILE_NAME;
 use crate::state::StateMachine;
 
-/// Record kind of a logged command (payload: the encoded command).
-pub const RECORD_KIND_COMMAND: u8 = 1;
-/// Record kind of a snapshot restore (payload: the encoded [`RestoreMarker`]); the state
-/// it switches to is in `restore-<lsn>.ckpt`.
-pub const RECORD_KIND_RESTORE: u8 = 2;
-/// Directory (inside the store) where salvage moves damaged files.
-pub const QUARANTINE_DIR_NAME: &str = "quarantine";
+pub use crate::format::{RECORD_KIND_COMMAND, RECORD_KIND_RESTORE};
+pub use crate::journal::QUARANTINE_DIR_NAME;
 
 /// Payload of a restore record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +91,12 @@ pub struct RecoveryReport {
     pub temp_files_removed: Vec<PathBuf>,
     /// Wall time of recovery in milliseconds.
     pub elapsed_ms: u64,
+    /// The store's id (from its identity file; `None` for a version-1 store that no
+    /// version-2 writer has opened yet).
+    pub store_id: Option<StoreId>,
+    /// True when recovery read files of format version 1 (segments by the torn-window
+    /// rule): `walstate upgrade` or the next checkpoints replace them.
+    pub read_format_v1: bool,
 }
 
 /// The outcome of recovery, handed to the store.
@@ -207,6 +209,7 @@ pub(crate) fn looks_like_store(names: &[String]) -> bool {
     names.iter().any(|name| {
         let stem = name.strip_suffix(".tmp").unwrap_or(name);
         stem == LOCK_FILE_NAME
+            || stem == format::IDENTITY_FILE_NAME
             || format::parse_segment_file_name(stem).is_some()
             || format::parse_checkpoint_file_name(stem).is_some()
             || format::parse_restore_file_name(stem).is_some()
@@ -244,6 +247,7 @@ pub(crate) fn recover_with<R: Replayer>(
     if let Mode::Writer { .. } = mode {
         report.temp_files_removed = remove_temp_files(vfs, dir)?;
     }
+    report.store_id = prepare_identity(vfs, dir, mode)?.map(|identity| identity.store_id);
     let mut rounds = 0;
     let mut recovered = loop {
         let attempt = replay::<R>(vfs, dir, mode, &mut report)?;
@@ -265,12 +269,12 @@ pub(crate) fn recover_with<R: Replayer>(
                 break attempt;
             }
             (DefectKind::TornTail, Mode::ReadOnly) => {
-                report.torn_tail = Some(TornTailTruncation {
-                    path: defect.path.clone(),
-                    offset: defect.offset,
-                    bytes: 0,
-                    detail: format!("{} (in flight or torn; left as is)", defect.detail),
-                });
+                report.torn_tail =
+                    journal::describe_torn_tail(&attempt.outcome).map(|torn| TornTailTruncation {
+                        bytes: 0,
+                        detail: format!("{} (in flight or torn; left as is)", torn.detail),
+                        ..torn
+                    });
                 break attempt;
             }
             (DefectKind::UnsupportedVersion, _) => return Err(defect.to_error()),
@@ -291,6 +295,7 @@ pub(crate) fn recover_with<R: Replayer>(
     }
     report.last_lsn = recovered.lsn;
     report.segments_scanned = recovered.outcome.segments.len();
+    report.read_format_v1 |= recovered.outcome.segments.iter().any(|s| s.version == 1);
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     recovered.report = report;
     Ok(recovered)
@@ -304,12 +309,13 @@ fn replay<R: Replayer>(
     report: &mut RecoveryReport,
 ) -> Result<Recovered<R>> {
     let may_map = mode != Mode::ReadOnly;
+    let identity = identity::read(vfs, dir)?.valid();
     let checkpoints = checkpoint::list_checkpoints(vfs, dir)?;
     let mut start: Option<(u64, R, CheckpointUsed)> = None;
     report.checkpoint = None;
     report.checkpoints_skipped.clear();
     for candidate in checkpoints.iter().rev() {
-        match load_checkpoint_with::<R>(vfs, &candidate.path, may_map)? {
+        match load_checkpoint_with::<R>(vfs, &candidate.path, may_map, identity)? {
             Ok((lsn, state, bytes)) if lsn == candidate.lsn => {
                 let used = CheckpointUsed {
                     path: candidate.path.clone(),
@@ -424,16 +430,113 @@ pub(crate) fn load_checkpoint_with<R: Replayer>(
     vfs: &dyn Vfs,
     path: &Path,
     may_map: bool,
+    identity: Option<Identity>,
 ) -> Result<std::result::Result<(u64, R, u64), String>> {
     let bytes = vfs
         .read_file(path, may_map)
         .map_err(|err| Error::io("read checkpoint", path, err))?;
     let decoded = format::decode_checkpoint(&bytes)
         .map_err(|err| err.describe())
-        .and_then(|(header, state_bytes)| {
-            R::from_state_bytes(state_bytes).map(|state| (header.lsn, state, bytes.len() as u64))
-        });
+        .and_then(
+            |(header, state_bytes)| match foreign_file(&header, identity) {
+                Some(reason) => Err(reason),
+                None => R::from_state_bytes(state_bytes)
+                    .map(|state| (header.lsn, state, bytes.len() as u64)),
+            },
+        );
     Ok(decoded)
+}
+
+/// Why a checkpoint-format file does not belong to the store with `identity`, if it
+/// does not: it names another store, or it is of version 1 (which names none) in a
+/// store created by version 2.
+pub(crate) fn foreign_file(
+    header: &format::CheckpointHeader,
+    identity: Option<Identity>,
+) -> Option<String> {
+    match (header.version, identity) {
+        (1, Some(identity)) if !identity.legacy_v1() => Some(
+            "a version-1 file in a store created by format version 2: it belongs to another store"
+                .into(),
+        ),
+        (1, _) => None,
+        (_, None) => Some(format!(
+            "the file belongs to store {:016x}, but this store has no identity file",
+            header.store_id
+        )),
+        (_, Some(identity)) if header.store_id != identity.store_id.get() => Some(format!(
+            "the file belongs to store {:016x}, this store is {}: it was copied in from another store",
+            header.store_id, identity.store_id
+        )),
+        _ => None,
+    }
+}
+
+/// Reads (and, for a writer, creates) the store's identity file before anything else.
+/// A directory without one is a version-1 store, or a new one: a writer gives it an
+/// identity now, flagged as holding version-1 files when it has any. A store with
+/// version-2 files but no usable identity is refused: the identity is what tells its
+/// own files from foreign ones.
+fn prepare_identity(vfs: &dyn Vfs, dir: &Path, mode: Mode) -> Result<Option<Identity>> {
+    let path = identity::path(dir);
+    match identity::read(vfs, dir)? {
+        IdentityFile::Valid(identity) => Ok(Some(identity)),
+        IdentityFile::Damaged(reason) => Err(Error::Corruption {
+            path,
+            offset: 0,
+            lsn: 0,
+            detail: format!(
+                "the store's identity file is unusable ({reason}); it names the store every other file must belong to"
+            ),
+        }),
+        IdentityFile::Missing => {
+            let files = store_file_versions(vfs, dir)?;
+            if let Some(v2_file) = files.iter().find(|(_, version)| *version >= 2) {
+                return Err(Error::Corruption {
+                    path,
+                    offset: 0,
+                    lsn: 0,
+                    detail: format!(
+                        "the identity file is missing, but {} is a version-2 file that names a store: it was deleted, or these files were copied in",
+                        v2_file.0.display()
+                    ),
+                });
+            }
+            if mode == Mode::ReadOnly {
+                return Ok(None);
+            }
+            let identity = Identity {
+                store_id: StoreId::generate(),
+                flags: if files.is_empty() {
+                    0
+                } else {
+                    format::IDENTITY_FLAG_LEGACY_V1
+                },
+            };
+            identity::write(vfs, dir, identity)?;
+            Ok(Some(identity))
+        }
+    }
+}
+
+/// The segment, checkpoint and restore files of `dir` with the format version their
+/// header claims (0 when unreadable).
+fn store_file_versions(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(PathBuf, u32)>> {
+    let names = vfs
+        .read_dir(dir)
+        .map_err(|err| Error::io("list directory", dir, err))?;
+    let mut found = Vec::new();
+    for name in names {
+        let ours = format::parse_segment_file_name(&name).is_some()
+            || format::parse_checkpoint_file_name(&name).is_some()
+            || format::parse_restore_file_name(&name).is_some();
+        if ours {
+            let path = dir.join(&name);
+            let version = version_of(vfs, &path);
+            found.push((path, version));
+        }
+    }
+    Ok(found)
 }
 
 /// Loads the state a restore record at `lsn` switches to.
@@ -444,7 +547,8 @@ pub(crate) fn load_restore<R: Replayer>(
     may_map: bool,
 ) -> Result<R> {
     let path = dir.join(format::restore_file_name(lsn));
-    load_checkpoint_with::<R>(vfs, &path, may_map)?
+    let identity = identity::read(vfs, dir)?.valid();
+    load_checkpoint_with::<R>(vfs, &path, may_map, identity)?
         .and_then(|(header_lsn, state, _)| {
             if header_lsn == lsn {
                 Ok(state)
@@ -557,7 +661,7 @@ fn quarantine(
         });
     }
     let mut lost_through = None;
-    if defect.offset > SEGMENT_HEADER_LEN as u64 {
+    if defect.offset > 0 {
         // Keep the valid prefix in place; the whole damaged file goes to quarantine first.
         let bytes = vfs
             .read_file(&defect.path, false)
@@ -614,16 +718,8 @@ fn quarantine_name(vfs: &dyn Vfs, quarantine_dir: &Path, path: &Path) -> Result<
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    let existing = vfs
-        .read_dir(quarantine_dir)
-        .map_err(|err| Error::io("list directory", quarantine_dir, err))?;
-    let mut name = base.clone();
-    let mut n = 1;
-    while existing.contains(&name) {
-        name = format!("{base}.{n}");
-        n += 1;
-    }
-    Ok(name)
+    let store_dir = quarantine_dir.parent().unwrap_or(Path::new("."));
+    journal::quarantine_file_name(vfs, store_dir, &base)
 }
 
 fn move_to_quarantine(
@@ -643,15 +739,6 @@ fn move_to_quarantine(
     Ok(target)
 }
 
-/// The highest LSN of the valid records at the start of a segment image (best effort,
-/// for reporting what salvage set aside).
 fn max_lsn_in(bytes: &[u8]) -> Option<u64> {
-    let header = format::SegmentHeader::decode(bytes).ok()?;
-    let mut offset = SEGMENT_HEADER_LEN;
-    let mut last = None;
-    while let Ok(record) = format::decode_record(bytes.get(offset..)?, header.record_payload_max) {
-        last = Some(record.lsn);
-        offset += record.frame_len();
-    }
-    last
+    journal::scan::valid_prefix_last_lsn(bytes)
 }

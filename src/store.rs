@@ -479,17 +479,19 @@ impl<S: StateMachine> Store<S> {
                 path: snapshot_dir,
             });
         }
-        let (snapshot_lsn, recovery::Typed(restored), _) = recovery::load_checkpoint_with::<
-            recovery::Typed<S>,
-        >(
-            self.inner.vfs.as_ref(), &path, false
-        )?
-        .map_err(|reason| Error::Corruption {
-            path: path.clone(),
-            offset: 0,
-            lsn: 0,
-            detail: format!("snapshot is unusable: {reason}"),
-        })?;
+        let (snapshot_lsn, recovery::Typed(restored), _) =
+            recovery::load_checkpoint_with::<recovery::Typed<S>>(
+                self.inner.vfs.as_ref(),
+                &path,
+                false,
+                crate::journal::identity::read(self.inner.vfs.as_ref(), &self.inner.dir)?.valid(),
+            )?
+            .map_err(|reason| Error::Corruption {
+                path: path.clone(),
+                offset: 0,
+                lsn: 0,
+                detail: format!("snapshot is unusable: {reason}"),
+            })?;
         // No other append may take the LSN the restore record needs.
         let _gate = writer.gate.write();
         let (current, current_lsn) = self.inner.clone_state();
@@ -686,15 +688,18 @@ impl<S: StateMachine> Inner<S> {
             bytes_per_second: self.options.checkpoint_write_rate,
             hurry: self.writer.as_ref().map(|writer| &writer.signal.stop),
         };
-        checkpoint::write_state_file(self.vfs.as_ref(), dir, name, lsn, state, pacing).map_err(
-            |failure| {
+        let Some(writer) = self.writer.as_ref() else {
+            return Err(Error::ReadOnly);
+        };
+        let store_id = writer.journal.store_id();
+        checkpoint::write_state_file(self.vfs.as_ref(), dir, name, lsn, store_id, state, pacing)
+            .map_err(|failure| {
                 if failure.poison {
                     self.poison(failure.error)
                 } else {
                     failure.error
                 }
-            },
-        )
+            })
     }
 
     /// [`Inner::write_state_file`] for a checkpoint, on a helper thread that lowers its

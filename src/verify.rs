@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::checkpoint::SNAPSHOT_DIR_NAME;
 use crate::error::{Error, Result};
-use crate::format::{self, SEGMENT_HEADER_LEN};
+use crate::format;
 use crate::io::{EntryKind, Vfs};
 use crate::journal::{self, DefectKind, ScanOptions};
 use crate::lock::LOCK_FILE_NAME;
@@ -334,16 +334,7 @@ fn check_segments(
             && let Ok(header) = format::SegmentHeader::decode(&bytes)
         {
             row.first_lsn = Some(header.first_lsn);
-            let mut offset = SEGMENT_HEADER_LEN;
-            while let Some(rest) = bytes.get(offset..) {
-                match format::decode_record(rest, header.record_payload_max) {
-                    Ok(record) => {
-                        row.last_lsn = Some(record.lsn);
-                        offset += record.frame_len();
-                    }
-                    Err(_) => break,
-                }
-            }
+            row.last_lsn = crate::journal::scan::valid_prefix_last_lsn(&bytes);
         }
         row.detail = Some("after the first defect; not replayable until repaired".into());
         files.push(row);

@@ -122,7 +122,9 @@ fn records_in(path: &Path) -> Vec<(u64, usize, usize)> {
     let mut offset = SEGMENT_HEADER_LEN;
     let mut found = Vec::new();
     while let Ok(record) = format::decode_record(&bytes[offset..], header.record_payload_max) {
-        found.push((record.lsn, offset, record.frame_len()));
+        if !record.is_seal() {
+            found.push((record.lsn, offset, record.frame_len()));
+        }
         offset += record.frame_len();
     }
     found

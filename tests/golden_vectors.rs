@@ -6,56 +6,97 @@
 //! the bytes the spec says, and the hex blocks are parsed out of `wal-format.md` itself
 //! and compared with the constants here, so the spec, this file and the code cannot
 //! drift apart. If a test here fails after a layout change: the change needs a
-//! `FORMAT_VERSION` bump and new vectors (see "Versioning" in the spec).
+//! `FORMAT_VERSION` bump and new vectors (see "Versioning" in the spec). The version-1
+//! vectors stay as long as version 1 is readable (appendix A).
 
 use walstate::format::{
     CHECKPOINT_HEADER_LEN, CHECKPOINT_MAGIC, CHECKPOINT_TRAILER_LEN, CheckpointError,
-    FLAG_GROUP_CONTINUES, FORMAT_VERSION, FrameError, RECORD_HEADER_LEN, RECORD_PAYLOAD_MAX_HARD,
+    FLAG_GROUP_CONTINUES, FORMAT_VERSION, FRAME_END_MARK, FRAME_START_MARK, FrameError,
+    IDENTITY_LEN, Identity, RECORD_HEADER_LEN, RECORD_KIND_SEAL, RECORD_PAYLOAD_MAX_HARD,
     SEGMENT_FLAG_PREALLOCATED, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SegmentHeader,
-    SegmentHeaderError, checkpoint_file_name, decode_checkpoint, decode_record, encode_checkpoint,
-    encode_record, parse_checkpoint_file_name, parse_segment_file_name, restore_file_name,
-    segment_file_name,
+    SegmentHeaderError, StoreId, checkpoint_file_name, decode_checkpoint, decode_record,
+    encode_checkpoint, encode_record, parse_checkpoint_file_name, parse_segment_file_name,
+    restore_file_name, segment_file_name, v1,
 };
 
 // ---------------------------------------------------------------------------------------
 // The frozen vectors (identical to the ```hex blocks in wal-format.md)
 // ---------------------------------------------------------------------------------------
 
-/// `{ seq 1, first_lsn 1, torn_window_bytes 4194324, record_payload_max 4194304, flags 0 }`
+/// The store id of every vector.
+const STORE_ID: u64 = 0x0123_4567_89ab_cdef;
+
+/// Segment `{ seq 1, first_lsn 1, store STORE_ID, record_payload_max 4194304, flags 0, schema 0 }`
 const SEGMENT_HEADER: &str = "
+57 41 4c 53 54 53 45 47 02 00 00 00 00 00 00 00
+01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00
+ef cd ab 89 67 45 23 01 00 00 40 00 37 2e a2 8c
+00 00 00 00 00 00 00 00 00 00 00 00 82 94 42 e2
+";
+
+/// Segment `{ seq 2, first_lsn 100, store STORE_ID, record_payload_max 1024, PREALLOCATED }`
+const SEGMENT_HEADER_PREALLOCATED: &str = "
+57 41 4c 53 54 53 45 47 02 00 00 00 01 00 00 00
+02 00 00 00 00 00 00 00 64 00 00 00 00 00 00 00
+ef cd ab 89 67 45 23 01 00 04 00 00 61 eb 58 8c
+00 00 00 00 00 00 00 00 00 00 00 00 0c f7 94 e6
+";
+
+/// Record `{ lsn 1, kind 1, flags 0, synced_end 64, payload "hello" }`
+const RECORD_HELLO: &str = "
+a5 01 00 05 00 00 00 01 00 00 00 00 00 00 00 40
+00 00 00 00 00 00 00 86 a6 10 36 25 09 9c 31 5a
+68 65 6c 6c 6f
+";
+
+/// Record `{ lsn 2, kind 1, flags FLAG_GROUP_CONTINUES, synced_end 101, payload "" }`
+const RECORD_GROUP_CONTINUES_EMPTY: &str = "
+a5 01 01 00 00 00 00 02 00 00 00 00 00 00 00 65
+00 00 00 00 00 00 00 00 00 00 00 ac 3e 64 9e 5a
+";
+
+/// Seal `{ lsn 3 (the next record's), kind 3, flags 0, synced_end 133 (its own offset) }`
+const RECORD_SEAL: &str = "
+a5 03 00 00 00 00 00 03 00 00 00 00 00 00 00 85
+00 00 00 00 00 00 00 00 00 00 00 6e d2 22 95 5a
+";
+
+/// Checkpoint `{ lsn 7, store STORE_ID, schema 0, state "state" }`
+const CHECKPOINT_STATE: &str = "
+57 41 4c 53 54 43 4b 50 02 00 00 00 00 00 00 00
+07 00 00 00 00 00 00 00 15 00 00 00 00 00 00 00
+ef cd ab 89 67 45 23 01 00 00 00 00 00 00 00 00
+73 74 61 74 65 53 bd 9f 26
+";
+
+/// Identity file `{ store STORE_ID, flags 0 }`
+const IDENTITY: &str = "
+57 41 4c 53 54 49 44 4e 02 00 00 00 00 00 00 00
+ef cd ab 89 67 45 23 01 00 00 00 00 6c 4f 4f 3d
+";
+
+/// Codec (bincode 2, standard config): `RestoreMarker { snapshot: "nightly", snapshot_lsn: 300 }`
+const RESTORE_MARKER: &str = "07 6e 69 67 68 74 6c 79 fb 2c 01";
+
+/// Version 1 (appendix A): `{ seq 1, first_lsn 1, torn_window_bytes 4194324, record_payload_max 4194304, flags 0 }`
+const V1_SEGMENT_HEADER: &str = "
 57 41 4c 53 54 53 45 47 01 00 00 00 00 00 00 00
 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00
 14 00 40 00 00 00 00 00 00 00 40 00 62 93 d1 c2
 ";
 
-/// `{ seq 2, first_lsn 100, torn_window_bytes 4096, record_payload_max 1024, PREALLOCATED }`
-const SEGMENT_HEADER_PREALLOCATED: &str = "
-57 41 4c 53 54 53 45 47 01 00 00 00 01 00 00 00
-02 00 00 00 00 00 00 00 64 00 00 00 00 00 00 00
-00 10 00 00 00 00 00 00 00 04 00 00 dc 43 79 fd
-";
-
-/// `{ lsn 1, kind 1, flags 0, payload "hello" }`
-const RECORD_HELLO: &str = "
+/// Version 1: record `{ lsn 1, kind 1, flags 0, payload "hello" }`
+const V1_RECORD_HELLO: &str = "
 05 00 00 00 35 cc c8 ac 01 00 00 00 00 00 00 00
 01 00 00 00 68 65 6c 6c 6f
 ";
 
-/// `{ lsn 2, kind 1, flags FLAG_GROUP_CONTINUES, payload "" }`
-const RECORD_GROUP_CONTINUES_EMPTY: &str = "
-00 00 00 00 98 d8 fe b9 02 00 00 00 00 00 00 00
-01 01 00 00
-";
-
-/// Checkpoint `{ lsn 7, state "state" }`
-const CHECKPOINT_STATE: &str = "
+/// Version 1: checkpoint `{ lsn 7, state "state" }`
+const V1_CHECKPOINT_STATE: &str = "
 57 41 4c 53 54 43 4b 50 01 00 00 00 00 00 00 00
 07 00 00 00 00 00 00 00 05 00 00 00 00 00 00 00
 73 74 61 74 65 bf b3 8e e1
 ";
-
-/// Codec (bincode 2, standard config): `RestoreMarker { snapshot: "nightly", snapshot_lsn: 300 }`
-const RESTORE_MARKER: &str = "07 6e 69 67 68 74 6c 79 fb 2c 01";
 
 /// Every golden block the spec must contain, by marker name.
 const GOLDEN: &[(&str, &str)] = &[
@@ -63,9 +104,18 @@ const GOLDEN: &[(&str, &str)] = &[
     ("segment-header-preallocated", SEGMENT_HEADER_PREALLOCATED),
     ("record-hello", RECORD_HELLO),
     ("record-group-continues-empty", RECORD_GROUP_CONTINUES_EMPTY),
+    ("record-seal", RECORD_SEAL),
     ("checkpoint-state", CHECKPOINT_STATE),
+    ("identity", IDENTITY),
     ("restore-marker", RESTORE_MARKER),
+    ("v1-segment-header", V1_SEGMENT_HEADER),
+    ("v1-record-hello", V1_RECORD_HELLO),
+    ("v1-checkpoint-state", V1_CHECKPOINT_STATE),
 ];
+
+fn store_id() -> StoreId {
+    StoreId::new(STORE_ID).unwrap()
+}
 
 // ---------------------------------------------------------------------------------------
 // Helpers: hex and an independent, bitwise CRC-32 (no crates)
@@ -113,23 +163,24 @@ fn le32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
 }
 
-/// Builds a frame by hand, straight from the spec's table (independent of the encoder).
-fn hand_frame(
-    length: u32,
-    lsn: u64,
-    kind: u8,
-    flags: u8,
-    reserved: [u8; 2],
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut header = [0u8; 20];
-    header[0..4].copy_from_slice(&length.to_le_bytes());
-    header[8..16].copy_from_slice(&lsn.to_le_bytes());
-    header[16] = kind;
-    header[17] = flags;
-    header[18..20].copy_from_slice(&reserved);
-    let sum = crc32_of(&[&header[0..4], &header[8..20], payload]);
-    header[4..8].copy_from_slice(&sum.to_le_bytes());
+fn le64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+/// Builds a version-2 frame by hand, straight from the spec's table (independent of the
+/// encoder).
+fn hand_frame(kind: u8, flags: u8, lsn: u64, synced_end: u64, payload: &[u8]) -> Vec<u8> {
+    let mut header = [0u8; 32];
+    header[0] = 0xA5;
+    header[1] = kind;
+    header[2] = flags;
+    header[3..7].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[7..15].copy_from_slice(&lsn.to_le_bytes());
+    header[15..23].copy_from_slice(&synced_end.to_le_bytes());
+    header[23..27].copy_from_slice(&crc32_of(&[payload]).to_le_bytes());
+    header[31] = 0x5A;
+    let sum = crc32_of(&[&header[0..27], &header[31..32]]);
+    header[27..31].copy_from_slice(&sum.to_le_bytes());
     let mut frame = header.to_vec();
     frame.extend_from_slice(payload);
     frame
@@ -151,45 +202,43 @@ fn crc32_check_value_matches_spec() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Segment headers
+// Identity file and segment headers
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn segment_header_golden_encode_and_decode() {
-    let header = SegmentHeader {
-        segment_seq: 1,
-        first_lsn: 1,
-        torn_window_bytes: 4_194_324,
-        record_payload_max: 4_194_304,
+fn identity_golden_encode_and_decode() {
+    let identity = Identity {
+        store_id: store_id(),
         flags: 0,
     };
+    let golden = unhex(IDENTITY);
+    assert_eq!(golden.len(), IDENTITY_LEN);
+    assert_eq!(identity.encode().to_vec(), golden, "encoder output changed");
+    assert_eq!(Identity::decode(&golden), Ok(identity));
+    assert_eq!(&golden[0..8], b"WALSTIDN");
+    assert_eq!(le32(&golden, 8), FORMAT_VERSION);
+    assert_eq!(le64(&golden, 16), STORE_ID);
+    assert_eq!(le32(&golden, 28), crc32_of(&[&golden[0..28]]));
+    assert_eq!(walstate::format::IDENTITY_FILE_NAME, "IDENTITY");
+}
+
+#[test]
+fn segment_header_golden_encode_and_decode() {
+    let header = SegmentHeader::new(1, 1, 4_194_304, 0, store_id());
     let golden = unhex(SEGMENT_HEADER);
     assert_eq!(golden.len(), SEGMENT_HEADER_LEN);
     assert_eq!(header.encode().to_vec(), golden, "encoder output changed");
     assert_eq!(SegmentHeader::decode(&golden), Ok(header));
-    // The defaults produce exactly this window and limit.
     let defaults = walstate::journal::JournalOptions::default();
-    assert_eq!(defaults.torn_window_bytes(), header.torn_window_bytes);
     assert_eq!(defaults.record_payload_max, header.record_payload_max);
-}
-
-#[test]
-fn preallocated_segment_header_golden_encode_and_decode() {
-    let header = SegmentHeader {
-        segment_seq: 2,
-        first_lsn: 100,
-        torn_window_bytes: 4096,
-        record_payload_max: 1024,
-        flags: SEGMENT_FLAG_PREALLOCATED,
-    };
+    let preallocated = SegmentHeader::new(2, 100, 1024, SEGMENT_FLAG_PREALLOCATED, store_id());
     let golden = unhex(SEGMENT_HEADER_PREALLOCATED);
-    assert_eq!(header.encode().to_vec(), golden, "encoder output changed");
-    let decoded = SegmentHeader::decode(&golden).unwrap();
-    assert_eq!(decoded, header);
     assert_eq!(
-        decoded.flags & SEGMENT_FLAG_PREALLOCATED,
-        SEGMENT_FLAG_PREALLOCATED
+        preallocated.encode().to_vec(),
+        golden,
+        "encoder output changed"
     );
+    assert_eq!(SegmentHeader::decode(&golden), Ok(preallocated));
 }
 
 #[test]
@@ -199,11 +248,15 @@ fn segment_header_fields_sit_at_documented_offsets() {
     assert_eq!(&bytes[0..8], b"WALSTSEG");
     assert_eq!(le32(&bytes, 8), FORMAT_VERSION);
     assert_eq!(le32(&bytes, 12), SEGMENT_FLAG_PREALLOCATED);
-    assert_eq!(u64::from_le_bytes(bytes[16..24].try_into().unwrap()), 2);
-    assert_eq!(u64::from_le_bytes(bytes[24..32].try_into().unwrap()), 100);
-    assert_eq!(u64::from_le_bytes(bytes[32..40].try_into().unwrap()), 4096);
+    assert_eq!(le64(&bytes, 16), 2);
+    assert_eq!(le64(&bytes, 24), 100);
+    assert_eq!(le64(&bytes, 32), STORE_ID);
     assert_eq!(le32(&bytes, 40), 1024);
+    // The version-1 checksum position: a version-1 reader sees "unsupported version 2".
     assert_eq!(le32(&bytes, 44), crc32_of(&[&bytes[0..44]]));
+    assert_eq!(le64(&bytes, 48), 0);
+    assert_eq!(le32(&bytes, 56), 0);
+    assert_eq!(le32(&bytes, 60), crc32_of(&[&bytes[0..44], &bytes[48..60]]));
 }
 
 #[test]
@@ -212,10 +265,16 @@ fn segment_header_validation_matches_spec() {
     let recrc = |mut bytes: Vec<u8>| {
         let sum = crc32_of(&[&bytes[0..44]]);
         bytes[44..48].copy_from_slice(&sum.to_le_bytes());
+        let sum = crc32_of(&[&bytes[0..44], &bytes[48..60]]);
+        bytes[60..64].copy_from_slice(&sum.to_le_bytes());
         bytes
     };
     assert_eq!(
         SegmentHeader::decode(&good[..47]),
+        Err(SegmentHeaderError::Truncated)
+    );
+    assert_eq!(
+        SegmentHeader::decode(&good[..63]),
         Err(SegmentHeaderError::Truncated)
     );
     let mut bad_magic = good.clone();
@@ -224,47 +283,43 @@ fn segment_header_validation_matches_spec() {
         SegmentHeader::decode(&bad_magic),
         Err(SegmentHeaderError::BadMagic)
     );
-    let mut bad_crc = good.clone();
-    bad_crc[20] ^= 1;
+    for at in [20, 50] {
+        let mut bad_crc = good.clone();
+        bad_crc[at] ^= 1;
+        assert_eq!(
+            SegmentHeader::decode(&bad_crc),
+            Err(SegmentHeaderError::BadChecksum),
+            "byte {at}"
+        );
+    }
+    // Version is checked after the first CRC: with a valid CRC it is unsupported.
+    let mut v3 = good.clone();
+    v3[8] = 3;
     assert_eq!(
-        SegmentHeader::decode(&bad_crc),
-        Err(SegmentHeaderError::BadChecksum)
+        SegmentHeader::decode(&recrc(v3)),
+        Err(SegmentHeaderError::UnsupportedVersion(3))
     );
-    // Version is checked after the CRC: with a valid CRC it is an unsupported version.
-    let mut v2 = good.clone();
-    v2[8] = 2;
-    assert_eq!(
-        SegmentHeader::decode(&recrc(v2)),
-        Err(SegmentHeaderError::UnsupportedVersion(2))
-    );
-    let mut flags = good.clone();
-    flags[12] = 0b10;
-    assert!(matches!(
-        SegmentHeader::decode(&recrc(flags)),
-        Err(SegmentHeaderError::BadField(_))
-    ));
-    let mut lsn0 = good.clone();
-    lsn0[24] = 0;
-    assert!(matches!(
-        SegmentHeader::decode(&recrc(lsn0)),
-        Err(SegmentHeaderError::BadField(_))
-    ));
-    let mut over = good.clone();
+    for (at, value) in [(12, 0b10u8), (24, 0), (32, 0), (56, 1)] {
+        let mut damaged = good.clone();
+        if at == 32 {
+            damaged[32..40].fill(0);
+        } else {
+            damaged[at] = value;
+        }
+        assert!(
+            matches!(
+                SegmentHeader::decode(&recrc(damaged)),
+                Err(SegmentHeaderError::BadField(_))
+            ),
+            "field at {at}"
+        );
+    }
+    let mut over = good;
     over[40..44].copy_from_slice(&(RECORD_PAYLOAD_MAX_HARD + 1).to_le_bytes());
     assert!(matches!(
         SegmentHeader::decode(&recrc(over)),
         Err(SegmentHeaderError::BadField(_))
     ));
-    // torn_window_bytes must be at least record_payload_max + 20.
-    let mut small_window = good.clone();
-    small_window[32..40].copy_from_slice(&(4_194_304u64 + 19).to_le_bytes());
-    assert!(matches!(
-        SegmentHeader::decode(&recrc(small_window)),
-        Err(SegmentHeaderError::BadField(_))
-    ));
-    let mut exact_window = good;
-    exact_window[32..40].copy_from_slice(&(4_194_304u64 + 20).to_le_bytes());
-    assert!(SegmentHeader::decode(&recrc(exact_window)).is_ok());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -272,51 +327,58 @@ fn segment_header_validation_matches_spec() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn record_hello_golden_encode_and_decode() {
-    let golden = unhex(RECORD_HELLO);
-    let mut encoded = Vec::new();
-    encode_record(&mut encoded, 1, 1, 0, b"hello");
-    assert_eq!(encoded, golden, "encoder output changed");
-    assert_eq!(golden.len(), RECORD_HEADER_LEN + 5);
-    let record = decode_record(&golden, 4_194_304).unwrap();
-    assert_eq!(record.lsn, 1);
-    assert_eq!(record.kind, 1);
-    assert_eq!(record.flags, 0);
-    assert_eq!(record.payload, b"hello");
-    assert!(!record.group_continues());
-    assert_eq!(record.frame_len(), golden.len());
-    assert_eq!(hand_frame(5, 1, 1, 0, [0, 0], b"hello"), golden);
-}
-
-#[test]
-fn record_group_continues_empty_golden_encode_and_decode() {
-    let golden = unhex(RECORD_GROUP_CONTINUES_EMPTY);
-    let mut encoded = Vec::new();
-    encode_record(&mut encoded, 2, 1, FLAG_GROUP_CONTINUES, b"");
-    assert_eq!(encoded, golden, "encoder output changed");
-    assert_eq!(golden.len(), RECORD_HEADER_LEN);
-    let record = decode_record(&golden, 1).unwrap();
-    assert_eq!(record.lsn, 2);
-    assert_eq!(record.kind, 1);
-    assert_eq!(record.flags, FLAG_GROUP_CONTINUES);
-    assert_eq!(FLAG_GROUP_CONTINUES, 0x01);
-    assert!(record.group_continues());
-    assert!(record.payload.is_empty());
-    assert_eq!(hand_frame(0, 2, 1, 0x01, [0, 0], b""), golden);
-}
-
-#[test]
-fn record_checksum_covers_length_header_tail_and_payload() {
-    let frame = unhex(RECORD_HELLO);
-    // Exactly bytes 0..4, then 8..20, then the payload: everything but the field itself.
+fn record_golden_encode_and_decode() {
+    for (constant, lsn, kind, flags, synced_end, payload) in [
+        (RECORD_HELLO, 1, 1, 0, 64, &b"hello"[..]),
+        (
+            RECORD_GROUP_CONTINUES_EMPTY,
+            2,
+            1,
+            FLAG_GROUP_CONTINUES,
+            101,
+            b"",
+        ),
+        (RECORD_SEAL, 3, RECORD_KIND_SEAL, 0, 133, b""),
+    ] {
+        let golden = unhex(constant);
+        let mut encoded = Vec::new();
+        encode_record(&mut encoded, lsn, kind, flags, synced_end, payload);
+        assert_eq!(encoded, golden, "encoder output changed");
+        assert_eq!(golden.len(), RECORD_HEADER_LEN + payload.len());
+        assert_eq!(hand_frame(kind, flags, lsn, synced_end, payload), golden);
+        let record = decode_record(&golden, 4_194_304).unwrap();
+        assert_eq!(
+            (
+                record.lsn,
+                record.kind,
+                record.flags,
+                record.synced_end,
+                record.payload
+            ),
+            (lsn, kind, flags, synced_end, payload)
+        );
+        assert_eq!(record.frame_len(), golden.len());
+        assert_eq!(record.group_continues(), flags == FLAG_GROUP_CONTINUES);
+        assert_eq!(record.is_seal(), kind == RECORD_KIND_SEAL);
+        assert_eq!((golden[0], golden[31]), (FRAME_START_MARK, FRAME_END_MARK));
+    }
     assert_eq!(
-        le32(&frame, 4),
-        crc32_of(&[&frame[0..4], &frame[8..20], &frame[20..]])
+        (FRAME_START_MARK, FRAME_END_MARK, RECORD_KIND_SEAL),
+        (0xA5, 0x5A, 3)
     );
-    assert_ne!(le32(&frame, 4), crc32_of(&[&frame[8..20], &frame[20..]]));
-    let empty = unhex(RECORD_GROUP_CONTINUES_EMPTY);
-    assert_eq!(le32(&empty, 4), crc32_of(&[&empty[0..4], &empty[8..20]]));
-    // Every single-bit flip in a frame is detected (the length is covered).
+    // The three vectors are one valid journal: hello at 64, the group record at 101, the
+    // seal at 133 (frontiers: each frame's own offset, everything before it synced).
+    let mut journal = unhex(RECORD_HELLO);
+    journal.extend(unhex(RECORD_GROUP_CONTINUES_EMPTY));
+    assert_eq!(64 + journal.len(), 133);
+}
+
+#[test]
+fn record_checksums_cover_what_the_spec_says() {
+    let frame = unhex(RECORD_HELLO);
+    assert_eq!(le32(&frame, 23), crc32_of(&[&frame[32..]]));
+    assert_eq!(le32(&frame, 27), crc32_of(&[&frame[0..27], &frame[31..32]]));
+    // Every single-bit flip in a frame is detected.
     for bit in 0..frame.len() * 8 {
         let mut damaged = frame.clone();
         damaged[bit / 8] ^= 1 << (bit % 8);
@@ -327,57 +389,60 @@ fn record_checksum_covers_length_header_tail_and_payload() {
 #[test]
 fn record_decoding_order_matches_spec() {
     let hello = unhex(RECORD_HELLO);
-    // 1. Fewer than 20 bytes: zero header if all zero, else truncated header.
-    assert_eq!(decode_record(&[0u8; 19], 1024), Err(FrameError::ZeroHeader));
+    // 1. Fewer than 32 bytes: zero header if all zero, else truncated header.
+    assert_eq!(decode_record(&[0u8; 31], 1024), Err(FrameError::ZeroHeader));
     assert_eq!(
-        decode_record(&hello[..19], 1024),
+        decode_record(&hello[..31], 1024),
         Err(FrameError::TruncatedHeader)
     );
-    // 2. An all-zero 20-byte header.
+    // 2. An all-zero 32-byte header.
     assert_eq!(decode_record(&[0u8; 64], 1024), Err(FrameError::ZeroHeader));
-    // 3. Length over the segment's limit (or the hard limit), before anything else.
+    // 3. Header checksum, before any field is trusted (the length included).
+    let mut bad_header = hello.clone();
+    bad_header[4] ^= 0x80;
+    assert_eq!(
+        decode_record(&bad_header, 1024),
+        Err(FrameError::BadHeaderChecksum)
+    );
+    // 4. Marks, kind 0, unknown flags, an LSN above 2^62 (with a valid header checksum).
+    let refix = |mut frame: Vec<u8>| {
+        let sum = crc32_of(&[&frame[0..27], &frame[31..32]]);
+        frame[27..31].copy_from_slice(&sum.to_le_bytes());
+        frame
+    };
+    for (at, value) in [(0, 0xA4u8), (31, 0x5B), (1, 0), (2, 0x02)] {
+        let mut frame = hello.clone();
+        frame[at] = value;
+        assert_eq!(
+            decode_record(&refix(frame), 1024),
+            Err(FrameError::BadHeaderField),
+            "byte {at}"
+        );
+    }
+    assert_eq!(
+        decode_record(&hand_frame(1, 0, (1 << 62) + 1, 64, b"x"), 1024),
+        Err(FrameError::BadHeaderField)
+    );
+    // 5. Length over the segment's limit (or the hard limit).
     assert_eq!(
         decode_record(&hello, 4),
         Err(FrameError::LengthOverLimit(5))
     );
-    let mut huge = hello.clone();
-    huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    // 6. Length past the end of the available bytes.
     assert_eq!(
-        decode_record(&huge, u32::MAX),
-        Err(FrameError::LengthOverLimit(u32::MAX))
-    );
-    // 4. Length past the end of the available bytes.
-    assert_eq!(
-        decode_record(&hello[..24], 1024),
+        decode_record(&hello[..36], 1024),
         Err(FrameError::TruncatedPayload(5))
     );
-    // 5. Checksum.
+    // 7. Payload checksum.
     let mut bad = hello.clone();
-    bad[24] ^= 0x20;
+    bad[36] ^= 0x20;
     assert_eq!(decode_record(&bad, 1024), Err(FrameError::BadChecksum));
-    // 6. Valid checksum but kind 0, unknown flag or non-zero reserved bytes.
-    for frame in [
-        hand_frame(5, 1, 0, 0, [0, 0], b"hello"),
-        hand_frame(5, 1, 1, 0x02, [0, 0], b"hello"),
-        hand_frame(5, 1, 1, 0, [0, 1], b"hello"),
-        hand_frame(5, 1, 1, 0, [1, 0], b"hello"),
-    ] {
-        assert_eq!(decode_record(&frame, 1024), Err(FrameError::BadHeaderField));
-    }
     // Kind 255 is valid framing.
     assert_eq!(
-        decode_record(&hand_frame(1, 9, 255, 0, [0, 0], b"x"), 1)
+        decode_record(&hand_frame(255, 0, 9, 64, b"x"), 1)
             .unwrap()
             .kind,
         255
-    );
-    // Frames are packed back to back.
-    let mut two = hello.clone();
-    two.extend_from_slice(&unhex(RECORD_GROUP_CONTINUES_EMPTY));
-    let first = decode_record(&two, 1024).unwrap();
-    assert_eq!(
-        decode_record(&two[first.frame_len()..], 1024).unwrap().lsn,
-        2
     );
 }
 
@@ -389,7 +454,7 @@ fn record_decoding_order_matches_spec() {
 fn checkpoint_golden_encode_and_decode() {
     let golden = unhex(CHECKPOINT_STATE);
     assert_eq!(
-        encode_checkpoint(7, b"state"),
+        encode_checkpoint(7, store_id(), b"state"),
         golden,
         "encoder output changed"
     );
@@ -398,17 +463,27 @@ fn checkpoint_golden_encode_and_decode() {
         CHECKPOINT_HEADER_LEN + 5 + CHECKPOINT_TRAILER_LEN
     );
     let (header, state) = decode_checkpoint(&golden).unwrap();
-    assert_eq!(header.lsn, 7);
-    assert_eq!(header.state_len, 5);
+    assert_eq!(
+        (
+            header.version,
+            header.lsn,
+            header.state_len,
+            header.store_id,
+            header.schema_id
+        ),
+        (2, 7, 5, STORE_ID, 0)
+    );
     assert_eq!(state, b"state");
-    // Layout: magic, version, flags 0, lsn, state_len, state, CRC of everything before it.
+    // Layout: magic, version, flags 0, lsn, body length (ids + state), store id, schema
+    // id, state, CRC of everything before it.
     assert_eq!(golden[0..8], CHECKPOINT_MAGIC);
     assert_eq!(&golden[0..8], b"WALSTCKP");
     assert_eq!(le32(&golden, 8), FORMAT_VERSION);
     assert_eq!(le32(&golden, 12), 0);
+    assert_eq!(le64(&golden, 24), 16 + 5);
+    assert_eq!(le64(&golden, 32), STORE_ID);
     let crc_at = golden.len() - 4;
     assert_eq!(le32(&golden, crc_at), crc32_of(&[&golden[..crc_at]]));
-    // Exact length: one byte more or less is rejected.
     assert_eq!(
         decode_checkpoint(&golden[..golden.len() - 1]),
         Err(CheckpointError::Truncated)
@@ -419,18 +494,17 @@ fn checkpoint_golden_encode_and_decode() {
         decode_checkpoint(&longer),
         Err(CheckpointError::TrailingBytes)
     );
-    // Version after CRC; non-zero flags rejected.
     let recrc = |mut bytes: Vec<u8>| {
         let at = bytes.len() - 4;
         let sum = crc32_of(&[&bytes[..at]]);
         bytes[at..].copy_from_slice(&sum.to_le_bytes());
         bytes
     };
-    let mut v2 = golden.clone();
-    v2[8] = 2;
+    let mut v3 = golden.clone();
+    v3[8] = 3;
     assert_eq!(
-        decode_checkpoint(&recrc(v2)),
-        Err(CheckpointError::UnsupportedVersion(2))
+        decode_checkpoint(&recrc(v3)),
+        Err(CheckpointError::UnsupportedVersion(3))
     );
     let mut flagged = golden;
     flagged[12] = 1;
@@ -438,6 +512,42 @@ fn checkpoint_golden_encode_and_decode() {
         decode_checkpoint(&recrc(flagged)),
         Err(CheckpointError::BadField(_))
     ));
+}
+
+// ---------------------------------------------------------------------------------------
+// Version 1 (appendix A): still read
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn v1_vectors_still_decode_and_encode() {
+    let golden = unhex(V1_SEGMENT_HEADER);
+    let header = SegmentHeader::decode(&golden).unwrap();
+    assert_eq!(
+        (
+            header.version,
+            header.segment_seq,
+            header.first_lsn,
+            header.torn_window_bytes,
+            header.store_id
+        ),
+        (1, 1, 1, 4_194_324, 0)
+    );
+    assert_eq!(v1::encode_segment_header(&header).to_vec(), golden);
+    let record = unhex(V1_RECORD_HELLO);
+    let view = v1::decode_record(&record, 1024).unwrap();
+    assert_eq!((view.lsn, view.kind, view.payload), (1, 1, &b"hello"[..]));
+    let mut encoded = Vec::new();
+    v1::encode_record(&mut encoded, 1, 1, 0, b"hello");
+    assert_eq!(encoded, record);
+    assert_eq!(le32(&record, 4), crc32_of(&[&record[0..4], &record[8..]]));
+    let checkpoint = unhex(V1_CHECKPOINT_STATE);
+    let (header, state) = decode_checkpoint(&checkpoint).unwrap();
+    assert_eq!((header.version, header.lsn, state), (1, 7, &b"state"[..]));
+    assert_eq!(v1::encode_checkpoint(7, b"state"), checkpoint);
+    assert_eq!(
+        (v1::SEGMENT_HEADER_LEN_V1, v1::RECORD_HEADER_LEN_V1),
+        (48, 20)
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -466,12 +576,13 @@ fn restore_marker_payload_golden_encode_and_decode() {
 
 #[test]
 fn file_names_and_constants_match_spec() {
-    assert_eq!(FORMAT_VERSION, 1);
-    assert_eq!(SEGMENT_HEADER_LEN, 48);
-    assert_eq!(RECORD_HEADER_LEN, 20);
-    assert_eq!((CHECKPOINT_HEADER_LEN, CHECKPOINT_TRAILER_LEN), (32, 4));
+    assert_eq!(FORMAT_VERSION, 2);
+    assert_eq!(SEGMENT_HEADER_LEN, 64);
+    assert_eq!(RECORD_HEADER_LEN, 32);
+    assert_eq!((CHECKPOINT_HEADER_LEN, CHECKPOINT_TRAILER_LEN), (48, 4));
     assert_eq!(RECORD_PAYLOAD_MAX_HARD, 67_108_864);
     assert_eq!(SEGMENT_FLAG_PREALLOCATED, 1);
+    assert_eq!(walstate::format::SECTOR_BYTES, 512);
     assert_eq!(segment_file_name(12), "wal-00000000000000000012.seg");
     assert_eq!(
         checkpoint_file_name(7),
@@ -508,18 +619,6 @@ fn limits_match_spec() {
     assert_eq!(base.record_payload_max, 4 << 20);
     assert_eq!(base.segment_size_bytes, 64 << 20);
     assert_eq!(base.unsynced_bytes_max, 4 << 20);
-    assert_eq!(base.torn_window_bytes(), 4_194_324);
-    // torn_window_bytes = max(unsynced_bytes_max, record_payload_max + 20)
-    let window = |unsynced, payload| {
-        JournalOptions {
-            unsynced_bytes_max: unsynced,
-            record_payload_max: payload,
-            ..JournalOptions::default()
-        }
-        .torn_window_bytes()
-    };
-    assert_eq!(window(4096, 1024), 4096);
-    assert_eq!(window(4096, 4096), 4116);
     for (payload, valid) in [
         (0, false),
         (1, true),

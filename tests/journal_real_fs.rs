@@ -102,7 +102,7 @@ fn group_commit_with_16_threads_shares_fdatasyncs() {
 }
 
 #[test]
-fn garbage_appended_to_the_tail_is_truncated_and_reported() {
+fn garbage_appended_to_the_tail_is_refused_as_damage_no_crash_leaves() {
     let (dir, vfs) = fresh();
     let (journal, _, _) = reopen(&vfs, dir.path(), small_options()).unwrap();
     for n in 1..=5 {
@@ -112,21 +112,42 @@ fn garbage_appended_to_the_tail_is_truncated_and_reported() {
     drop(journal);
     let last = paths.last().unwrap();
     let clean_len = std::fs::metadata(last).unwrap().len();
-    let mut bytes = std::fs::read(last).unwrap();
+    let clean = std::fs::read(last).unwrap();
+    let mut bytes = clean.clone();
     bytes.extend_from_slice(&[0xAB; 100]);
     std::fs::write(last, &bytes).unwrap();
 
-    let (journal, outcome, records) = reopen(&vfs, dir.path(), small_options()).unwrap();
-    let defect = outcome.defect.expect("torn tail reported");
-    assert_eq!(defect.kind, DefectKind::TornTail);
+    // A crash leaves lost sectors (zeros) or a short file, never non-zero garbage.
+    let (outcome, _) = read_all(&vfs, dir.path());
+    let defect = outcome.defect.expect("damage reported");
+    assert_eq!(defect.kind, DefectKind::Corruption, "{}", defect.detail);
     assert_eq!(defect.offset, clean_len);
     assert_eq!(defect.expected_lsn, 6);
+    assert!(defect.detail.contains("shape"), "{}", defect.detail);
+
+    // The first 40 bytes of a real frame (its header whole, its payload cut by the end
+    // of the file) are what a crash leaves: a torn tail, truncated and reported, with
+    // the cut bytes copied to quarantine/.
+    let mut frame = Vec::new();
+    walstate::format::encode_record(&mut frame, 6, 1, 0, clean_len, &payload(6));
+    let mut torn = clean;
+    torn.extend_from_slice(&frame[..40]);
+    std::fs::write(last, &torn).unwrap();
+    let (journal, outcome, records) = reopen(&vfs, dir.path(), small_options()).unwrap();
+    let defect = outcome.defect.expect("torn tail reported");
+    assert_eq!(defect.kind, DefectKind::TornTail, "{}", defect.detail);
+    assert_eq!(defect.offset, clean_len);
     assert_eq!(records.len(), 5);
     assert_eq!(
         std::fs::metadata(last).unwrap().len(),
         clean_len,
         "truncated"
     );
+    let copy = dir.path().join("quarantine").join(format!(
+        "{}.cut-{clean_len}",
+        last.file_name().unwrap().to_string_lossy()
+    ));
+    assert_eq!(std::fs::read(copy).unwrap(), frame[..40].to_vec());
     assert_eq!(journal.append(1, b"x".to_vec()).unwrap(), 6);
 }
 

@@ -607,7 +607,7 @@ fn reopen_after_a_process_crash_makes_the_inherited_tail_durable() {
 }
 
 /// A checkpoint proves every record up to its LSN was synced, so a bad record it covers
-/// is corruption even inside the torn window; salvage keeps the checkpoint's state and
+/// is corruption even where its damage looks like a crash's; salvage keeps the checkpoint's state and
 /// the store continues after it.
 #[test]
 fn damage_covered_by_the_checkpoint_is_corruption_and_salvage_continues_after_it() {
@@ -632,11 +632,13 @@ fn damage_covered_by_the_checkpoint_is_corruption_and_salvage_continues_after_it
         });
     }
     let segment = segment.unwrap();
-    // Flip a bit in the last record (LSN 10), well inside the torn window (the records
-    // end at the last non-zero byte: the rest of a preallocated segment is zero room).
+    // Cut the last record (LSN 10) short: damage of the shape a crash leaves (the file
+    // ends inside the frame), in the last group, which no later frame covers. Only the
+    // checkpoint proves it was synced (the records end at the last non-zero byte: the
+    // rest of a preallocated segment is zero room).
     let bytes = sim.file_bytes(&segment).unwrap();
-    let len = bytes.iter().rposition(|&b| b != 0).unwrap() as u64 + 1;
-    assert!(sim.corrupt(&segment, len - 2, 0x40));
+    let len = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    sim.write_durable(&segment, &bytes[..len - 2]);
     let err = KvStore::open(DIR, opts(&vfs)).unwrap_err();
     assert!(err.is_corruption(), "{err}");
     assert!(

@@ -1,16 +1,19 @@
 //! Reading a journal: walks the segments in LSN order, hands every complete record (or
 //! complete atomic group) to the caller, and classifies the first defect it meets,
-//! exactly as `wal-format.md` ("Reading a journal") specifies. It never writes.
+//! exactly as `wal-format.md` ("Reading a journal") specifies: in a version-2 segment
+//! by the durable-frontier rule (section 7.3), in a version-1 segment by the old
+//! torn-window rule (appendix A). It never writes.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::identity::{self, IdentityFile};
 use super::segment::{SegmentFile, list_segments};
 use crate::error::{Error, Result};
 use crate::format::{
-    self, FrameError, RecordView, SEGMENT_FLAG_PREALLOCATED, SEGMENT_HEADER_LEN, SegmentHeader,
-    SegmentHeaderError,
+    self, FrameError, Identity, RECORD_HEADER_LEN, RecordView, SEGMENT_FLAG_PREALLOCATED,
+    SegmentHeader, SegmentHeaderError, v1,
 };
 use crate::io::Vfs;
 
@@ -42,8 +45,15 @@ pub struct SegmentSummary {
     pub records: u64,
     /// File length in bytes.
     pub file_len: u64,
-    /// Offset just past the last valid complete record or group.
+    /// Offset just past the last valid complete record or group (or seal).
     pub valid_end: u64,
+    /// The segment's format version (0 when the header is unreadable).
+    pub version: u32,
+    /// True when the segment's valid part ends with a seal: the writer closed cleanly.
+    pub sealed: bool,
+    /// The segment is known synced up to this offset: the furthest durable frontier its
+    /// valid frames record (version 1: the valid end less the torn window).
+    pub synced_through: u64,
 }
 
 /// The class of a defect, which decides what open does with it.
@@ -64,6 +74,9 @@ pub enum DefectKind {
     LsnGap,
     /// A segment of another format version. Open refuses with a version error.
     UnsupportedVersion,
+    /// A segment that names another store (or a version-1 segment in a store created
+    /// by version 2): copied in from elsewhere. Open refuses.
+    ForeignFile,
 }
 
 impl DefectKind {
@@ -90,6 +103,11 @@ pub struct Defect {
     pub bytes_after: u64,
     /// Human description.
     pub detail: String,
+    /// Valid frames found from `offset` to the end of the file (the open group's and
+    /// any after the damage): what a cut there drops.
+    pub frames_dropped: u64,
+    /// The highest LSN among those frames, if any.
+    pub last_lsn_dropped: Option<u64>,
 }
 
 impl Defect {
@@ -128,6 +146,9 @@ pub struct ScanOutcome {
     pub defect: Option<Defect>,
     /// Leftover `*.seg.tmp` files from an interrupted segment creation.
     pub temp_files: Vec<PathBuf>,
+    /// The store's identity file, as found.
+    #[serde(skip)]
+    pub identity: IdentityFile,
 }
 
 /// Where a delivered record lives.
@@ -152,8 +173,11 @@ pub fn scan(
     let mut outcome = ScanOutcome {
         next_lsn: options.from_lsn,
         temp_files: temp_files(vfs, dir)?,
+        identity: identity::read(vfs, dir)?,
         ..ScanOutcome::default()
     };
+    let identity = outcome.identity.valid();
+    let mut seen_v2 = false;
     let mut expected_lsn: Option<u64> = None;
     let mut previous_seq: Option<u64> = None;
     let count = segment_files.len();
@@ -171,6 +195,8 @@ pub fn scan(
                 expected_lsn: outcome.next_lsn,
                 bytes_after: 0,
                 detail: format!("segment {missing} is missing before this one"),
+                frames_dropped: 0,
+                last_lsn_dropped: None,
             });
             outcome.unscanned_segments = remaining(&segment_files, index);
             return Ok(outcome);
@@ -180,16 +206,20 @@ pub fn scan(
             .read_file(&file.path, options.may_map)
             .map_err(|err| Error::io("read segment", &file.path, err))?;
         let segment_index = outcome.segments.len();
-        let result = scan_segment(
+        let context = SegmentContext {
             file,
-            &bytes,
             is_last,
             expected_lsn,
-            options.from_lsn,
+            from_lsn: options.from_lsn,
             segment_index,
-            &mut outcome,
-            &mut deliver,
-        )?;
+            identity,
+            seen_v2,
+        };
+        let result = scan_segment(&context, &bytes, &mut outcome, &mut deliver)?;
+        seen_v2 |= outcome
+            .segments
+            .last()
+            .is_some_and(|s| s.version == format::FORMAT_VERSION);
         match result {
             SegmentEnd::Clean(next) => {
                 expected_lsn = Some(next);
@@ -204,6 +234,29 @@ pub fn scan(
         }
     }
     Ok(outcome)
+}
+
+/// The highest LSN among the valid frames at the start of a segment image, of either
+/// version (best effort, for reporting what a file set aside held).
+pub fn valid_prefix_last_lsn(bytes: &[u8]) -> Option<u64> {
+    let header = SegmentHeader::decode(bytes).ok()?;
+    let mut offset = header.data_start();
+    let mut last = None;
+    while let Some(rest) = bytes.get(offset..) {
+        let decoded = if header.is_v1() {
+            v1::decode_record(rest, header.record_payload_max)
+        } else {
+            format::decode_record(rest, header.record_payload_max)
+        };
+        let Ok(record) = decoded else {
+            break;
+        };
+        if !record.is_seal() || header.is_v1() {
+            last = Some(record.lsn);
+        }
+        offset += record.frame_len();
+    }
+    last
 }
 
 fn remaining(files: &[SegmentFile], from: usize) -> Vec<PathBuf> {
@@ -234,37 +287,125 @@ enum SegmentEnd {
     Defect(Defect, u64),
 }
 
-#[allow(clippy::too_many_arguments)]
-fn scan_segment(
-    file: &SegmentFile,
-    bytes: &[u8],
+/// What the scan knows about a segment before reading it.
+struct SegmentContext<'a> {
+    file: &'a SegmentFile,
     is_last: bool,
+    /// The LSN the previous segment ended before (`None` for the first segment).
     expected_lsn: Option<u64>,
     from_lsn: u64,
     segment_index: usize,
+    /// The store's identity, when its file is valid.
+    identity: Option<Identity>,
+    /// A version-2 segment came before this one.
+    seen_v2: bool,
+}
+
+impl SegmentContext<'_> {
+    fn fallback_lsn(&self) -> u64 {
+        self.expected_lsn.unwrap_or(self.from_lsn)
+    }
+
+    fn defect(
+        &self,
+        kind: DefectKind,
+        offset: u64,
+        lsn: u64,
+        file_len: u64,
+        detail: String,
+    ) -> Defect {
+        Defect {
+            kind,
+            path: self.file.path.clone(),
+            segment_index: self.segment_index,
+            offset,
+            expected_lsn: lsn,
+            bytes_after: file_len.saturating_sub(offset),
+            detail,
+            frames_dropped: 0,
+            last_lsn_dropped: None,
+        }
+    }
+
+    /// Why this segment's header cannot be accepted here, if it cannot: it names another
+    /// store, it is version 1 where only version 2 may be, it is misnumbered, or its
+    /// first LSN does not continue the journal.
+    fn header_problem(&self, header: &SegmentHeader) -> Option<(DefectKind, String)> {
+        if let Some(problem) = self.identity_problem(header) {
+            return Some((DefectKind::ForeignFile, problem));
+        }
+        if header.segment_seq != self.file.seq {
+            return Some((
+                DefectKind::LsnGap,
+                format!(
+                    "header says segment {} but the file is named for segment {}: a misplaced or renamed file",
+                    header.segment_seq, self.file.seq
+                ),
+            ));
+        }
+        let from_lsn = self.from_lsn;
+        let detail = match self.expected_lsn {
+            // A segment may start past the previous one's end only when every LSN skipped
+            // is covered by the checkpoint in use (the writer starts a fresh segment at
+            // the checkpoint's LSN + 1 when the journal ends before it).
+            Some(expected) if header.first_lsn > expected && header.first_lsn <= from_lsn => None,
+            Some(expected) if header.first_lsn != expected => Some(format!(
+                "segment starts at LSN {} but the previous segment ends before LSN {expected}",
+                header.first_lsn
+            )),
+            None if header.first_lsn > from_lsn => Some(format!(
+                "the oldest segment starts at LSN {} but LSNs {from_lsn}..{} are needed and exist nowhere (a segment or checkpoint is missing)",
+                header.first_lsn,
+                header.first_lsn - 1
+            )),
+            _ => None,
+        };
+        detail.map(|detail| (DefectKind::LsnGap, detail))
+    }
+
+    fn identity_problem(&self, header: &SegmentHeader) -> Option<String> {
+        if header.is_v1() {
+            let legacy_allowed = self.identity.is_none_or(|id| id.legacy_v1());
+            return match (legacy_allowed, self.seen_v2) {
+                (true, false) => None,
+                (true, true) => Some(
+                    "a version-1 segment after version-2 segments: version 2 never writes version 1, so this file was copied in".into(),
+                ),
+                (false, _) => Some(
+                    "a version-1 segment in a store created by format version 2: it belongs to another store".into(),
+                ),
+            };
+        }
+        let identity = self.identity?;
+        (header.store_id != identity.store_id.get()).then(|| {
+            format!(
+                "the segment belongs to store {:016x}, this store is {}: a file copied in from another store",
+                header.store_id, identity.store_id
+            )
+        })
+    }
+}
+
+fn scan_segment(
+    context: &SegmentContext<'_>,
+    bytes: &[u8],
     outcome: &mut ScanOutcome,
     deliver: &mut impl FnMut(&[RecordView<'_>], RecordPosition<'_>) -> Result<()>,
 ) -> Result<SegmentEnd> {
     let file_len = bytes.len() as u64;
-    let fallback_lsn = expected_lsn.unwrap_or(from_lsn);
-    let defect = |kind, offset: u64, lsn: u64, detail: String| Defect {
-        kind,
-        path: file.path.clone(),
-        segment_index,
-        offset,
-        expected_lsn: lsn,
-        bytes_after: file_len.saturating_sub(offset),
-        detail,
-    };
+    let fallback_lsn = context.fallback_lsn();
     let mut summary = SegmentSummary {
-        path: file.path.clone(),
-        seq: file.seq,
+        path: context.file.path.clone(),
+        seq: context.file.seq,
         header: None,
         first_lsn: 0,
         last_lsn: None,
         records: 0,
         file_len,
         valid_end: 0,
+        version: 0,
+        sealed: false,
+        synced_through: 0,
     };
 
     let header = match SegmentHeader::decode(bytes) {
@@ -283,57 +424,29 @@ fn scan_segment(
                 ),
             };
             outcome.segments.push(summary);
-            return Ok(SegmentEnd::Defect(
-                defect(kind, 0, lsn, detail),
-                fallback_lsn,
-            ));
+            let defect = context.defect(kind, 0, lsn, file_len, detail);
+            return Ok(SegmentEnd::Defect(defect, fallback_lsn));
         }
     };
     summary.header = Some(header);
     summary.first_lsn = header.first_lsn;
-    summary.valid_end = SEGMENT_HEADER_LEN as u64;
-
-    if header.segment_seq != file.seq {
+    summary.version = header.version;
+    summary.valid_end = header.data_start() as u64;
+    summary.synced_through = header.data_start() as u64;
+    if let Some((kind, detail)) = context.header_problem(&header) {
         outcome.segments.push(summary);
-        return Ok(SegmentEnd::Defect(
-            defect(
-                DefectKind::LsnGap,
-                0,
-                fallback_lsn,
-                format!(
-                    "header says segment {} but the file is named for segment {}: a misplaced or renamed file",
-                    header.segment_seq, file.seq
-                ),
-            ),
-            fallback_lsn,
-        ));
-    }
-    let continuity_problem = match expected_lsn {
-        // A segment may start past the previous one's end only when every LSN skipped is
-        // covered by the checkpoint in use (the writer starts a fresh segment at the
-        // checkpoint's LSN + 1 when the journal ends before it).
-        Some(expected) if header.first_lsn > expected && header.first_lsn <= from_lsn => None,
-        Some(expected) if header.first_lsn != expected => Some(format!(
-            "segment starts at LSN {} but the previous segment ends before LSN {expected}",
-            header.first_lsn
-        )),
-        None if header.first_lsn > from_lsn => Some(format!(
-            "the oldest segment starts at LSN {} but LSNs {from_lsn}..{} are needed and exist nowhere (a segment or checkpoint is missing)",
-            header.first_lsn,
-            header.first_lsn - 1
-        )),
-        _ => None,
-    };
-    if let Some(detail) = continuity_problem {
-        outcome.segments.push(summary);
-        return Ok(SegmentEnd::Defect(
-            defect(DefectKind::LsnGap, 0, fallback_lsn, detail),
-            fallback_lsn,
-        ));
+        let defect = context.defect(kind, 0, fallback_lsn, file_len, detail);
+        return Ok(SegmentEnd::Defect(defect, fallback_lsn));
     }
 
+    let decode: fn(&[u8], u32) -> std::result::Result<RecordView<'_>, FrameError> =
+        if header.is_v1() {
+            v1::decode_record
+        } else {
+            format::decode_record
+        };
     let mut next_lsn = header.first_lsn;
-    let mut offset = SEGMENT_HEADER_LEN;
+    let mut offset = header.data_start();
     // An open atomic group: its first record's offset and the records so far.
     let mut group: Vec<RecordView<'_>> = Vec::new();
     let mut group_offset = offset;
@@ -341,7 +454,7 @@ fn scan_segment(
         if offset == bytes.len() {
             break None;
         }
-        let record = match format::decode_record(&bytes[offset..], header.record_payload_max) {
+        let record = match decode(&bytes[offset..], header.record_payload_max) {
             Ok(record) => record,
             Err(FrameError::ZeroHeader) if bytes[offset..].iter().all(|&b| b == 0) => {
                 // Zero-filled space to the end: preallocated room (clean), or a size that
@@ -351,48 +464,52 @@ fn scan_segment(
                 }
                 break Some((
                     offset,
+                    FrameError::ZeroHeader,
                     FrameError::ZeroHeader.describe() + " up to the end of the file",
                 ));
             }
-            Err(err) => break Some((offset, err.describe())),
+            Err(err) => break Some((offset, err, err.describe())),
         };
         let expected = next_lsn + group.len() as u64;
-        if record.lsn != expected {
+        if let Some(problem) = frame_problem(&header, &record, offset, expected, group.is_empty()) {
             outcome.segments.push(summary);
-            return Ok(SegmentEnd::Defect(
-                defect(
-                    DefectKind::StaleRecord,
-                    offset as u64,
-                    expected,
-                    format!(
-                        "record has a valid checksum but LSN {} where LSN {expected} belongs (stale or misplaced data)",
-                        record.lsn
-                    ),
-                ),
-                next_lsn,
-            ));
+            let defect = context.defect(
+                DefectKind::StaleRecord,
+                offset as u64,
+                expected,
+                file_len,
+                problem,
+            );
+            return Ok(SegmentEnd::Defect(defect, next_lsn));
         }
-        if group.is_empty() {
-            group_offset = offset;
-        }
+        summary.synced_through = summary.synced_through.max(record.synced_end);
         offset += record.frame_len();
+        if record.is_seal() && !header.is_v1() {
+            summary.valid_end = offset as u64;
+            summary.sealed = true;
+            continue;
+        }
+        summary.sealed = false;
+        if group.is_empty() {
+            group_offset = offset - record.frame_len();
+        }
         group.push(record);
         if record.group_continues() {
             continue;
         }
         let group_lsn_end = next_lsn + group.len() as u64;
-        if group_lsn_end > from_lsn {
+        if group_lsn_end > context.from_lsn {
             // Deliver only the part at or after from_lsn. A checkpoint never splits a
             // group (it is taken between commits), so this is all or nothing in practice.
-            let skip = from_lsn.saturating_sub(next_lsn) as usize;
+            let skip = context.from_lsn.saturating_sub(next_lsn) as usize;
+            let delivered = &group[skip.min(group.len())..];
             deliver(
-                &group[skip.min(group.len())..],
+                delivered,
                 RecordPosition {
-                    path: &file.path,
+                    path: &context.file.path,
                     offset: group_offset as u64,
                 },
             )?;
-            let delivered = &group[skip.min(group.len())..];
             outcome.records_delivered += delivered.len() as u64;
             outcome.bytes_delivered += delivered.iter().map(|r| r.frame_len() as u64).sum::<u64>();
         }
@@ -403,20 +520,26 @@ fn scan_segment(
         group.clear();
     };
 
-    let group_never_completed = result.is_none();
-    let (bad_offset, detail) = match result {
+    if header.is_v1() {
+        summary.synced_through = summary
+            .valid_end
+            .saturating_sub(header.torn_window_bytes)
+            .max(header.data_start() as u64);
+    }
+    let (bad_offset, error, detail) = match result {
         None if group.is_empty() => {
             outcome.segments.push(summary);
             return Ok(SegmentEnd::Clean(next_lsn));
         }
         None => (
             offset,
+            None,
             format!(
                 "atomic group of {} record(s) from LSN {next_lsn} never completed",
                 group.len()
             ),
         ),
-        Some(found) => found,
+        Some((offset, error, detail)) => (offset, Some(error), detail),
     };
     // The truncation point: an incomplete group goes as a whole.
     let cut = if group.is_empty() {
@@ -424,28 +547,202 @@ fn scan_segment(
     } else {
         group_offset
     };
+    let later = later_frames(bytes, bad_offset, &header);
+    let (kind, detail) = if header.is_v1() {
+        classify_v1(
+            context.is_last,
+            bytes,
+            bad_offset,
+            error.is_none(),
+            &header,
+            detail,
+        )
+    } else {
+        classify_v2(context.is_last, bytes, bad_offset, error, &later, detail)
+    };
+    let mut defect = context.defect(kind, cut as u64, next_lsn, file_len, detail);
+    defect.frames_dropped = group.len() as u64 + later.frames;
+    defect.last_lsn_dropped = later.last_lsn.max(group.last().map(|r| r.lsn));
+    outcome.segments.push(summary);
+    Ok(SegmentEnd::Defect(defect, next_lsn))
+}
+
+/// Why a frame with valid checksums cannot stand where it is, if it cannot: the wrong
+/// LSN (stale or misplaced data), a seal inside an atomic group or with the wrong LSN,
+/// or a durable frontier that is not before the frame.
+fn frame_problem(
+    header: &SegmentHeader,
+    record: &RecordView<'_>,
+    offset: usize,
+    expected: u64,
+    outside_group: bool,
+) -> Option<String> {
+    if record.lsn != expected {
+        return Some(format!(
+            "record has a valid checksum but LSN {} where LSN {expected} belongs (stale or misplaced data)",
+            record.lsn
+        ));
+    }
+    if header.is_v1() {
+        return None;
+    }
+    if record.is_seal() && (!outside_group || record.flags != 0 || !record.payload.is_empty()) {
+        return Some(
+            "a seal inside an atomic group or with a payload: no writer writes that".into(),
+        );
+    }
+    let frontier_ok =
+        record.synced_end >= header.data_start() as u64 && record.synced_end <= offset as u64;
+    (!frontier_ok).then(|| {
+        format!(
+            "record at offset {offset} claims the segment was synced through offset {}, which is not before it (misplaced data)",
+            record.synced_end
+        )
+    })
+}
+
+/// Valid frames found after a defect: how many, the highest LSN, and the furthest
+/// durable frontier any of them records.
+#[derive(Debug, Default)]
+struct LaterFrames {
+    frames: u64,
+    last_lsn: Option<u64>,
+    /// (offset, LSN, synced_end) of the frame recording the furthest frontier.
+    evidence: Option<(usize, u64, u64)>,
+}
+
+/// Looks for valid frames after the defect at `bad_offset` (byte by byte, since the
+/// damage hides where the next frame starts; a found frame is skipped whole).
+fn later_frames(bytes: &[u8], bad_offset: usize, header: &SegmentHeader) -> LaterFrames {
+    let mut found = LaterFrames::default();
+    let mark = if header.is_v1() {
+        None
+    } else {
+        Some(format::FRAME_START_MARK)
+    };
+    let mut at = bad_offset + 1;
+    while at < bytes.len() {
+        if let Some(mark) = mark {
+            match bytes[at..].iter().position(|&b| b == mark) {
+                Some(skip) => at += skip,
+                None => break,
+            }
+        }
+        let decoded = if header.is_v1() {
+            v1::decode_record(&bytes[at..], header.record_payload_max)
+        } else {
+            format::decode_record(&bytes[at..], header.record_payload_max)
+        };
+        let Ok(record) = decoded else {
+            at += 1;
+            continue;
+        };
+        found.frames += u64::from(!record.is_seal() || header.is_v1());
+        found.last_lsn = found.last_lsn.max(Some(record.lsn));
+        let frontier = record.synced_end;
+        if frontier <= at as u64 && found.evidence.is_none_or(|(.., best)| frontier > best) {
+            found.evidence = Some((at, record.lsn, frontier));
+        }
+        at += record.frame_len();
+    }
+    found
+}
+
+/// Version 2 (`wal-format.md` section 7.3): damage is a torn tail only in the last
+/// segment, only where no later frame proves the bytes were synced, and only when it
+/// has the shape a lost write leaves. An atomic group left open at the clean end of the
+/// last segment was never acknowledged: a torn tail.
+fn classify_v2(
+    is_last: bool,
+    bytes: &[u8],
+    bad_offset: usize,
+    error: Option<FrameError>,
+    later: &LaterFrames,
+    detail: String,
+) -> (DefectKind, String) {
+    if !is_last {
+        return (
+            DefectKind::Corruption,
+            format!("{detail}, in a segment that was fully synced before the next one was created"),
+        );
+    }
+    let Some(error) = error else {
+        return (DefectKind::TornTail, detail);
+    };
+    if let Some((at, lsn, frontier)) = later.evidence
+        && frontier > bad_offset as u64
+    {
+        return (
+            DefectKind::Corruption,
+            format!(
+                "{detail}; the record at offset {at} (LSN {lsn}), written later, says the segment was synced through offset {frontier}, so these bytes were durable: not a torn write"
+            ),
+        );
+    }
+    if !has_lost_write_shape(bytes, bad_offset, error) {
+        return (
+            DefectKind::Corruption,
+            format!(
+                "{detail}; a crash only loses whole 512-byte sectors or the end of the file, and this damage has neither shape: bit rot, a bad sector or an overwrite"
+            ),
+        );
+    }
+    (DefectKind::TornTail, detail)
+}
+
+/// Whether the defect `error` at `offset` is what a lost write leaves (section 7.3).
+fn has_lost_write_shape(bytes: &[u8], offset: usize, error: FrameError) -> bool {
+    match error {
+        FrameError::ZeroHeader | FrameError::TruncatedPayload(_) => true,
+        // The file ends inside a header: the start of a written header (its mark), or
+        // one with a lost piece.
+        FrameError::TruncatedHeader => {
+            bytes.get(offset) == Some(&format::FRAME_START_MARK)
+                || format::has_lost_write_shape(bytes, offset, bytes.len())
+        }
+        FrameError::BadHeaderChecksum => {
+            format::has_lost_write_shape(bytes, offset, offset + RECORD_HEADER_LEN)
+        }
+        FrameError::BadChecksum => {
+            // The header is valid, so its length is the writer's.
+            let len = bytes
+                .get(offset + 3..offset + 7)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            format::has_lost_write_shape(bytes, offset, offset + RECORD_HEADER_LEN + len)
+        }
+        // A valid header checksum over an invalid field is no crash.
+        FrameError::LengthOverLimit(_) | FrameError::BadHeaderField => false,
+    }
+}
+
+/// Version 1 (`wal-format.md` appendix A): a bad frame is a torn tail in the last
+/// segment within the segment's torn window of the end of the written data; an open
+/// group at the clean end of the last segment is a torn tail at any distance.
+fn classify_v1(
+    is_last: bool,
+    bytes: &[u8],
+    bad_offset: usize,
+    group_never_completed: bool,
+    header: &SegmentHeader,
+    detail: String,
+) -> (DefectKind, String) {
     let written_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let within_window =
         (written_end as u64).saturating_sub(bad_offset as u64) <= header.torn_window_bytes;
-    let kind = if is_last && (within_window || group_never_completed) {
-        DefectKind::TornTail
-    } else {
-        DefectKind::Corruption
-    };
-    let detail = if kind == DefectKind::Corruption && !is_last {
+    if is_last && (within_window || group_never_completed) {
+        return (
+            DefectKind::TornTail,
+            format!("{detail} (version-1 segment, read by the torn-window rule)"),
+        );
+    }
+    let detail = if !is_last {
         format!("{detail}, in a segment that was fully synced before the next one was created")
-    } else if kind == DefectKind::Corruption {
+    } else {
         format!(
             "{detail}, {} bytes before the end of the written data, outside the {}-byte window a crash can leave unsynced",
             written_end.saturating_sub(bad_offset),
             header.torn_window_bytes
         )
-    } else {
-        detail
     };
-    outcome.segments.push(summary);
-    Ok(SegmentEnd::Defect(
-        defect(kind, cut as u64, next_lsn, detail),
-        next_lsn,
-    ))
+    (DefectKind::Corruption, detail)
 }

@@ -31,13 +31,14 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 use smallvec::SmallVec;
 
+use super::identity::{self, IdentityFile};
 use super::options::{JournalOptions, SyncPolicy};
 use super::scan::{DefectKind, ScanOutcome};
 use super::segment::create_segment;
 use crate::error::{Error, Result, is_enospc};
 use crate::format::{
-    self, FLAG_GROUP_CONTINUES, RECORD_HEADER_LEN, SEGMENT_FLAG_PREALLOCATED, SEGMENT_HEADER_LEN,
-    SegmentHeader,
+    self, FLAG_GROUP_CONTINUES, Identity, RECORD_HEADER_LEN, RECORD_KIND_SEAL,
+    SEGMENT_FLAG_PREALLOCATED, SEGMENT_HEADER_LEN, SegmentHeader, StoreId,
 };
 use crate::io::{OpenMode, VfsFile, VfsRef};
 
@@ -186,6 +187,8 @@ struct Writer {
     preallocated: bool,
     /// Length of the active segment file (the zero-filled room ends here).
     allocated_end: u64,
+    /// The active segment's last frame is a seal: a clean close has nothing to add.
+    sealed: bool,
 }
 
 /// How far ahead of the write position a preallocated segment is extended with zeros at
@@ -196,6 +199,8 @@ pub const PREALLOCATE_STEP_BYTES: u64 = 4 << 20;
 struct Shared {
     vfs: VfsRef,
     dir: PathBuf,
+    /// The store every segment this writer creates names.
+    store_id: StoreId,
     options: JournalOptions,
     queue: Mutex<Queue>,
     writer: Mutex<Writer>,
@@ -280,7 +285,9 @@ impl Journal {
             buffered_acked: 0,
             preallocated: false,
             allocated_end: 0,
+            sealed: false,
         };
+        let store_id = store_identity(vfs.as_ref(), dir, outcome)?;
         // Keep appending to the last segment only if its header matches these options
         // (its torn window must stay an honest bound) and the journal does not end before
         // the checkpoint (then the next LSN starts a fresh segment).
@@ -300,15 +307,19 @@ impl Journal {
             rewrite_and_sync(
                 file.as_ref(),
                 &last.path,
+                last.synced_through.min(valid_end),
                 valid_end,
-                header.torn_window_bytes,
             )?;
             let records_end_lsn = last.last_lsn.map_or(last.first_lsn, |lsn| lsn + 1);
-            if header.torn_window_bytes == options.torn_window_bytes()
+            // A version-1 segment, or one with other limits, is left as it is: new
+            // records go to a fresh version-2 segment.
+            if !header.is_v1()
+                && header.store_id == store_id.get()
                 && header.record_payload_max == options.record_payload_max
                 && records_end_lsn == writer.next_lsn
             {
-                writer.offset = valid_end_of_last.unwrap_or(last.valid_end);
+                writer.offset = valid_end;
+                writer.sealed = last.sealed && valid_end_of_last.is_none();
                 writer.segment_records = last.records;
                 writer.preallocated = header.flags & SEGMENT_FLAG_PREALLOCATED != 0;
                 writer.allocated_end = file
@@ -320,6 +331,7 @@ impl Journal {
         let shared = Arc::new(Shared {
             vfs,
             dir: dir.to_path_buf(),
+            store_id,
             options,
             queue: Mutex::new(Queue::default()),
             writer: Mutex::new(writer),
@@ -351,6 +363,11 @@ impl Journal {
             shared,
             syncer: Mutex::new(syncer),
         })
+    }
+
+    /// The id of the store this journal belongs to (carried by every segment it creates).
+    pub fn store_id(&self) -> StoreId {
+        self.shared.store_id
     }
 
     /// The options the journal runs with.
@@ -490,7 +507,9 @@ impl Journal {
         let result = if self.shared.poisoned.load(Ordering::Acquire) {
             Ok(())
         } else {
-            self.shared.write_and_sync(&mut writer)
+            self.shared
+                .write_and_sync(&mut writer)
+                .and_then(|()| self.shared.seal(&mut writer))
         };
         // Still under the writer's mutex: an append that takes it after the final sync
         // finds the journal closed and is refused, instead of being acknowledged into
@@ -606,12 +625,11 @@ impl Drop for Journal {
     }
 }
 
-/// Rewrites the last `window` bytes before `valid_end` (never the header) with what reads
-/// return, then fdatasyncs: pages a failed fsync dropped become dirty, and durable, again.
-fn rewrite_and_sync(file: &dyn VfsFile, path: &Path, valid_end: u64, window: u64) -> Result<()> {
-    let start = valid_end
-        .saturating_sub(window)
-        .max(SEGMENT_HEADER_LEN as u64);
+/// Rewrites the bytes from `start` (where the segment's records say it was last known
+/// synced, never before the header) to `valid_end` with what reads return, then
+/// fdatasyncs: pages a failed fsync dropped become dirty, and durable, again.
+fn rewrite_and_sync(file: &dyn VfsFile, path: &Path, start: u64, valid_end: u64) -> Result<()> {
+    debug_assert!(start <= valid_end);
     if valid_end > start {
         let mut tail = vec![0u8; (valid_end - start) as usize];
         file.read_exact_at(&mut tail, start)
@@ -906,6 +924,42 @@ impl Shared {
         self.sync_active(writer)
     }
 
+    /// The durable frontier a frame encoded now records: the offset in the active
+    /// segment up to which it is known synced. Bytes written since the last completed
+    /// fdatasync lie after it; a background fdatasync still running is not counted, so
+    /// the frontier never claims more than is durable.
+    fn durable_frontier(&self, writer: &Writer) -> u64 {
+        let frontier = writer.offset.saturating_sub(self.unsynced(writer));
+        debug_assert!(frontier <= writer.offset);
+        debug_assert!(writer.file.is_none() || frontier >= SEGMENT_HEADER_LEN as u64);
+        frontier
+    }
+
+    /// Writes a seal after the last record and fdatasyncs it (a clean close): the seal's
+    /// frontier is its own offset, so recovery knows every byte before it was durable.
+    /// The caller has synced everything before. Nothing to do without an active segment
+    /// or when the segment already ends with a seal.
+    fn seal(&self, writer: &mut Writer) -> Result<()> {
+        if writer.file.is_none() || writer.sealed {
+            return Ok(());
+        }
+        debug_assert!(writer.buf.is_empty());
+        debug_assert_eq!(self.unsynced(writer), 0);
+        let offset = writer.offset;
+        format::encode_record(
+            &mut writer.buf,
+            writer.next_lsn,
+            RECORD_KIND_SEAL,
+            0,
+            offset,
+            b"",
+        );
+        self.flush(writer, offset)?;
+        self.sync_active(writer)?;
+        writer.sealed = true;
+        Ok(())
+    }
+
     fn active_path(&self, writer: &Writer) -> PathBuf {
         writer
             .segments
@@ -951,15 +1005,18 @@ impl Shared {
         }
         debug_assert_eq!(pending, writer.buffered_acked);
         let first_lsn = writer.next_lsn;
+        let synced_end = self.durable_frontier(&writer);
         for (index, record) in records.iter().enumerate() {
             format::encode_record(
                 &mut writer.buf,
                 first_lsn + index as u64,
                 record.kind,
                 group_flags(index, records.len()),
+                synced_end,
                 &record.payload,
             );
         }
+        writer.sealed = false;
         writer.next_lsn = first_lsn + count;
         writer.segment_records += count;
         writer.buffered_acked = writer.buf.len() as u64;
@@ -1231,8 +1288,17 @@ impl Shared {
             }
             let lsn = first_lsn + index as u64;
             let flags = group_flags(index, count);
-            format::encode_record(&mut writer.buf, lsn, record.kind, flags, &record.payload);
+            let synced_end = self.durable_frontier(writer);
+            format::encode_record(
+                &mut writer.buf,
+                lsn,
+                record.kind,
+                flags,
+                synced_end,
+                &record.payload,
+            );
         }
+        writer.sealed = false;
         writer.next_lsn = first_lsn + count as u64;
         writer.segment_records += count as u64;
         Ok(())
@@ -1354,17 +1420,18 @@ impl Shared {
                     .into(),
             ));
         }
-        let header = SegmentHeader {
-            segment_seq: seq,
-            first_lsn: writer.next_lsn,
-            torn_window_bytes: self.options.torn_window_bytes(),
-            record_payload_max: self.options.record_payload_max,
-            flags: if self.options.preallocate {
-                SEGMENT_FLAG_PREALLOCATED
-            } else {
-                0
-            },
+        let flags = if self.options.preallocate {
+            SEGMENT_FLAG_PREALLOCATED
+        } else {
+            0
         };
+        let header = SegmentHeader::new(
+            seq,
+            writer.next_lsn,
+            self.options.record_payload_max,
+            flags,
+            self.store_id,
+        );
         let preallocate = self.options.preallocate.then_some(
             (SEGMENT_HEADER_LEN as u64 + PREALLOCATE_STEP_BYTES)
                 .min(self.options.segment_size_bytes),
@@ -1377,6 +1444,7 @@ impl Shared {
                 writer.preallocated = self.options.preallocate;
                 writer.allocated_end = preallocate.unwrap_or(SEGMENT_HEADER_LEN as u64);
                 writer.segment_records = 0;
+                writer.sealed = false;
                 self.mark_synced(writer);
                 writer.segments.push(LiveSegment {
                     seq,
@@ -1387,6 +1455,34 @@ impl Shared {
             }
             Err((err, true)) => Err(self.poison_with(err)),
             Err((err, false)) => Err(err),
+        }
+    }
+}
+
+/// The store id new segments carry: the identity the scan found, or, for a directory
+/// that has none yet, a new one written now (flagged as holding version-1 files when
+/// the journal has version-1 segments). A damaged identity file is refused.
+fn store_identity(vfs: &dyn crate::io::Vfs, dir: &Path, outcome: &ScanOutcome) -> Result<StoreId> {
+    match &outcome.identity {
+        IdentityFile::Valid(identity) => Ok(identity.store_id),
+        IdentityFile::Damaged(reason) => Err(Error::Corruption {
+            path: identity::path(dir),
+            offset: 0,
+            lsn: outcome.next_lsn,
+            detail: format!("the store's identity file is unusable ({reason})"),
+        }),
+        IdentityFile::Missing => {
+            let legacy = outcome.segments.iter().any(|s| s.version == 1);
+            let identity = Identity {
+                store_id: StoreId::generate(),
+                flags: if legacy {
+                    format::IDENTITY_FLAG_LEGACY_V1
+                } else {
+                    0
+                },
+            };
+            identity::write(vfs, dir, identity)?;
+            Ok(identity.store_id)
         }
     }
 }
