@@ -33,6 +33,7 @@ pub mod recovery;
 pub mod repair;
 pub mod state;
 mod store;
+pub mod upgrade;
 pub mod verify;
 
 pub use error::{Error, Result};
