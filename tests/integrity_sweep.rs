@@ -315,7 +315,9 @@ fn lost_write_shaped_damage_after_the_last_frontier_is_a_reported_torn_tail() {
         );
         match ending {
             Ending::CleanClose => {
-                let err = opened.err().expect("the seal proves the frame was durable");
+                let Err(err) = opened else {
+                    panic!("the seal proves the frame was durable");
+                };
                 assert!(err.is_corruption(), "{err}");
             }
             Ending::SimulatedCrash => {
