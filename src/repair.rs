@@ -51,6 +51,8 @@ pub fn repair(vfs: &dyn Vfs, dir: &Path, options: RepairOptions) -> Result<Repai
         recovery: None,
     };
     if options.dry_run {
+        // The real run takes the writer lock first: predict its refusal.
+        crate::lock::check_lock_entry(vfs, dir)?;
         report.actions = planned_actions(&before, options.salvage);
         return Ok(report);
     }

@@ -35,6 +35,7 @@ pub(crate) fn run(dir: &Path, salvage: bool, dry_run: bool, as_json: bool) -> Cl
     let code = match report.verdict_after {
         _ if report.dry_run && needs_salvage => exit::NEEDS_REPAIR,
         None | Some(Verdict::Clean) => exit::OK,
+        Some(Verdict::NeedsAttention) => exit::NEEDS_ATTENTION,
         Some(_) => exit::NEEDS_REPAIR,
     };
     if as_json {
