@@ -202,6 +202,22 @@ pub fn verify(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
 
     let mut files = Vec::new();
     let checkpoint_from = check_checkpoints(vfs, dir, &names, &mut files);
+    if let Some(report) = &recovery {
+        // Damaged checkpoints open never tried (older than the one it uses): not needed
+        // now, but no fallback either.
+        for row in files
+            .iter()
+            .filter(|f| f.status == FileStatus::Damaged)
+            .filter(|f| !report.checkpoints_skipped.iter().any(|s| s.path == f.path))
+        {
+            problems.push(format!(
+                "checkpoint {} is damaged ({}); open uses a newer one, but this one is no fallback: `walstate repair DIR` moves it to quarantine/",
+                row.path.display(),
+                row.detail.as_deref().unwrap_or("unusable")
+            ));
+            verdict = verdict.at_least(Verdict::NeedsAttention);
+        }
+    }
     check_segments(vfs, dir, checkpoint_from, &mut files)?;
     for name in &names {
         let path = dir.join(name);

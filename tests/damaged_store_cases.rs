@@ -283,3 +283,254 @@ fn records_in_bytes(bytes: &[u8]) -> Vec<u64> {
     }
     lsns
 }
+
+// ---------------------------------------------------------------------------------------
+// repair --salvage --dry-run predicts the real run
+// ---------------------------------------------------------------------------------------
+
+use std::collections::BTreeMap;
+
+use walstate::io::RealFs;
+use walstate::repair::{RepairOptions, RepairReport, repair};
+use walstate::{Error, KvStore, Options};
+
+fn kv_options() -> Options {
+    Options::default()
+        .segment_size_bytes(4096)
+        .checkpoint_after_bytes(None)
+}
+
+fn put_range(store: &KvStore, lsns: std::ops::RangeInclusive<u64>) {
+    for n in lsns {
+        store
+            .put(
+                format!("key{n:05}"),
+                format!("value {n} {}", "v".repeat(40)),
+            )
+            .expect("put");
+    }
+}
+
+fn files_of(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Every file under `dir` (recursively) with its bytes: the dry run must change none.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut found = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if !path.ends_with("LOCK") {
+                found.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    found
+}
+
+/// Flips a bit in the middle of the middle record of a segment.
+fn flip_a_record(segment: &Path) {
+    let records = records_in(segment);
+    let (_, offset) = records[records.len() / 2];
+    let mut bytes = std::fs::read(segment).unwrap();
+    bytes[offset + 20] ^= 0x04;
+    std::fs::write(segment, &bytes).unwrap();
+}
+
+/// 300 puts in 4 KiB segments, no checkpoint.
+fn journal_only(dir: &Path) {
+    let store = KvStore::open(dir, kv_options()).unwrap();
+    put_range(&store, 1..=300);
+    store.close().unwrap();
+}
+
+/// 300 puts with checkpoints at LSN 100 and 200; the segments they cover are deleted,
+/// so the journal no longer reaches back to LSN 1.
+fn with_two_checkpoints(dir: &Path) {
+    let store = KvStore::open(dir, kv_options()).unwrap();
+    put_range(&store, 1..=100);
+    store.checkpoint().unwrap();
+    put_range(&store, 101..=200);
+    store.checkpoint().unwrap();
+    put_range(&store, 201..=300);
+    store.close().unwrap();
+    assert_eq!(files_of(dir, ".ckpt").len(), 2);
+    assert!(
+        !dir.join(format::segment_file_name(1)).exists(),
+        "the checkpoints should have deleted the first segment"
+    );
+}
+
+/// Old segments a checkpoint covers are back (a crash while deleting them), and one of
+/// them has a flipped bit: salvage moves them aside and loses nothing.
+fn covered_segment_flipped(dir: &Path) {
+    let store = KvStore::open(dir, kv_options()).unwrap();
+    put_range(&store, 1..=200);
+    store.sync().unwrap();
+    let saved: Vec<(PathBuf, Vec<u8>)> = files_of(dir, ".seg")
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    store.checkpoint().unwrap();
+    put_range(&store, 201..=300);
+    store.close().unwrap();
+    for (path, bytes) in &saved {
+        if !path.exists() {
+            std::fs::write(path, bytes).unwrap();
+        }
+    }
+    flip_a_record(&saved[0].0);
+}
+
+/// A named way to damage a store.
+type DamageCase = (&'static str, fn(&Path));
+
+fn damaged_cases() -> Vec<DamageCase> {
+    vec![
+        ("a bit flip in a segment that is not last", |dir| {
+            journal_only(dir);
+            flip_a_record(&files_of(dir, ".seg")[1]);
+        }),
+        ("a missing segment in the middle", |dir| {
+            journal_only(dir);
+            std::fs::remove_file(&files_of(dir, ".seg")[2]).unwrap();
+        }),
+        ("a bit flip in the newest checkpoint", |dir| {
+            with_two_checkpoints(dir);
+            flip_middle_byte(&files_of(dir, ".ckpt")[1]);
+        }),
+        ("a bit flip in the oldest checkpoint", |dir| {
+            with_two_checkpoints(dir);
+            flip_middle_byte(&files_of(dir, ".ckpt")[0]);
+        }),
+        (
+            "both checkpoints flipped, journal not reaching LSN 1",
+            |dir| {
+                with_two_checkpoints(dir);
+                for checkpoint in files_of(dir, ".ckpt") {
+                    flip_middle_byte(&checkpoint);
+                }
+            },
+        ),
+        (
+            "a flipped bit in a segment the checkpoint covers",
+            covered_segment_flipped,
+        ),
+        ("a deleted restore file", |dir| {
+            store_with_a_restore(dir);
+            std::fs::remove_file(dir.join(format::restore_file_name(5))).unwrap();
+        }),
+    ]
+}
+
+fn run(dir: &Path, dry_run: bool) -> Result<RepairReport, Error> {
+    repair(
+        &RealFs,
+        dir,
+        RepairOptions {
+            salvage: true,
+            dry_run,
+        },
+    )
+}
+
+#[test]
+fn salvage_dry_run_lists_exactly_what_the_real_run_then_does_and_refuses_what_it_refuses() {
+    for (name, damage) in damaged_cases() {
+        let tmp = TempDir::new().unwrap();
+        damage(tmp.path());
+        let before = tree(tmp.path());
+        let dry = run(tmp.path(), true);
+        assert_eq!(
+            tree(tmp.path()),
+            before,
+            "{name}: the dry run changed files"
+        );
+        let real = run(tmp.path(), false);
+        match (dry, real) {
+            (Ok(dry), Ok(real)) => {
+                assert!(dry.dry_run && !real.dry_run);
+                assert!(!real.actions.is_empty(), "{name}: nothing was repaired");
+                assert_eq!(dry.actions, real.actions, "{name}");
+                for action in &real.actions {
+                    assert!(
+                        !action.contains("(unknown)") && !action.contains("lost LSNs 0.."),
+                        "{name}: {action}"
+                    );
+                }
+                let after = walstate::verify::verify(&RealFs, tmp.path()).unwrap();
+                assert_eq!(
+                    after.verdict,
+                    walstate::verify::Verdict::Clean,
+                    "{name}: {:?}",
+                    after.problems
+                );
+            }
+            (Err(dry), Err(real)) => {
+                assert_eq!(dry.to_string(), real.to_string(), "{name}");
+                assert_eq!(
+                    tree(tmp.path()),
+                    before,
+                    "{name}: a refused run changed files"
+                );
+            }
+            (dry, real) => panic!(
+                "{name}: the dry run and the real run disagree:\ndry: {dry:?}\nreal: {real:?}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn salvage_without_a_state_base_is_refused_by_dry_and_real_run_saying_salvage_cannot_help() {
+    let tmp = TempDir::new().unwrap();
+    with_two_checkpoints(tmp.path());
+    for checkpoint in files_of(tmp.path(), ".ckpt") {
+        flip_middle_byte(&checkpoint);
+    }
+    for dry_run in [true, false] {
+        let err = run(tmp.path(), dry_run).expect_err("no state can be rebuilt");
+        assert!(matches!(err, Error::NoStateBase { .. }), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("cannot help"), "{message}");
+        assert!(message.contains("checkpoint-"), "{message}");
+    }
+    let verified = expect_code(&["verify", arg(tmp.path())], 4);
+    assert!(
+        !stdout(&verified).contains("needs_repair"),
+        "{}",
+        stdout(&verified)
+    );
+    expect_code(&["repair", arg(tmp.path()), "--salvage", "--dry-run"], 4);
+    expect_code(&["repair", arg(tmp.path()), "--salvage"], 4);
+}
+
+#[test]
+fn salvage_of_segments_a_checkpoint_covers_reports_nothing_lost() {
+    let tmp = TempDir::new().unwrap();
+    covered_segment_flipped(tmp.path());
+    let report = run(tmp.path(), false).expect("salvage");
+    let salvaged: Vec<&String> = report
+        .actions
+        .iter()
+        .filter(|a| a.starts_with("salvaged"))
+        .collect();
+    assert!(!salvaged.is_empty(), "{:?}", report.actions);
+    for action in salvaged {
+        assert!(action.contains("nothing lost"), "{action}");
+        assert!(!action.contains("lost LSNs"), "{action}");
+    }
+}

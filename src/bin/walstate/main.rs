@@ -286,7 +286,11 @@ enum Command {
             changed. Corruption (a flipped bit in synced data, a missing segment) is refused \
             unless --salvage is given: then the valid prefix of the log is kept, and the damaged \
             segment and everything after it are moved to DIR/quarantine/ (never deleted); the \
-            lost LSN range is printed. Takes the writer lock. Works on a store of any state type.",
+            lost LSN range is printed. Takes the writer lock. Works on a store of any state type.\n\n\
+            --dry-run runs the very same repair against an in-memory view of the directory (reads \
+            from disk, changes kept in memory), so it lists exactly the steps, files and order of \
+            the real run, and refuses what the real run would refuse (with the same message); it \
+            does not take the writer lock, so a writer running meanwhile can change the outcome.",
         after_help = "Examples:\n  walstate repair ./data --dry-run\n  \
             walstate repair ./data --salvage\n\n\
             Exit codes: 0 repaired (`walstate verify DIR` now exits 0); 4 repaired, but damage \

@@ -61,9 +61,18 @@ pub(crate) fn run(dir: &Path, salvage: bool, dry_run: bool, as_json: bool) -> Cl
     )?;
     if report.actions.is_empty() {
         writeln!(out, "nothing to change")?;
+    } else if report.dry_run {
+        writeln!(
+            out,
+            "the real run would do exactly this, in this order (the dry run runs the same repair, keeping its changes in memory):"
+        )?;
     }
     for action in &report.actions {
-        writeln!(out, "  - {action}")?;
+        if report.dry_run {
+            writeln!(out, "  - would: {action}")?;
+        } else {
+            writeln!(out, "  - {action}")?;
+        }
     }
     if let Some(recovery) = &report.recovery {
         writeln!(
