@@ -35,12 +35,15 @@ pub struct CheckpointFile {
 pub struct SnapshotInfo {
     /// Its name.
     pub name: String,
-    /// The LSN of the state it holds.
+    /// The LSN of the state it holds (0 when the file is damaged: nothing in it is trusted).
     pub lsn: u64,
     /// File size in bytes.
     pub bytes: u64,
     /// Full path.
     pub path: PathBuf,
+    /// Why the file cannot be restored (bad checksum, header, length), or `None` when it
+    /// is intact (checked like a checkpoint: the whole file's checksum and its header).
+    pub damage: Option<String>,
 }
 
 /// Why an atomic write failed, and whether the store must be poisoned (a failed fsync).
@@ -518,12 +521,16 @@ pub fn list_snapshots(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<SnapshotInfo>> {
         let bytes = vfs
             .read_file(&path, false)
             .map_err(|err| Error::io("read snapshot", &path, err))?;
-        let lsn = format::decode_checkpoint(&bytes).map_or(0, |(h, _)| h.lsn);
+        let (lsn, damage) = match format::decode_checkpoint(&bytes) {
+            Ok((header, _)) => (header.lsn, None),
+            Err(err) => (0, Some(err.describe())),
+        };
         found.push(SnapshotInfo {
             name: stem.to_owned(),
             lsn,
             bytes: bytes.len() as u64,
             path,
+            damage,
         });
     }
     Ok(found)

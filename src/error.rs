@@ -103,6 +103,43 @@ pub enum Error {
         holder: String,
     },
 
+    /// The writer lock file is not a regular file (a directory was put in its place), so
+    /// no writer can lock the store.
+    #[error(
+        "{path} is not a regular file (it is a directory), so the store cannot be locked for writing; move it out of the store (or rename it) after checking nothing in it is needed, then retry: walstate creates a new lock file"
+    )]
+    LockNotAFile {
+        /// The lock path.
+        path: PathBuf,
+    },
+
+    /// A named snapshot exists but cannot be restored: its file is damaged (checksum,
+    /// header) or does not decode as this store's state. The store itself is unchanged.
+    #[error(
+        "snapshot {name:?} ({path}) is damaged and cannot be restored: {detail}; the store itself is unchanged and opens as before; `walstate snapshot list` marks the damaged snapshots: restore another one, and move this file out of snapshots/ (or `walstate snapshot delete` it)"
+    )]
+    SnapshotDamaged {
+        /// The snapshot name.
+        name: String,
+        /// The snapshot file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// No state can be rebuilt: every checkpoint is unusable and the journal does not
+    /// start at LSN 1. Salvage cannot help (a valid prefix of records is useless without
+    /// a state to apply it to), so nothing is changed.
+    #[error(
+        "no state of {path} can be rebuilt: {detail}; `walstate repair --salvage` cannot help (the remaining records have no state to apply to) and nothing was changed; put back an intact copy of a checkpoint (from a backup), or start a new store from a snapshot or an export"
+    )]
+    NoStateBase {
+        /// The store directory.
+        path: PathBuf,
+        /// Which checkpoints are unusable and where the journal starts.
+        detail: String,
+    },
+
     /// A caller-supplied value broke a documented limit or precondition.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -165,9 +202,10 @@ impl Error {
         matches!(self, Error::Poisoned { .. })
     }
 
-    /// True when this error reports on-disk corruption.
+    /// True when this error reports on-disk corruption (including corruption that left
+    /// no state to rebuild).
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Error::Corruption { .. })
+        matches!(self, Error::Corruption { .. } | Error::NoStateBase { .. })
     }
 }
 

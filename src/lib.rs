@@ -29,6 +29,7 @@ pub mod kv;
 mod kv_store;
 pub mod lock;
 mod options;
+mod plan_fs;
 pub mod recovery;
 pub mod repair;
 pub mod state;

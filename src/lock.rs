@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::io::{LockAttempt, LockGuard, Vfs};
+use crate::io::{EntryKind, LockAttempt, LockGuard, Vfs};
 
 /// Name of the lock file inside a store directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
@@ -17,6 +17,7 @@ pub fn lock_store(
     dir: &Path,
     timeout: Option<Duration>,
 ) -> Result<Box<dyn LockGuard>> {
+    check_lock_entry(vfs, dir)?;
     let path = dir.join(LOCK_FILE_NAME);
     let me = format!("pid {}", std::process::id());
     let deadline = timeout.map(|t| Instant::now() + t);
@@ -29,7 +30,24 @@ pub fn lock_store(
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
+            Err(err) if err.raw_os_error() == Some(libc::EISDIR) => {
+                return Err(Error::LockNotAFile { path });
+            }
             Err(err) => return Err(Error::io("take writer lock", &path, err)),
         }
+    }
+}
+
+/// Fails with [`Error::LockNotAFile`] when `dir/LOCK` exists and is not a regular file
+/// (a directory, or a link to one): no writer can ever lock it. Absent is fine (the
+/// writer creates it).
+pub fn check_lock_entry(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let path = dir.join(LOCK_FILE_NAME);
+    match vfs
+        .entry_kind(&path)
+        .map_err(|err| Error::io("stat", &path, err))?
+    {
+        Some(EntryKind::Dir) => Err(Error::LockNotAFile { path }),
+        Some(EntryKind::File) | None => Ok(()),
     }
 }

@@ -291,7 +291,15 @@ pub(crate) fn recover_with<R: Replayer>(
         }
     };
     if let Mode::Writer { .. } = mode {
-        remove_orphan_restore_files(vfs, dir, recovered.outcome.next_lsn)?;
+        let moved = remove_orphan_restore_files(
+            vfs,
+            dir,
+            recovered.outcome.next_lsn,
+            !report.salvaged.is_empty(),
+        )?;
+        if let Some(last) = report.salvaged.last_mut() {
+            last.quarantined.extend(moved);
+        }
     }
     report.last_lsn = recovered.lsn;
     report.segments_scanned = recovered.outcome.segments.len();
@@ -354,6 +362,9 @@ fn replay<R: Replayer>(
     report.checkpoint = used;
 
     let mut lsn = checkpoint_lsn;
+    // A restore record whose restore file is missing or damaged: (segment, group offset,
+    // LSN, detail). It becomes the scan's defect, so salvage can cut the log there.
+    let mut unreplayable: Option<(PathBuf, u64, u64, String)> = None;
     let outcome = journal::scan(
         vfs,
         dir,
@@ -362,6 +373,9 @@ fn replay<R: Replayer>(
             may_map,
         },
         |group, position| {
+            if unreplayable.is_some() {
+                return Ok(());
+            }
             for record in group {
                 let applied =
                     state.apply_record(vfs, dir, record.kind, record.payload, record.lsn, may_map);
@@ -369,6 +383,16 @@ fn replay<R: Replayer>(
                     // An I/O failure (reading a restore file) is not damage.
                     if matches!(err, Error::Io { .. } | Error::PermissionDenied { .. }) {
                         return Err(err);
+                    }
+                    // Only `load_restore` reports corruption here: a damaged restore file.
+                    if let Error::Corruption { detail, .. } = err {
+                        unreplayable = Some((
+                            position.path.to_path_buf(),
+                            position.offset,
+                            record.lsn,
+                            detail,
+                        ));
+                        return Ok(());
                     }
                     return Err(Error::Corruption {
                         path: position.path.to_path_buf(),
@@ -384,20 +408,32 @@ fn replay<R: Replayer>(
             Ok(())
         },
     )?;
+    let outcome = match unreplayable {
+        Some((path, offset, lsn, detail)) => defect_at_record(outcome, path, offset, lsn, detail),
+        None => outcome,
+    };
     // With every checkpoint unusable, replay from the empty state is only honest when the
-    // journal really starts at LSN 1; scan reports the gap otherwise.
+    // journal really starts at LSN 1; scan reports the gap otherwise (at LSN 1: a gap
+    // further on leaves a valid prefix that salvage can keep). No state can be rebuilt,
+    // so salvage cannot help either.
     if report.checkpoint.is_none()
         && !report.checkpoints_skipped.is_empty()
         && let Some(defect) = &outcome.defect
         && defect.kind == DefectKind::LsnGap
+        && defect.expected_lsn == 1
     {
-        return Err(Error::Corruption {
-            path: report.checkpoints_skipped[0].path.clone(),
-            offset: 0,
-            lsn: 1,
+        let skipped: Vec<String> = report
+            .checkpoints_skipped
+            .iter()
+            .map(|c| format!("{}: {}", c.path.display(), c.reason))
+            .collect();
+        return Err(Error::NoStateBase {
+            path: dir.to_path_buf(),
             detail: format!(
-                "no checkpoint is usable ({}) and the journal does not reach back to LSN 1",
-                report.checkpoints_skipped[0].reason
+                "no checkpoint is usable ({}) and the journal does not reach back to LSN 1 ({}: {})",
+                skipped.join("; "),
+                defect.path.display(),
+                defect.detail
             ),
         });
     }
@@ -539,7 +575,10 @@ fn store_file_versions(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(PathBuf, u32)>>
     Ok(found)
 }
 
-/// Loads the state a restore record at `lsn` switches to.
+/// Loads the state a restore record at `lsn` switches to. A missing or damaged restore
+/// file is corruption (wal-format.md, "Replay errors"): [`Error::Corruption`] naming the
+/// file, which replay turns into a defect at the restore record. A file that is intact
+/// but does not decode as the state type is a codec error, as for a command.
 pub(crate) fn load_restore<R: Replayer>(
     vfs: &dyn Vfs,
     dir: &Path,
@@ -547,18 +586,91 @@ pub(crate) fn load_restore<R: Replayer>(
     may_map: bool,
 ) -> Result<R> {
     let path = dir.join(format::restore_file_name(lsn));
-    let identity = identity::read(vfs, dir)?.valid();
-    load_checkpoint_with::<R>(vfs, &path, may_map, identity)?
-        .and_then(|(header_lsn, state, _)| {
-            if header_lsn == lsn {
-                Ok(state)
-            } else {
-                Err(format!(
-                    "its header says LSN {header_lsn}, the restore record is at LSN {lsn}"
-                ))
-            }
-        })
+    let corrupt = |detail: String| Error::Corruption {
+        path: path.clone(),
+        offset: 0,
+        lsn,
+        detail: format!(
+            "the restore record at LSN {lsn} needs {}, which {detail}",
+            path.display()
+        ),
+    };
+    let bytes = match vfs.read_file(&path, may_map) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(corrupt("is missing".into()));
+        }
+        Err(err) => return Err(Error::io("read restore file", &path, err)),
+    };
+    let (header, state_bytes) = format::decode_checkpoint(&bytes)
+        .map_err(|err| corrupt(format!("is damaged ({})", err.describe())))?;
+    if header.lsn != lsn {
+        return Err(corrupt(format!("has LSN {} in its header", header.lsn)));
+    }
+    if let Some(reason) = foreign_file(&header, identity::read(vfs, dir)?.valid()) {
+        return Err(corrupt(format!("is not this store's ({reason})")));
+    }
+    R::from_state_bytes(state_bytes)
         .map_err(|reason| Error::Codec(format!("restore file {}: {reason}", path.display())))
+}
+
+/// The scan outcome with its defect moved to a record whose framing is valid but that
+/// cannot be replayed (a restore record without its file): the segments after it count
+/// as unscanned, as after any defect, so salvage keeps the log before that record.
+fn defect_at_record(
+    mut outcome: ScanOutcome,
+    path: PathBuf,
+    offset: u64,
+    lsn: u64,
+    detail: String,
+) -> ScanOutcome {
+    // The record was delivered from one of the scanned segments.
+    let index = outcome
+        .segments
+        .iter()
+        .position(|s| s.path == path)
+        .unwrap_or(outcome.segments.len().saturating_sub(1));
+    let later: Vec<PathBuf> = if index < outcome.segments.len() {
+        outcome.segments.split_off(index + 1)
+    } else {
+        Vec::new()
+    }
+    .into_iter()
+    .map(|s| s.path)
+    .collect();
+    outcome.unscanned_segments.splice(0..0, later);
+    let file_len = outcome.segments.get(index).map_or(offset, |s| s.file_len);
+    outcome.next_lsn = lsn;
+    outcome.defect = Some(unreplayable_defect(
+        path,
+        index,
+        offset,
+        lsn,
+        file_len.saturating_sub(offset),
+        detail,
+    ));
+    outcome
+}
+
+fn unreplayable_defect(
+    path: PathBuf,
+    segment_index: usize,
+    offset: u64,
+    lsn: u64,
+    bytes_after: u64,
+    detail: String,
+) -> Defect {
+    Defect {
+        kind: DefectKind::Corruption,
+        path,
+        segment_index,
+        offset,
+        expected_lsn: lsn,
+        bytes_after,
+        detail,
+        frames_dropped: 0,
+        last_lsn_dropped: None,
+    }
 }
 
 fn remove_temp_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -592,15 +704,26 @@ fn remove_temp_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Removes restore files no journal record refers to (a restore that crashed before
-/// its record was durable).
-fn remove_orphan_restore_files(vfs: &dyn Vfs, dir: &Path, next_lsn: u64) -> Result<()> {
+/// its record was durable). After salvage they may belong to restore records that went
+/// to quarantine: then they are moved there too (returned), never deleted.
+fn remove_orphan_restore_files(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    next_lsn: u64,
+    salvaged: bool,
+) -> Result<Vec<PathBuf>> {
     let names = vfs
         .read_dir(dir)
         .map_err(|err| Error::io("list directory", dir, err))?;
     let mut any = false;
+    let mut moved = Vec::new();
     for name in names {
         if format::parse_restore_file_name(&name).is_some_and(|lsn| lsn >= next_lsn) {
             let path = dir.join(&name);
+            if salvaged {
+                moved.push(move_into_quarantine(vfs, dir, &path)?);
+                continue;
+            }
             vfs.remove_file(&path)
                 .map_err(|err| Error::io("remove orphan restore file", &path, err))?;
             any = true;
@@ -610,7 +733,7 @@ fn remove_orphan_restore_files(vfs: &dyn Vfs, dir: &Path, next_lsn: u64) -> Resu
         vfs.sync_dir(dir)
             .map_err(|err| Error::io("fsync directory", dir, err))?;
     }
-    Ok(())
+    Ok(moved)
 }
 
 /// Moves the damage out of the log into `quarantine/`, keeping the valid prefix. Never

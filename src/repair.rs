@@ -9,8 +9,9 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::io::Vfs;
 use crate::lock::lock_store;
-use crate::recovery::{self, Mode, QUARANTINE_DIR_NAME, RecoveryReport, Untyped};
-use crate::verify::{self, FileKind, FileStatus, Verdict, VerifyReport};
+use crate::plan_fs::PlanFs;
+use crate::recovery::{self, Mode, RecoveryReport, SalvageAction, Untyped};
+use crate::verify::{self, FileKind, FileStatus, Verdict};
 
 /// What repair may do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,29 +40,34 @@ pub struct RepairReport {
 }
 
 /// Repairs the store in `dir` (taking the writer lock). Without `salvage`, corruption is
-/// refused with the same error open gives.
+/// refused with the same error open gives. A dry run runs the very same repair against a
+/// copy-on-write view of the directory ([`crate::plan_fs`]) that keeps every change in
+/// memory: its actions (and its refusals) are exactly those of the real run.
 pub fn repair(vfs: &dyn Vfs, dir: &Path, options: RepairOptions) -> Result<RepairReport> {
-    let before = verify::verify(vfs, dir)?;
+    let before = verify::verify(vfs, dir)?.verdict;
+    if !options.dry_run {
+        return execute(vfs, dir, options.salvage, before);
+    }
+    let plan = PlanFs::new(vfs);
+    let mut report = execute(&plan, dir, options.salvage, before)?;
+    report.dry_run = true;
+    report.verdict_after = None;
+    report.recovery = None;
+    Ok(report)
+}
+
+/// The repair itself, on the real file system or on a dry run's view.
+fn execute(vfs: &dyn Vfs, dir: &Path, salvage: bool, before: Verdict) -> Result<RepairReport> {
     let mut report = RepairReport {
         dir: dir.to_path_buf(),
-        dry_run: options.dry_run,
+        dry_run: false,
         actions: Vec::new(),
-        verdict_before: before.verdict,
+        verdict_before: before,
         verdict_after: None,
         recovery: None,
     };
-    if options.dry_run {
-        report.actions = planned_actions(&before, options.salvage);
-        return Ok(report);
-    }
     let _lock = lock_store(vfs, dir, None)?;
-    let recovered = recovery::recover_with::<Untyped>(
-        vfs,
-        dir,
-        Mode::Writer {
-            salvage: options.salvage,
-        },
-    )?;
+    let recovered = recovery::recover_with::<Untyped>(vfs, dir, Mode::Writer { salvage })?;
     let recovery = recovered.report;
     for path in &recovery.temp_files_removed {
         report
@@ -78,30 +84,29 @@ pub fn repair(vfs: &dyn Vfs, dir: &Path, options: RepairOptions) -> Result<Repai
         ));
     }
     for action in &recovery.salvaged {
-        report.actions.push(format!(
-            "salvaged {:?} in {} at offset {}: kept the valid prefix; lost LSNs {}..{}; moved to quarantine: {}",
-            action.defect.kind,
-            action.defect.path.display(),
-            action.defect.offset,
-            action.lost_from_lsn,
-            action
-                .lost_through_lsn
-                .map_or("(unknown)".to_string(), |l| l.to_string()),
-            action
-                .quarantined
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        report.actions.push(salvage_line(action));
     }
     // Damaged checkpoints that open skipped: move them aside so the store is clean.
     for skipped in &recovery.checkpoints_skipped {
-        let target = quarantine_file(vfs, dir, &skipped.path)?;
+        let target = recovery::move_into_quarantine(vfs, dir, &skipped.path)?;
         report.actions.push(format!(
             "moved unusable checkpoint {} ({}) to {}",
             skipped.path.display(),
             skipped.reason,
+            target.display()
+        ));
+    }
+    // Damaged checkpoints older than the one used (open never reads them).
+    for row in verify::verify(vfs, dir)?
+        .files
+        .iter()
+        .filter(|f| f.kind == FileKind::Checkpoint && f.status == FileStatus::Damaged)
+    {
+        let target = recovery::move_into_quarantine(vfs, dir, &row.path)?;
+        report.actions.push(format!(
+            "moved damaged older checkpoint {} ({}) to {}",
+            row.path.display(),
+            row.detail.as_deref().unwrap_or("unusable"),
             target.display()
         ));
     }
@@ -110,44 +115,25 @@ pub fn repair(vfs: &dyn Vfs, dir: &Path, options: RepairOptions) -> Result<Repai
     Ok(report)
 }
 
-fn planned_actions(before: &VerifyReport, salvage: bool) -> Vec<String> {
-    let mut actions = Vec::new();
-    for file in &before.files {
-        let detail = file.detail.clone().unwrap_or_default();
-        match (file.kind, file.status) {
-            (FileKind::Temp, FileStatus::Leftover) => {
-                actions.push(format!("would remove leftover temp file {}", file.path.display()))
-            }
-            (FileKind::Segment, FileStatus::TornTail) => {
-                actions.push(format!("would truncate the torn tail of {}: {detail}", file.path.display()))
-            }
-            (FileKind::Checkpoint, FileStatus::Damaged) => actions.push(format!(
-                "would move unusable checkpoint {} to {QUARANTINE_DIR_NAME}/: {detail}",
-                file.path.display()
-            )),
-            (FileKind::Segment, FileStatus::Damaged) if salvage => actions.push(format!(
-                "would keep the valid prefix of {} and copy the whole file to {QUARANTINE_DIR_NAME}/: {detail}",
-                file.path.display()
-            )),
-            (FileKind::Segment, FileStatus::NotChecked) if salvage => actions.push(format!(
-                "would move {} (LSNs {}..{}) to {QUARANTINE_DIR_NAME}/",
-                file.path.display(),
-                file.first_lsn.map_or("?".into(), |l| l.to_string()),
-                file.last_lsn.map_or("?".into(), |l| l.to_string())
-            )),
-            (FileKind::Segment, FileStatus::Damaged) => actions.push(format!(
-                "cannot repair {} without --salvage: {detail}",
-                file.path.display()
-            )),
-            _ => {}
-        }
-    }
-    if before.verdict == Verdict::NeedsRepair && !before.problems.is_empty() && actions.is_empty() {
-        actions.extend(before.problems.iter().map(|p| format!("problem: {p}")));
-    }
-    actions
-}
-
-fn quarantine_file(vfs: &dyn Vfs, dir: &Path, path: &Path) -> Result<PathBuf> {
-    recovery::move_into_quarantine(vfs, dir, path)
+/// One line saying what salvage did about a defect and what (if anything) was lost.
+fn salvage_line(action: &SalvageAction) -> String {
+    let moved = action
+        .quarantined
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    // `quarantine` reports lost_from_lsn 0 when the checkpoint covers every record of
+    // the files it moved.
+    let lost = match (action.lost_from_lsn, action.lost_through_lsn) {
+        (0, _) => "nothing lost (the checkpoint covers every record in them)".to_string(),
+        (from, Some(through)) => format!("lost LSNs {from}..{through}"),
+        (from, None) => format!("lost LSNs from {from} on (no valid record after it was readable)"),
+    };
+    format!(
+        "salvaged {:?} in {} at offset {}: kept the valid prefix; {lost}; moved to quarantine: {moved}",
+        action.defect.kind,
+        action.defect.path.display(),
+        action.defect.offset,
+    )
 }

@@ -486,11 +486,10 @@ impl<S: StateMachine> Store<S> {
                 false,
                 crate::journal::identity::read(self.inner.vfs.as_ref(), &self.inner.dir)?.valid(),
             )?
-            .map_err(|reason| Error::Corruption {
+            .map_err(|detail| Error::SnapshotDamaged {
+                name: name.to_owned(),
                 path: path.clone(),
-                offset: 0,
-                lsn: 0,
-                detail: format!("snapshot is unusable: {reason}"),
+                detail,
             })?;
         // No other append may take the LSN the restore record needs.
         let _gate = writer.gate.write();
@@ -588,6 +587,7 @@ impl<S: StateMachine> Store<S> {
             lsn,
             bytes,
             path,
+            damage: None,
         })
     }
 

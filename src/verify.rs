@@ -22,18 +22,44 @@ pub enum Verdict {
     /// Damage open repairs by itself without losing anything acknowledged: a torn tail,
     /// crash leftovers, a damaged checkpoint with a usable fallback.
     RepairedByOpen,
+    /// Damage walstate does not fix by itself and `repair --salvage` does not help
+    /// with; the problems say what the operator must do: a damaged snapshot or unneeded
+    /// restore file (the store opens; that file is unusable), a `LOCK` that is not a
+    /// regular file (open fails until it is moved away), or no usable checkpoint with a
+    /// journal that does not reach back to LSN 1 (no state can be rebuilt).
+    NeedsAttention,
     /// Damage open refuses: corruption, a missing segment, an LSN gap, an unusable
     /// checkpoint with no fallback. Needs `walstate repair --salvage`.
     NeedsRepair,
 }
 
 impl Verdict {
-    /// The CLI exit code: 0 clean, 1 repaired by open, 2 needs repair.
+    /// The CLI exit code: 0 clean, 1 repaired by open, 2 needs repair, 4 needs attention.
     pub fn exit_code(self) -> i32 {
         match self {
             Verdict::Clean => 0,
             Verdict::RepairedByOpen => 1,
             Verdict::NeedsRepair => 2,
+            Verdict::NeedsAttention => 4,
+        }
+    }
+
+    /// How serious: the verdict of a store is that of its worst problem.
+    fn severity(self) -> u8 {
+        match self {
+            Verdict::Clean => 0,
+            Verdict::RepairedByOpen => 1,
+            Verdict::NeedsAttention => 2,
+            Verdict::NeedsRepair => 3,
+        }
+    }
+
+    /// The worse of `self` and `other`.
+    fn at_least(self, other: Verdict) -> Verdict {
+        if other.severity() > self.severity() {
+            other
+        } else {
+            self
         }
     }
 }
@@ -54,6 +80,8 @@ pub enum FileKind {
     Temp,
     /// The writer lock file.
     Lock,
+    /// The identity file (the store's id).
+    Identity,
     /// Anything else.
     Unknown,
 }
@@ -164,6 +192,10 @@ pub fn verify(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
         ) => {
             return Err(err);
         }
+        Err(err @ Error::NoStateBase { .. }) => {
+            problems.push(err.to_string());
+            (Verdict::NeedsAttention, None)
+        }
         Err(err) => {
             problems.push(err.to_string());
             (Verdict::NeedsRepair, None)
@@ -172,11 +204,36 @@ pub fn verify(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
 
     let mut files = Vec::new();
     let checkpoint_from = check_checkpoints(vfs, dir, &names, &mut files);
+    if let Some(report) = &recovery {
+        // Damaged checkpoints open never tried (older than the one it uses): not needed
+        // now, but no fallback either.
+        for row in files
+            .iter()
+            .filter(|f| f.status == FileStatus::Damaged)
+            .filter(|f| !report.checkpoints_skipped.iter().any(|s| s.path == f.path))
+        {
+            problems.push(format!(
+                "checkpoint {} is damaged ({}); open uses a newer one, but this one is no fallback: `walstate repair DIR` moves it to quarantine/",
+                row.path.display(),
+                row.detail.as_deref().unwrap_or("unusable")
+            ));
+            verdict = verdict.at_least(Verdict::NeedsAttention);
+        }
+    }
     check_segments(vfs, dir, checkpoint_from, &mut files)?;
     for name in &names {
         let path = dir.join(name);
         if let Some(lsn) = format::parse_restore_file_name(name) {
-            files.push(check_checkpoint_file(vfs, &path, FileKind::Restore, lsn));
+            let row = check_checkpoint_file(vfs, &path, FileKind::Restore, lsn);
+            if row.status == FileStatus::Damaged {
+                verdict = verdict.at_least(restore_file_problem(
+                    &row,
+                    lsn,
+                    recovery.as_ref(),
+                    &mut problems,
+                ));
+            }
+            files.push(row);
         } else if name.ends_with(".tmp") {
             problems.push(format!(
                 "leftover temp file {}; open removes it",
@@ -187,7 +244,35 @@ pub fn verify(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
             }
             files.push(plain_row(vfs, &path, FileKind::Temp, FileStatus::Leftover));
         } else if name == LOCK_FILE_NAME {
-            files.push(plain_row(vfs, &path, FileKind::Lock, FileStatus::Ok));
+            let mut row = plain_row(vfs, &path, FileKind::Lock, FileStatus::Ok);
+            if let Err(err) = crate::lock::check_lock_entry(vfs, dir) {
+                row.status = FileStatus::Damaged;
+                row.detail = Some("not a regular file (a directory)".into());
+                problems.push(err.to_string());
+                verdict = verdict.at_least(Verdict::NeedsAttention);
+            }
+            files.push(row);
+        } else if name == format::IDENTITY_FILE_NAME {
+            let mut row = plain_row(vfs, &path, FileKind::Identity, FileStatus::Ok);
+            match crate::journal::identity::read(vfs, dir)? {
+                crate::journal::identity::IdentityFile::Valid(identity) => {
+                    row.detail = Some(if identity.legacy_v1() {
+                        format!(
+                            "store {}; may still hold format-version-1 files: `walstate upgrade {}` rewrites them",
+                            identity.store_id,
+                            dir.display()
+                        )
+                    } else {
+                        format!("store {}", identity.store_id)
+                    });
+                }
+                crate::journal::identity::IdentityFile::Damaged(reason) => {
+                    row.status = FileStatus::Damaged;
+                    row.detail = Some(reason);
+                }
+                crate::journal::identity::IdentityFile::Missing => {}
+            }
+            files.push(row);
         } else if format::parse_segment_file_name(name).is_none()
             && format::parse_checkpoint_file_name(name).is_none()
             && name != SNAPSHOT_DIR_NAME
@@ -202,12 +287,17 @@ pub fn verify(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
         }
     }
     for snapshot in crate::checkpoint::list_snapshots(vfs, dir)? {
-        files.push(check_checkpoint_file(
-            vfs,
-            &snapshot.path,
-            FileKind::Snapshot,
-            snapshot.lsn,
-        ));
+        let row = check_checkpoint_file(vfs, &snapshot.path, FileKind::Snapshot, snapshot.lsn);
+        if row.status == FileStatus::Damaged {
+            problems.push(format!(
+                "snapshot {:?} ({}) is damaged: {}; the store opens, but this snapshot cannot be restored: move the file out of {SNAPSHOT_DIR_NAME}/ or `walstate snapshot delete` it",
+                snapshot.name,
+                snapshot.path.display(),
+                row.detail.as_deref().unwrap_or("unusable")
+            ));
+            verdict = verdict.at_least(Verdict::NeedsAttention);
+        }
+        files.push(row);
     }
     Ok(VerifyReport {
         dir: dir.to_path_buf(),
@@ -216,6 +306,34 @@ pub fn verify(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
         problems,
         recovery,
     })
+}
+
+/// Reports a damaged restore file; returns the verdict it calls for. One the journal
+/// needs makes recovery fail (already `NeedsRepair`); one past the journal's end is an
+/// orphan open removes; one a checkpoint covers is not needed now, but a fallback to an
+/// older checkpoint would need it.
+fn restore_file_problem(
+    row: &FileCheck,
+    lsn: u64,
+    recovery: Option<&RecoveryReport>,
+    problems: &mut Vec<String>,
+) -> Verdict {
+    let detail = row.detail.as_deref().unwrap_or("unusable");
+    let path = row.path.display();
+    let Some(recovery) = recovery else {
+        problems.push(format!("restore file {path} is damaged: {detail}"));
+        return Verdict::NeedsRepair;
+    };
+    if lsn > recovery.last_lsn {
+        problems.push(format!(
+            "restore file {path} is damaged ({detail}) but no journal record refers to it; open removes it"
+        ));
+        return Verdict::RepairedByOpen;
+    }
+    problems.push(format!(
+        "restore file {path} is damaged ({detail}); the checkpoint open uses covers its restore record, so it is not needed now, but a fallback to an older checkpoint would fail: move it out of the store after writing a fresh checkpoint (`walstate checkpoint DIR`)"
+    ));
+    Verdict::NeedsAttention
 }
 
 fn plain_row(vfs: &dyn Vfs, path: &Path, kind: FileKind, status: FileStatus) -> FileCheck {

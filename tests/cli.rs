@@ -565,7 +565,11 @@ fn appended_garbage_is_a_torn_tail_verify_1_and_repair_drops_only_the_garbage() 
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["verdict"], "repaired_by_open");
     let dry = expect_code(&["repair", arg(tmp.path()), "--dry-run"], 0);
-    assert!(stdout(&dry).contains("would truncate"), "{}", stdout(&dry));
+    assert!(
+        stdout(&dry).contains("would: truncated torn tail"),
+        "{}",
+        stdout(&dry)
+    );
     expect_code(&["repair", arg(tmp.path())], 0);
     // Only the garbage is gone: the records are untouched, and a preallocated segment
     // keeps its length with zeros (free space) where the garbage was.

@@ -46,8 +46,12 @@ pub(crate) mod exit {
     /// Damage that needs `walstate repair --salvage` (corruption, a missing segment).
     pub const NEEDS_REPAIR: u8 = 2;
     /// Any other failure: not a store, locked by another writer, permission, I/O,
-    /// unsupported format version.
+    /// unsupported format version, a `LOCK` that is not a regular file.
     pub const FAILURE: u8 = 3;
+    /// Damage walstate does not repair and salvage does not help with: a damaged
+    /// snapshot or restore file, a `LOCK` that is not a file (verify), no usable
+    /// checkpoint with a journal that does not reach LSN 1. The message says what to do.
+    pub const NEEDS_ATTENTION: u8 = 4;
     /// Bad command line (sysexits EX_USAGE).
     pub const USAGE: u8 = 64;
     /// Bad input data on stdin: a malformed `apply` line or `import` document (sysexits
@@ -68,6 +72,8 @@ Exit codes (all commands):
   1   torn tail that open repairs by itself; get: key absent; demo: commit lost
   2   damage that needs `walstate repair --salvage DIR`
   3   any other failure (not a store, locked, permission, I/O, version)
+  4   damage that needs the operator, not salvage (a damaged snapshot, a LOCK
+      that is not a file, no usable state left); the message says what to do
   64  bad command line     65  bad input on stdin
 Run `walstate help COMMAND` for a command's manual.";
 
@@ -217,6 +223,11 @@ enum Command {
             fallback); `walstate repair DIR` does the same now\n  \
             2  damage open refuses (corruption, a missing segment, an LSN gap): run\n     \
             `walstate repair --salvage DIR` (damaged files go to DIR/quarantine/)\n  \
+            4  damage that needs the operator and that salvage does not help with: a\n     \
+            damaged snapshot (the store opens; that snapshot cannot be restored), a\n     \
+            damaged restore file the journal does not need, a LOCK that is not a\n     \
+            regular file (open fails until it is moved away), no usable checkpoint\n     \
+            with a journal that does not reach LSN 1; each problem says what to do\n  \
             3  could not verify: not a store, permission, I/O error, unsupported version\n  \
             64 bad command line"
     )]
@@ -276,10 +287,16 @@ enum Command {
             changed. Corruption (a flipped bit in synced data, a missing segment) is refused \
             unless --salvage is given: then the valid prefix of the log is kept, and the damaged \
             segment and everything after it are moved to DIR/quarantine/ (never deleted); the \
-            lost LSN range is printed. Takes the writer lock. Works on a store of any state type.",
+            lost LSN range is printed. Takes the writer lock. Works on a store of any state type.\n\n\
+            --dry-run runs the very same repair against an in-memory view of the directory (reads \
+            from disk, changes kept in memory), so it lists exactly the steps, files and order of \
+            the real run, and refuses what the real run would refuse (with the same message); it \
+            does not take the writer lock, so a writer running meanwhile can change the outcome.",
         after_help = "Examples:\n  walstate repair ./data --dry-run\n  \
             walstate repair ./data --salvage\n\n\
-            Exit codes: 0 repaired (`walstate verify DIR` now exits 0); 2 corruption found and \
+            Exit codes: 0 repaired (`walstate verify DIR` now exits 0); 4 repaired, but damage \
+            repair does not touch remains (a damaged snapshot: see `walstate verify DIR`), or no \
+            state can be rebuilt (nothing changed); 2 corruption found and \
             --salvage not given (nothing changed); 3 failure (locked, I/O, not a store)."
     )]
     Repair {
@@ -385,8 +402,10 @@ enum SnapshotCommand {
         /// 1..=64 characters of A-Z a-z 0-9 . _ - (not starting with '.').
         name: String,
     },
-    /// List the snapshots. Works while a writer runs.
-    #[command(after_help = "Example:\n  walstate snapshot list ./data --json")]
+    /// List the snapshots, marking damaged ones. Works while a writer runs.
+    #[command(after_help = "Example:\n  walstate snapshot list ./data --json\n\n\
+        Each snapshot file is checked (checksum and header); a damaged one is listed with \
+        STATUS DAMAGED (JSON: \"damage\" is a string, null when intact) and cannot be restored.")]
     List {
         /// Store directory.
         dir: PathBuf,

@@ -66,6 +66,7 @@ impl From<Error> for Failure {
             Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => {
                 Failure::new(exit::BROKEN_PIPE, message)
             }
+            Error::NoStateBase { .. } => Failure::new(exit::NEEDS_ATTENTION, message),
             Error::Poisoned { .. } => Failure::new(exit::FAILURE, message)
                 .hint("`walstate verify DIR` shows what is on disk now"),
             _ => Failure::new(exit::FAILURE, message),

@@ -35,6 +35,7 @@ pub(crate) fn run(dir: &Path, salvage: bool, dry_run: bool, as_json: bool) -> Cl
     let code = match report.verdict_after {
         _ if report.dry_run && needs_salvage => exit::NEEDS_REPAIR,
         None | Some(Verdict::Clean) => exit::OK,
+        Some(Verdict::NeedsAttention) => exit::NEEDS_ATTENTION,
         Some(_) => exit::NEEDS_REPAIR,
     };
     if as_json {
@@ -60,9 +61,18 @@ pub(crate) fn run(dir: &Path, salvage: bool, dry_run: bool, as_json: bool) -> Cl
     )?;
     if report.actions.is_empty() {
         writeln!(out, "nothing to change")?;
+    } else if report.dry_run {
+        writeln!(
+            out,
+            "the real run would do exactly this, in this order (the dry run runs the same repair, keeping its changes in memory):"
+        )?;
     }
     for action in &report.actions {
-        writeln!(out, "  - {action}")?;
+        if report.dry_run {
+            writeln!(out, "  - would: {action}")?;
+        } else {
+            writeln!(out, "  - {action}")?;
+        }
     }
     if let Some(recovery) = &report.recovery {
         writeln!(

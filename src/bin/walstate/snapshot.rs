@@ -40,12 +40,23 @@ pub(crate) fn list(dir: &Path, as_json: bool) -> CliResult {
         return Ok(exit::OK);
     }
     let width = snapshots.iter().map(|s| s.name.len()).max().unwrap_or(0);
-    writeln!(out, "{:<width$}  {:>10}  {:>10}", "NAME", "LSN", "BYTES")?;
+    writeln!(
+        out,
+        "{:<width$}  {:>10}  {:>10}  STATUS",
+        "NAME", "LSN", "BYTES"
+    )?;
     for snapshot in &snapshots {
+        let (lsn, status) = match &snapshot.damage {
+            None => (snapshot.lsn.to_string(), "ok".to_string()),
+            Some(damage) => (
+                "?".to_string(),
+                format!("DAMAGED ({damage}): cannot be restored"),
+            ),
+        };
         writeln!(
             out,
-            "{:<width$}  {:>10}  {:>10}",
-            snapshot.name, snapshot.lsn, snapshot.bytes
+            "{:<width$}  {:>10}  {:>10}  {status}",
+            snapshot.name, lsn, snapshot.bytes
         )?;
     }
     out.flush()?;

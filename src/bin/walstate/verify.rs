@@ -39,6 +39,7 @@ pub(crate) fn verdict_line(dir: &Path, verdict: Verdict) -> String {
         Verdict::RepairedByOpen => format!(
             "repaired_by_open (exit 1): opening the store fixes this without losing anything acknowledged; `walstate repair {dir}` does it now"
         ),
+        Verdict::NeedsAttention => "needs_attention (exit 4): walstate does not fix this by itself and `repair --salvage` does not help; each problem above says what to do".into(),
         Verdict::NeedsRepair => format!(
             "needs_repair (exit 2): open refuses this store; `walstate repair --salvage {dir}` keeps the valid prefix and moves the damage to {dir}/quarantine/ (run with --dry-run first to see what it would do)"
         ),
