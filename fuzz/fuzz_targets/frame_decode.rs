@@ -1,5 +1,6 @@
-//! Every on-disk decoder on arbitrary bytes: record frames, segment headers, checkpoint
-//! files, and the codec for `KvCommand` and `KvState`.
+//! Every on-disk decoder on arbitrary bytes: record frames (format versions 2 and 1),
+//! segment headers, checkpoint files, the identity file, the lost-write shape test, and
+//! the codec for `KvCommand` and `KvState`.
 //!
 //! Input: 4 bytes of record payload limit (little endian), then the bytes to decode.
 //! Asserts: no decoder panics; every error is the one its documented precondition
@@ -11,8 +12,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use walstate::format::{
-    self, CheckpointError, FrameError, RECORD_HEADER_LEN, RECORD_PAYLOAD_MAX_HARD,
-    SEGMENT_HEADER_LEN, SegmentHeader, SegmentHeaderError,
+    self, CheckpointError, FrameError, Identity, RECORD_HEADER_LEN, RECORD_PAYLOAD_MAX_HARD,
+    SEGMENT_HEADER_LEN, SegmentHeader, SegmentHeaderError, StoreId, v1,
 };
 use walstate::{KvCommand, KvState, codec};
 
@@ -29,8 +30,16 @@ fuzz_target!(|data: &[u8]| {
             check_record(rest, payload_max);
         }
     }
+    check_v1_record(bytes, payload_max);
     check_segment_header(bytes);
     check_checkpoint(bytes);
+    check_identity(bytes);
+    let half = bytes.len() / 2;
+    let _ = format::has_lost_write_shape(
+        bytes,
+        half,
+        bytes.len() + usize::from(bytes.first().copied().unwrap_or(0) & 1),
+    );
     check_codec::<KvCommand>(bytes);
     check_codec::<KvState>(bytes);
     // Payload position inside a record or checkpoint, after the framing bytes.
@@ -56,19 +65,25 @@ fn check_record(bytes: &[u8], payload_max: u32) {
                 "unknown flags accepted"
             );
             let mut again = Vec::new();
-            format::encode_record(&mut again, view.lsn, view.kind, view.flags, view.payload);
+            format::encode_record(
+                &mut again,
+                view.lsn,
+                view.kind,
+                view.flags,
+                view.synced_end,
+                view.payload,
+            );
             assert_eq!(
                 again,
                 &bytes[..frame_len],
                 "decoded record does not re-encode to its bytes"
             );
-            // A single bit flip outside the length field (whose flips change which bytes
-            // are covered) must always be detected: CRC-32 catches every 1-bit error.
+            // A single bit flip anywhere must always be detected: the header CRC covers
+            // the length before it is used, the payload CRC the rest.
             let pick = bytes.iter().fold(0usize, |h, &b| {
                 h.wrapping_mul(31).wrapping_add(usize::from(b))
             });
-            let span = (frame_len - 4) * 8;
-            let bit = 32 + pick % span;
+            let bit = pick % (frame_len * 8);
             let mut damaged = bytes[..frame_len].to_vec();
             damaged[bit / 8] ^= 1 << (bit % 8);
             assert!(
@@ -87,31 +102,60 @@ fn check_record(bytes: &[u8], payload_max: u32) {
         Err(FrameError::TruncatedPayload(len)) => {
             assert!(RECORD_HEADER_LEN + len as usize > bytes.len());
         }
-        Err(FrameError::BadChecksum | FrameError::BadHeaderField) => {
+        Err(
+            FrameError::BadChecksum | FrameError::BadHeaderField | FrameError::BadHeaderChecksum,
+        ) => {
             assert!(bytes.len() >= RECORD_HEADER_LEN);
         }
+    }
+}
+
+fn check_v1_record(bytes: &[u8], payload_max: u32) {
+    if let Ok(view) = v1::decode_record(bytes, payload_max) {
+        let mut again = Vec::new();
+        v1::encode_record(&mut again, view.lsn, view.kind, view.flags, view.payload);
+        assert_eq!(
+            again,
+            &bytes[..view.frame_len()],
+            "decoded version-1 record does not re-encode to its bytes"
+        );
+    }
+}
+
+fn check_identity(bytes: &[u8]) {
+    if let Ok(identity) = Identity::decode(bytes) {
+        assert_eq!(&identity.encode()[..], bytes, "identity does not re-encode");
     }
 }
 
 fn check_segment_header(bytes: &[u8]) {
     match SegmentHeader::decode(bytes) {
         Ok(header) => {
+            let encoded = if header.is_v1() {
+                v1::encode_segment_header(&header).to_vec()
+            } else {
+                header.encode().to_vec()
+            };
             assert_eq!(
-                &header.encode()[..],
-                &bytes[..SEGMENT_HEADER_LEN],
+                encoded,
+                &bytes[..header.data_start()],
                 "decoded segment header does not re-encode to its bytes"
             );
             assert_ne!(header.first_lsn, 0);
             assert!(header.record_payload_max >= 1);
             assert!(header.record_payload_max <= RECORD_PAYLOAD_MAX_HARD);
-            assert!(
-                header.torn_window_bytes
-                    >= u64::from(header.record_payload_max) + RECORD_HEADER_LEN as u64
-            );
+            if header.is_v1() {
+                assert!(
+                    header.torn_window_bytes
+                        >= u64::from(header.record_payload_max) + v1::RECORD_HEADER_LEN_V1 as u64
+                );
+            } else {
+                assert_ne!(header.store_id, 0);
+            }
             assert_eq!(header.flags & !format::SEGMENT_FLAG_PREALLOCATED, 0);
         }
         Err(SegmentHeaderError::Truncated) => assert!(bytes.len() < SEGMENT_HEADER_LEN),
-        Err(_) => assert!(bytes.len() >= SEGMENT_HEADER_LEN),
+        Err(_) => assert!(bytes.len() >= v1::SEGMENT_HEADER_LEN_V1),
     }
 }
 
@@ -119,14 +163,21 @@ fn check_checkpoint(bytes: &[u8]) {
     match format::decode_checkpoint(bytes) {
         Ok((header, state)) => {
             assert_eq!(header.state_len, state.len() as u64);
+            let encoded = match StoreId::new(header.store_id) {
+                None => v1::encode_checkpoint(header.lsn, state),
+                Some(id) if header.schema_id == 0 => {
+                    format::encode_checkpoint(header.lsn, id, state)
+                }
+                Some(_) => bytes.to_vec(), // this build writes schema id 0 only
+            };
             assert_eq!(
-                format::encode_checkpoint(header.lsn, state),
-                bytes,
+                encoded, bytes,
                 "decoded checkpoint does not re-encode to its bytes"
             );
         }
         Err(CheckpointError::TrailingBytes) => {
-            assert!(bytes.len() > format::CHECKPOINT_HEADER_LEN + format::CHECKPOINT_TRAILER_LEN);
+            // The part every version shares: 32 header bytes and the 4-byte trailer.
+            assert!(bytes.len() > 32 + format::CHECKPOINT_TRAILER_LEN);
         }
         Err(_) => {}
     }

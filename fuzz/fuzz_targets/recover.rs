@@ -25,7 +25,8 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use walstate::format::{
-    self, FLAG_GROUP_CONTINUES, RECORD_PAYLOAD_MAX_HARD, SEGMENT_FLAG_PREALLOCATED, SegmentHeader,
+    self, FLAG_GROUP_CONTINUES, Identity, RECORD_PAYLOAD_MAX_HARD, SEGMENT_FLAG_PREALLOCATED,
+    SegmentHeader, StoreId, v1,
 };
 use walstate::io::sim::CrashMode;
 use walstate::io::{SimFs, VfsRef};
@@ -57,6 +58,11 @@ struct Builder<'a> {
     files: Files,
 }
 
+/// The id of the store programs build (its `IDENTITY` file, usually present).
+const STORE_ID: u64 = 0x5747_a11e_d0c0_ffee;
+/// Another store's id, for foreign files.
+const FOREIGN_ID: u64 = 0x0f0e_0d0c_0b0a_0908;
+
 fn build(data: &[u8]) -> Files {
     let mut b = Builder {
         input: Input::new(data),
@@ -64,6 +70,24 @@ fn build(data: &[u8]) -> Files {
         next_lsn: 1,
         files: Files::new(),
     };
+    // Usually an identity file (as every version-2 store has); sometimes a damaged one
+    // or none (a version-1 store, or a deleted identity).
+    match b.input.below(20) {
+        0 => {}
+        1 => {
+            let mut bytes = identity(0).to_vec();
+            b.mutate(&mut bytes);
+            b.files.insert(format::IDENTITY_FILE_NAME.into(), bytes);
+        }
+        2 => {
+            let bytes = identity(format::IDENTITY_FLAG_LEGACY_V1).to_vec();
+            b.files.insert(format::IDENTITY_FILE_NAME.into(), bytes);
+        }
+        _ => {
+            b.files
+                .insert(format::IDENTITY_FILE_NAME.into(), identity(0).to_vec());
+        }
+    }
     let mut count = 0;
     while !b.input.is_empty() && count < FILES_MAX {
         count += 1;
@@ -80,6 +104,14 @@ fn build(data: &[u8]) -> Files {
         }
     }
     b.files
+}
+
+fn identity(flags: u32) -> [u8; format::IDENTITY_LEN] {
+    Identity {
+        store_id: StoreId::new(STORE_ID).expect("non-zero"),
+        flags,
+    }
+    .encode()
 }
 
 #[derive(Clone, Copy)]
@@ -142,18 +174,27 @@ impl Builder<'_> {
         if self.input.chance(3) {
             flags |= self.input.u32();
         }
+        let store_id = self.store_id();
+        let version_1 = self.input.chance(10);
         let header = SegmentHeader {
+            version: if version_1 { 1 } else { format::FORMAT_VERSION },
             segment_seq: if self.input.chance(95) {
                 seq
             } else {
                 self.number_near(seq)
             },
             first_lsn: self.number_near(self.next_lsn),
-            torn_window_bytes,
+            torn_window_bytes: if version_1 { torn_window_bytes } else { 0 },
             record_payload_max,
             flags,
+            store_id: if version_1 { 0 } else { store_id.get() },
+            schema_id: 0,
         };
-        let mut bytes = header.encode().to_vec();
+        let mut bytes = if version_1 {
+            v1::encode_segment_header(&header).to_vec()
+        } else {
+            header.encode().to_vec()
+        };
         let mut lsn = header.first_lsn;
         let records = self.input.below(9);
         let mut written = 0;
@@ -180,8 +221,34 @@ impl Builder<'_> {
                     self.number_near(lsn)
                 };
                 let start = bytes.len();
-                format::encode_record(&mut bytes, record_lsn, kind, flags, &payload);
-                if self.input.chance(2) {
+                if version_1 {
+                    v1::encode_record(&mut bytes, record_lsn, kind, flags, &payload);
+                } else {
+                    // The frontier: usually the frame's own offset (everything before it
+                    // synced, as under Always), sometimes less, rarely nonsense.
+                    let synced_end = match self.input.below(10) {
+                        0 => self.number_near(start as u64),
+                        1 => format::SEGMENT_HEADER_LEN as u64,
+                        _ => start as u64,
+                    };
+                    format::encode_record(
+                        &mut bytes, record_lsn, kind, flags, synced_end, &payload,
+                    );
+                    if self.input.chance(10) {
+                        // A seal after the frame (as a clean close writes).
+                        let at = bytes.len() as u64;
+                        let next = record_lsn.wrapping_add(1);
+                        format::encode_record(
+                            &mut bytes,
+                            next,
+                            format::RECORD_KIND_SEAL,
+                            0,
+                            at,
+                            b"",
+                        );
+                    }
+                }
+                if self.input.chance(2) && !version_1 {
                     self.bad_header_field(&mut bytes[start..]);
                 }
                 lsn = record_lsn.wrapping_add(1);
@@ -214,7 +281,8 @@ impl Builder<'_> {
                 if self.input.chance(85) {
                     let state = self.kv_state_bytes();
                     let file_lsn = self.number_near(lsn);
-                    let image = format::encode_checkpoint(file_lsn, &state);
+                    let store_id = self.store_id();
+                    let image = format::encode_checkpoint(file_lsn, store_id, &state);
                     let name = self.name(Kind::Restore, lsn);
                     self.files.insert(name, image);
                 }
@@ -228,18 +296,28 @@ impl Builder<'_> {
         }
     }
 
-    /// Gives a just-encoded frame a kind of 0, unknown flags or non-zero reserved bytes,
-    /// with a checksum that matches.
+    /// The store id a file gets: usually this store's, sometimes another's.
+    fn store_id(&mut self) -> StoreId {
+        let raw = if self.input.chance(5) {
+            FOREIGN_ID
+        } else {
+            STORE_ID
+        };
+        StoreId::new(raw).expect("non-zero")
+    }
+
+    /// Gives a just-encoded version-2 frame a kind of 0, unknown flags or a wrong mark,
+    /// with a header checksum that matches.
     fn bad_header_field(&mut self, frame: &mut [u8]) {
         match self.input.below(3) {
-            0 => frame[16] = 0,
-            1 => frame[17] |= 0b10,
-            _ => frame[18 + self.input.below(2)] = 1 + self.input.u8() % 255,
+            0 => frame[1] = 0,
+            1 => frame[2] |= 0b10,
+            _ => frame[if self.input.chance(50) { 0 } else { 31 }] ^= 1 + self.input.u8() % 255,
         }
         let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&frame[0..4]);
-        hasher.update(&frame[8..]);
-        frame[4..8].copy_from_slice(&hasher.finalize().to_le_bytes());
+        hasher.update(&frame[0..27]);
+        hasher.update(&frame[31..32]);
+        frame[27..31].copy_from_slice(&hasher.finalize().to_le_bytes());
     }
 
     /// An encoded `KvState` (usually) or raw bytes.
@@ -264,7 +342,12 @@ impl Builder<'_> {
             self.number_near(lsn)
         };
         let state = self.kv_state_bytes();
-        let mut bytes = format::encode_checkpoint(header_lsn, &state);
+        let mut bytes = if self.input.chance(8) {
+            v1::encode_checkpoint(header_lsn, &state)
+        } else {
+            let store_id = self.store_id();
+            format::encode_checkpoint(header_lsn, store_id, &state)
+        };
         self.mutate(&mut bytes);
         let name = self.name(kind, lsn);
         self.files.insert(name, bytes);
@@ -444,6 +527,25 @@ fn check(files: &Files) {
                 "verify says NeedsRepair, open succeeded\n{}",
                 context()
             );
+            return;
+        }
+        // Damage neither open nor salvage fixes (a LOCK that is a directory, no usable
+        // state base, a damaged snapshot): open may refuse it with its own error.
+        Ok(report)
+            if report.verdict == Verdict::NeedsAttention
+                && (writer.is_err() || read_only.is_err()) =>
+        {
+            for result in [&writer, &read_only] {
+                if let Err(err) = result {
+                    assert!(
+                        matches!(err, Error::LockNotAFile { .. } | Error::NoStateBase { .. })
+                            || mismatch
+                            || replay_mismatch(err),
+                        "verify says NeedsAttention, open failed with {err}\n{}",
+                        context()
+                    );
+                }
+            }
             return;
         }
         Ok(_) => {
