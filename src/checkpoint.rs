@@ -506,6 +506,7 @@ pub fn list_snapshots(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<SnapshotInfo>> {
     {
         return Ok(Vec::new());
     }
+    let identity = crate::journal::identity::read(vfs, dir)?.valid();
     let mut found = Vec::new();
     for name in vfs
         .read_dir(&snapshot_dir)
@@ -522,7 +523,7 @@ pub fn list_snapshots(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<SnapshotInfo>> {
             .read_file(&path, false)
             .map_err(|err| Error::io("read snapshot", &path, err))?;
         let (lsn, damage) = match format::decode_checkpoint(&bytes) {
-            Ok((header, _)) => (header.lsn, None),
+            Ok((header, _)) => (header.lsn, crate::recovery::foreign_file(&header, identity)),
             Err(err) => (0, Some(err.describe())),
         };
         found.push(SnapshotInfo {

@@ -19,7 +19,7 @@ use crate::recovery::{self, Mode, RecoveryReport, Untyped};
 pub enum Verdict {
     /// Nothing to repair.
     Clean,
-    /// Damage open repairs by itself without losing anything acknowledged: a torn tail,
+    /// Damage open repairs by itself, dropping only bytes never known durable: a torn tail,
     /// crash leftovers, a damaged checkpoint with a usable fallback.
     RepairedByOpen,
     /// Damage walstate does not fix by itself and `repair --salvage` does not help
@@ -365,7 +365,22 @@ fn check_checkpoint_file(vfs: &dyn Vfs, path: &Path, kind: FileKind, name_lsn: u
     match vfs.read_file(path, false) {
         Ok(bytes) => {
             row.bytes = bytes.len() as u64;
+            let identity = path
+                .parent()
+                .map(|parent| {
+                    if kind == FileKind::Snapshot {
+                        parent.parent().unwrap_or(parent)
+                    } else {
+                        parent
+                    }
+                })
+                .and_then(|store| crate::journal::identity::read(vfs, store).ok())
+                .and_then(|file| file.valid());
             match format::decode_checkpoint(&bytes) {
+                Ok((header, _)) if let Some(reason) = recovery::foreign_file(&header, identity) => {
+                    row.status = FileStatus::Damaged;
+                    row.detail = Some(reason);
+                }
                 Ok((header, _)) if kind == FileKind::Snapshot || header.lsn == name_lsn => {
                     row.first_lsn = Some(header.lsn);
                     row.last_lsn = Some(header.lsn);

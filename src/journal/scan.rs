@@ -80,7 +80,7 @@ pub enum DefectKind {
 }
 
 impl DefectKind {
-    /// True when open may repair this by itself without losing anything acknowledged.
+    /// True when open may cut this by itself: bytes no record proves were ever durable.
     pub fn is_torn_tail(self) -> bool {
         self == DefectKind::TornTail
     }

@@ -37,7 +37,7 @@ pub(crate) fn verdict_line(dir: &Path, verdict: Verdict) -> String {
     match verdict {
         Verdict::Clean => "clean (exit 0): nothing to repair".into(),
         Verdict::RepairedByOpen => format!(
-            "repaired_by_open (exit 1): opening the store fixes this without losing anything acknowledged; `walstate repair {dir}` does it now"
+            "repaired_by_open (exit 1): opening the store fixes this, dropping only what is listed above; `walstate repair {dir}` does it now"
         ),
         Verdict::NeedsAttention => "needs_attention (exit 4): walstate does not fix this by itself and `repair --salvage` does not help; each problem above says what to do".into(),
         Verdict::NeedsRepair => format!(
@@ -96,6 +96,31 @@ pub(crate) fn print_report(out: &mut impl Write, report: &VerifyReport) -> Resul
             "open would recover LSN {} from {from} + {} journal record(s)",
             recovery.last_lsn, recovery.records_replayed
         )?;
+        if let Some(torn) = &recovery.torn_tail {
+            let lsns = match torn.last_lsn {
+                Some(last) if torn.frames > 0 => format!(
+                    "LSNs {}..={last} ({} complete frame(s))",
+                    torn.first_lsn, torn.frames
+                ),
+                _ => format!(
+                    "no complete record (LSN {} never fully arrived)",
+                    torn.first_lsn
+                ),
+            };
+            writeln!(
+                out,
+                "open would cut {} at offset {}: {lsns}, bytes no record proves were ever durable (the groups in flight when the writer stopped: never acknowledged under SyncPolicy::Always); it copies them to quarantine/ first",
+                output::short_path(&report.dir, &torn.path),
+                torn.offset
+            )?;
+        }
+        if recovery.read_format_v1 {
+            writeln!(
+                out,
+                "this store holds format-version-1 files, read by the old torn-window rule: `walstate upgrade {}` rewrites them in version 2",
+                report.dir.display()
+            )?;
+        }
     }
     writeln!(
         out,
