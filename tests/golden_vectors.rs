@@ -745,3 +745,43 @@ fn spec_hex_blocks_equal_golden_constants() {
         );
     }
 }
+
+/// The limits table of the spec states the defaults the code has (it once said 1 MiB
+/// for `unsynced_bytes_max` while the code used 4 MiB).
+#[test]
+fn spec_limits_table_states_the_code_defaults() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/wal-format.md");
+    let text = std::fs::read_to_string(path).unwrap();
+    let row = |name: &str| {
+        text.lines()
+            .find(|line| line.starts_with(&format!("| `{name}`")))
+            .unwrap_or_else(|| panic!("no limits row for {name}"))
+            .to_owned()
+    };
+    let with_commas = |n: u64| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let defaults = walstate::journal::JournalOptions::default();
+    for (name, value) in [
+        ("unsynced_bytes_max", defaults.unsynced_bytes_max),
+        ("record_payload_max", u64::from(defaults.record_payload_max)),
+        ("segment_size_bytes", defaults.segment_size_bytes),
+        ("write_buffer_bytes", defaults.write_buffer_bytes),
+    ] {
+        let line = row(name);
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert!(
+            cells[3].starts_with(&with_commas(value)),
+            "wal-format.md says the default {name} is {:?}, the code has {value}",
+            cells[3]
+        );
+    }
+}

@@ -1084,3 +1084,29 @@ fn interval_ticks_and_half_bound_fdatasyncs_never_deadlock() {
     sim.set_sync_latency(None);
     journal.sync().unwrap();
 }
+
+/// A clean close seals the journal (a frame proving everything before it was synced).
+/// A seal that cannot be written — a full disk — must not fail the close: everything
+/// acknowledged is already durable, and the store is just left unsealed (found by the
+/// store_ops fuzz target).
+#[test]
+fn close_seals_and_a_seal_that_cannot_be_written_does_not_fail_close() {
+    for fail_the_seal in [false, true] {
+        let (sim, vfs) = fresh(77);
+        let (journal, _, _) = reopen(&vfs, Path::new(DIR), small_options()).unwrap();
+        for n in 1..=3 {
+            journal.append(1, payload(n)).unwrap();
+        }
+        if fail_the_seal {
+            sim.inject(Fault::once(OpClass::Write, FaultKind::Enospc));
+        }
+        journal.close().expect("close succeeds");
+        drop(journal);
+        sim.crash(CrashMode::DropUnsynced);
+        let (outcome, records) = read_all(&vfs, Path::new(DIR));
+        assert!(outcome.defect.is_none(), "{:?}", outcome.defect);
+        assert_eq!(records.len(), 3, "every acknowledged record is durable");
+        let sealed = outcome.segments.last().unwrap().sealed;
+        assert_eq!(sealed, !fail_the_seal, "fail_the_seal {fail_the_seal}");
+    }
+}

@@ -954,7 +954,16 @@ impl Shared {
             offset,
             b"",
         );
-        self.flush(writer, offset)?;
+        if let Err(err) = self.flush(writer, offset) {
+            // Everything acknowledged is durable already: a seal that cannot be written
+            // (a full disk) only leaves the store unsealed, and `flush` removed what it
+            // wrote. A failed cleanup poisoned, and that is an error.
+            return if self.poisoned.load(Ordering::Acquire) {
+                Err(err)
+            } else {
+                Ok(())
+            };
+        }
         self.sync_active(writer)?;
         writer.sealed = true;
         Ok(())
