@@ -6,9 +6,10 @@
 //! length read from disk, and never panics on any input, so fuzz targets can call its
 //! decoders directly.
 
+mod identity;
 pub mod v1;
 
-use std::fmt;
+pub use identity::{Identity, StoreId};
 
 /// The on-disk format version written by this build.
 pub const FORMAT_VERSION: u32 = 2;
@@ -39,7 +40,7 @@ pub const IDENTITY_LEN: usize = 32;
 /// Identity flag: the store was created by format version 1 and may still hold
 /// version-1 files (which carry no store id). Cleared by an upgrade.
 pub const IDENTITY_FLAG_LEGACY_V1: u32 = 0b1;
-const KNOWN_IDENTITY_FLAGS: u32 = IDENTITY_FLAG_LEGACY_V1;
+pub(crate) const KNOWN_IDENTITY_FLAGS: u32 = IDENTITY_FLAG_LEGACY_V1;
 
 /// Size of a (version 2) record frame header in bytes; the payload follows it.
 pub const RECORD_HEADER_LEN: usize = 32;
@@ -97,118 +98,6 @@ pub(crate) fn le_u64(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(word)
-}
-
-// ---------------------------------------------------------------------------------------
-// Store identity
-// ---------------------------------------------------------------------------------------
-
-/// The random 64-bit id a store gets at creation; every version-2 file carries it, so a
-/// file from another store is recognised wherever it turns up. Never 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(into = "String")]
-pub struct StoreId(u64);
-
-impl StoreId {
-    /// The id as stored on disk (`None` for 0, which no store has).
-    pub fn new(raw: u64) -> Option<StoreId> {
-        (raw != 0).then_some(StoreId(raw))
-    }
-
-    /// A fresh random id (from the kernel's `getrandom`, mixed with the clock and the
-    /// process id should that fail).
-    pub fn generate() -> StoreId {
-        let mut raw = [0u8; 8];
-        // SAFETY: getrandom writes at most `raw.len()` bytes into the buffer it is given.
-        let filled = unsafe { libc::getrandom(raw.as_mut_ptr().cast(), raw.len(), 0) };
-        let mut value = u64::from_le_bytes(raw);
-        if filled != raw.len() as isize {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            value = splitmix(nanos ^ (u64::from(std::process::id()) << 32));
-        }
-        StoreId(value.max(1))
-    }
-
-    /// The raw value written to disk.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-impl fmt::Display for StoreId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
-
-impl From<StoreId> for String {
-    fn from(id: StoreId) -> String {
-        id.to_string()
-    }
-}
-
-/// The contents of the identity file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Identity {
-    /// The store's id.
-    pub store_id: StoreId,
-    /// Flags, see `IDENTITY_FLAG_*`.
-    pub flags: u32,
-}
-
-impl Identity {
-    /// True when version-1 files (which name no store) may still be in the store.
-    pub fn legacy_v1(&self) -> bool {
-        self.flags & IDENTITY_FLAG_LEGACY_V1 != 0
-    }
-
-    /// Encodes the identity file.
-    pub fn encode(&self) -> [u8; IDENTITY_LEN] {
-        let mut out = [0u8; IDENTITY_LEN];
-        out[0..8].copy_from_slice(&IDENTITY_MAGIC);
-        out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out[12..16].copy_from_slice(&self.flags.to_le_bytes());
-        out[16..24].copy_from_slice(&self.store_id.get().to_le_bytes());
-        let sum = crc(&[&out[0..28]]);
-        out[28..32].copy_from_slice(&sum.to_le_bytes());
-        out
-    }
-
-    /// Decodes and validates an identity file.
-    pub fn decode(bytes: &[u8]) -> Result<Identity, CheckpointError> {
-        if bytes.len() < IDENTITY_LEN {
-            return Err(CheckpointError::Truncated);
-        }
-        if bytes.len() > IDENTITY_LEN {
-            return Err(CheckpointError::TrailingBytes);
-        }
-        if bytes[0..8] != IDENTITY_MAGIC {
-            return Err(CheckpointError::BadMagic);
-        }
-        if crc(&[&bytes[0..28]]) != le_u32(bytes, 28) {
-            return Err(CheckpointError::BadChecksum);
-        }
-        let version = le_u32(bytes, 8);
-        if version != FORMAT_VERSION {
-            return Err(CheckpointError::UnsupportedVersion(version));
-        }
-        let flags = le_u32(bytes, 12);
-        if flags & !KNOWN_IDENTITY_FLAGS != 0 || le_u32(bytes, 24) != 0 {
-            return Err(CheckpointError::BadField("unknown identity flags"));
-        }
-        let store_id =
-            StoreId::new(le_u64(bytes, 16)).ok_or(CheckpointError::BadField("store id 0"))?;
-        Ok(Identity { store_id, flags })
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 //! and deleting segments, and scanning what is on disk with an exact classification of
 //! every defect (see `wal-format.md`, "Reading a journal").
 
+mod classify;
 pub mod identity;
 mod options;
 pub mod scan;

@@ -1,0 +1,153 @@
+//! Classifying the first defect of a segment (`wal-format.md` sections 7.2 and 7.3): the
+//! evidence that its bytes were durable (a later frame's frontier), the shape of the
+//! damage, and the version-1 torn-window rule. Pure functions over a segment image;
+//! no I/O.
+
+use super::scan::DefectKind;
+use crate::format::{self, FrameError, RECORD_HEADER_LEN, SegmentHeader, v1};
+
+/// Valid frames found after a defect: how many, the highest LSN, and the furthest
+/// durable frontier any of them records.
+#[derive(Debug, Default)]
+pub(super) struct LaterFrames {
+    pub(super) frames: u64,
+    pub(super) last_lsn: Option<u64>,
+    /// (offset, LSN, synced_end) of the frame recording the furthest frontier.
+    evidence: Option<(usize, u64, u64)>,
+}
+
+/// Looks for valid frames after the defect at `bad_offset` (byte by byte, since the
+/// damage hides where the next frame starts; a found frame is skipped whole).
+pub(super) fn later_frames(bytes: &[u8], bad_offset: usize, header: &SegmentHeader) -> LaterFrames {
+    let mut found = LaterFrames::default();
+    let mark = if header.is_v1() {
+        None
+    } else {
+        Some(format::FRAME_START_MARK)
+    };
+    let mut at = bad_offset + 1;
+    while at < bytes.len() {
+        if let Some(mark) = mark {
+            match bytes[at..].iter().position(|&b| b == mark) {
+                Some(skip) => at += skip,
+                None => break,
+            }
+        }
+        let decoded = if header.is_v1() {
+            v1::decode_record(&bytes[at..], header.record_payload_max)
+        } else {
+            format::decode_record(&bytes[at..], header.record_payload_max)
+        };
+        let Ok(record) = decoded else {
+            at += 1;
+            continue;
+        };
+        found.frames += u64::from(!record.is_seal() || header.is_v1());
+        found.last_lsn = found.last_lsn.max(Some(record.lsn));
+        let frontier = record.synced_end;
+        if frontier <= at as u64 && found.evidence.is_none_or(|(.., best)| frontier > best) {
+            found.evidence = Some((at, record.lsn, frontier));
+        }
+        at += record.frame_len();
+    }
+    found
+}
+
+/// Version 2 (`wal-format.md` section 7.3): damage is a torn tail only in the last
+/// segment, only where no later frame proves the bytes were synced, and only when it
+/// has the shape a lost write leaves. An atomic group left open at the clean end of the
+/// last segment was never acknowledged: a torn tail.
+pub(super) fn classify_v2(
+    is_last: bool,
+    bytes: &[u8],
+    bad_offset: usize,
+    error: Option<FrameError>,
+    later: &LaterFrames,
+    detail: String,
+) -> (DefectKind, String) {
+    if !is_last {
+        return (
+            DefectKind::Corruption,
+            format!("{detail}, in a segment that was fully synced before the next one was created"),
+        );
+    }
+    let Some(error) = error else {
+        return (DefectKind::TornTail, detail);
+    };
+    if let Some((at, lsn, frontier)) = later.evidence
+        && frontier > bad_offset as u64
+    {
+        return (
+            DefectKind::Corruption,
+            format!(
+                "{detail}; the record at offset {at} (LSN {lsn}), written later, says the segment was synced through offset {frontier}, so these bytes were durable: not a torn write"
+            ),
+        );
+    }
+    if !has_lost_write_shape(bytes, bad_offset, error) {
+        return (
+            DefectKind::Corruption,
+            format!(
+                "{detail}; a crash only loses whole 512-byte sectors or the end of the file, and this damage has neither shape: bit rot, a bad sector or an overwrite"
+            ),
+        );
+    }
+    (DefectKind::TornTail, detail)
+}
+
+/// Whether the defect `error` at `offset` is what a lost write leaves (section 7.3).
+fn has_lost_write_shape(bytes: &[u8], offset: usize, error: FrameError) -> bool {
+    match error {
+        FrameError::ZeroHeader | FrameError::TruncatedPayload(_) => true,
+        // The file ends inside a header: the start of a written header (its mark), or
+        // one with a lost piece.
+        FrameError::TruncatedHeader => {
+            bytes.get(offset) == Some(&format::FRAME_START_MARK)
+                || format::has_lost_write_shape(bytes, offset, bytes.len())
+        }
+        FrameError::BadHeaderChecksum => {
+            format::has_lost_write_shape(bytes, offset, offset + RECORD_HEADER_LEN)
+        }
+        FrameError::BadChecksum => {
+            // The header is valid, so its length is the writer's.
+            let len = bytes
+                .get(offset + 3..offset + 7)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            format::has_lost_write_shape(bytes, offset, offset + RECORD_HEADER_LEN + len)
+        }
+        // A valid header checksum over an invalid field is no crash.
+        FrameError::LengthOverLimit(_) | FrameError::BadHeaderField => false,
+    }
+}
+
+/// Version 1 (`wal-format.md` appendix A): a bad frame is a torn tail in the last
+/// segment within the segment's torn window of the end of the written data; an open
+/// group at the clean end of the last segment is a torn tail at any distance.
+pub(super) fn classify_v1(
+    is_last: bool,
+    bytes: &[u8],
+    bad_offset: usize,
+    group_never_completed: bool,
+    header: &SegmentHeader,
+    detail: String,
+) -> (DefectKind, String) {
+    let written_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let within_window =
+        (written_end as u64).saturating_sub(bad_offset as u64) <= header.torn_window_bytes;
+    if is_last && (within_window || group_never_completed) {
+        return (
+            DefectKind::TornTail,
+            format!("{detail} (version-1 segment, read by the torn-window rule)"),
+        );
+    }
+    let detail = if !is_last {
+        format!("{detail}, in a segment that was fully synced before the next one was created")
+    } else {
+        format!(
+            "{detail}, {} bytes before the end of the written data, outside the {}-byte window a crash can leave unsynced",
+            written_end.saturating_sub(bad_offset),
+            header.torn_window_bytes
+        )
+    };
+    (DefectKind::Corruption, detail)
+}
