@@ -1110,3 +1110,36 @@ fn close_seals_and_a_seal_that_cannot_be_written_does_not_fail_close() {
         assert_eq!(sealed, !fail_the_seal, "fail_the_seal {fail_the_seal}");
     }
 }
+
+/// A seal whose write is cut short (each write lands only in part, then fails) and
+/// whose cleanup fails too leaves a prefix of a frame before the preallocated zeros:
+/// close still succeeds (nothing acknowledged depends on it), and the next open drops
+/// that prefix as a write cut short — a torn tail, not corruption (found by the
+/// store_ops fuzz target).
+#[test]
+fn a_seal_cut_short_by_a_failing_disk_is_a_torn_tail_not_corruption() {
+    let (sim, vfs) = fresh(78);
+    let options = walstate::journal::JournalOptions {
+        preallocate: true,
+        ..small_options()
+    };
+    let (journal, _, _) = reopen(&vfs, Path::new(DIR), options.clone()).unwrap();
+    for n in 1..=3 {
+        journal.append(1, payload(n)).unwrap();
+    }
+    sim.inject(Fault {
+        persistent: true,
+        ..Fault::once(OpClass::Write, FaultKind::ShortWrite)
+    });
+    sim.inject(Fault::once(OpClass::SetLen, FaultKind::Eio));
+    journal
+        .close()
+        .expect("close succeeds: every append was durable already");
+    drop(journal);
+    sim.clear_faults();
+    let (journal, outcome, records) = reopen(&vfs, Path::new(DIR), options).unwrap();
+    let defect = outcome.defect.expect("the seal's prefix is found");
+    assert_eq!(defect.kind, DefectKind::TornTail, "{}", defect.detail);
+    assert_eq!(records.len(), 3);
+    assert_eq!(journal.append(1, payload(4)).unwrap(), 4);
+}

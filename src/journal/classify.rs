@@ -106,18 +106,29 @@ fn has_lost_write_shape(bytes: &[u8], offset: usize, error: FrameError) -> bool 
                 || format::has_lost_write_shape(bytes, offset, bytes.len())
         }
         FrameError::BadHeaderChecksum => {
-            format::has_lost_write_shape(bytes, offset, offset + RECORD_HEADER_LEN)
+            let end = offset + RECORD_HEADER_LEN;
+            format::has_lost_write_shape(bytes, offset, end) || cut_short(bytes, end)
         }
         FrameError::BadChecksum => {
             // The header is valid, so its length is the writer's.
             let len = bytes
                 .get(offset + 3..offset + 7)
                 .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-            format::has_lost_write_shape(bytes, offset, offset + RECORD_HEADER_LEN + len)
+            let end = offset + RECORD_HEADER_LEN + len;
+            format::has_lost_write_shape(bytes, offset, end) || cut_short(bytes, end)
         }
         // A valid header checksum over an invalid field is no crash.
         FrameError::LengthOverLimit(_) | FrameError::BadHeaderField => false,
     }
+}
+
+/// Whether the last write stopped inside the frame that should end at `frame_end`: the
+/// last non-zero byte of the whole file lies before it (a write cut short by a full
+/// disk or a failed device leaves a prefix of its bytes and, after them, the zeros that
+/// were there). Nothing after such a frame was ever written.
+fn cut_short(bytes: &[u8], frame_end: usize) -> bool {
+    let written_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    written_end < frame_end
 }
 
 /// Version 1 (`wal-format.md` appendix A): a bad frame is a torn tail in the last

@@ -954,15 +954,13 @@ impl Shared {
             offset,
             b"",
         );
-        if let Err(err) = self.flush(writer, offset) {
+        if self.flush(writer, offset).is_err() {
             // Everything acknowledged is durable already: a seal that cannot be written
-            // (a full disk) only leaves the store unsealed, and `flush` removed what it
-            // wrote. A failed cleanup poisoned, and that is an error.
-            return if self.poisoned.load(Ordering::Acquire) {
-                Err(err)
-            } else {
-                Ok(())
-            };
+            // (a full disk) only leaves the store unsealed. `flush` cut back what it
+            // wrote; if even that failed (the journal is poisoned now), the prefix of a
+            // seal left behind is a write cut short, which the next open drops as a torn
+            // tail (wal-format.md section 7.3). No commit is affected either way.
+            return Ok(());
         }
         self.sync_active(writer)?;
         writer.sealed = true;
