@@ -32,6 +32,11 @@
 //!    lowest offset first; a `set_len` or `allocate` is one unit;
 //! 2. then every pending directory operation, in the order they were made.
 //!
+//! A sector reaches the disk as the page held it: when a write's chunk is kept, the
+//! bytes that earlier pending writes (since the file's last `set_len`) put in the same
+//! sector land with it, so a later write never lands without the earlier ones to that
+//! sector.
+//!
 //! [`SimFs::pending_units`] tells how many units a crash would see now.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -403,6 +408,27 @@ fn write_into(buf: &mut Vec<u8>, offset: usize, data: &[u8]) {
     }
 }
 
+/// Writes the part of the write `data` at `offset` that falls in the sector starting at
+/// `sector_start`.
+fn write_sector_part(buf: &mut Vec<u8>, sector_start: u64, offset: u64, data: &[u8]) {
+    let sector_end = sector_start.saturating_add(SECTOR);
+    let data_end = offset.saturating_add(data.len() as u64);
+    let (lo, hi) = (offset.max(sector_start), data_end.min(sector_end));
+    if lo >= hi {
+        return;
+    }
+    let (Ok(at), Ok(from), Ok(to)) = (
+        usize::try_from(lo),
+        usize::try_from(lo - offset),
+        usize::try_from(hi - offset),
+    ) else {
+        return;
+    };
+    if let Some(part) = data.get(from..to) {
+        write_into(buf, at, part);
+    }
+}
+
 fn apply_op(buf: &mut Vec<u8>, op: &PendingOp) {
     match op {
         PendingOp::Write { offset, data } => {
@@ -695,6 +721,11 @@ impl State {
                 continue;
             };
             let mut image = inode.durable.clone();
+            // Writes since the last size change: a sector that reaches the disk carries
+            // the page as it was then, so with a later write's piece of a sector come
+            // the earlier writes' bytes in that sector (a later write never lands
+            // without the earlier ones to the same sector).
+            let mut earlier: Vec<(u64, &[u8])> = Vec::new();
             for op in &inode.pending {
                 match op {
                     PendingOp::Write { offset, data } => {
@@ -711,7 +742,18 @@ impl State {
                                 continue;
                             };
                             match fate {
-                                UnitFate::Keep => write_into(&mut image, at, piece),
+                                UnitFate::Keep => {
+                                    let sector_start = start / SECTOR * SECTOR;
+                                    for &(prev_offset, prev) in &earlier {
+                                        write_sector_part(
+                                            &mut image,
+                                            sector_start,
+                                            prev_offset,
+                                            prev,
+                                        );
+                                    }
+                                    write_into(&mut image, at, piece);
+                                }
                                 UnitFate::Zero => {
                                     // Zeros model a size or extent that reached the disk
                                     // before its data: only where the write extends the
@@ -727,8 +769,13 @@ impl State {
                                 UnitFate::Drop => {}
                             }
                         }
+                        earlier.push((*offset, data.as_slice()));
                     }
                     PendingOp::SetLen(_) | PendingOp::Allocate(_) => {
+                        // A cut may have removed earlier writes from the page.
+                        if matches!(op, PendingOp::SetLen(_)) {
+                            earlier.clear();
+                        }
                         if fates.next() != UnitFate::Drop {
                             apply_op(&mut image, op);
                         }
@@ -1753,6 +1800,18 @@ mod tests {
         assert_eq!(fs.file_bytes(&p("/db/f")).unwrap(), b"AAAABBBB");
         fs.crash(CrashMode::KeepAll);
         assert_eq!(fs.file_bytes(&p("/db/f")).unwrap(), b"\0\0\0\0BBBB");
+    }
+
+    #[test]
+    fn a_later_write_to_a_sector_never_lands_without_the_earlier_ones() {
+        // Two unsynced writes to one sector: whatever reaches the disk is the page as it
+        // was after one of them, never the second write's bytes without the first's.
+        let fs = fs_with_db();
+        let file = durable_file(&fs, "/db/f");
+        file.write_at(b"first", 0).unwrap();
+        file.write_at(b"second", 5).unwrap();
+        fs.crash(CrashMode::Fates(vec![UnitFate::Drop, UnitFate::Keep]));
+        assert_eq!(fs.file_bytes(&p("/db/f")).unwrap(), b"firstsecond".to_vec());
     }
 
     #[test]
