@@ -541,16 +541,7 @@ fn prepare_identity(vfs: &dyn Vfs, dir: &Path, mode: Mode) -> Result<Option<Iden
             if mode == Mode::ReadOnly {
                 return Ok(None);
             }
-            let identity = Identity {
-                store_id: StoreId::generate(),
-                flags: if files.is_empty() {
-                    0
-                } else {
-                    format::IDENTITY_FLAG_LEGACY_V1
-                },
-            };
-            identity::write(vfs, dir, identity)?;
-            Ok(Some(identity))
+            identity::create(vfs, dir, !files.is_empty()).map(Some)
         }
     }
 }

@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
-use walstate::format::{self, SEGMENT_HEADER_LEN, SegmentHeader};
+use walstate::format;
 use walstate::{KvCommand, KvStore, Options};
+
+mod common;
+use common::records_in;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -112,21 +115,6 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
         })
         .collect();
     found.sort();
-    found
-}
-
-/// (LSN, offset, frame length) of every valid record at the start of a segment.
-fn records_in(path: &Path) -> Vec<(u64, usize, usize)> {
-    let bytes = std::fs::read(path).expect("read segment");
-    let header = SegmentHeader::decode(&bytes).expect("segment header");
-    let mut offset = SEGMENT_HEADER_LEN;
-    let mut found = Vec::new();
-    while let Ok(record) = format::decode_record(&bytes[offset..], header.record_payload_max) {
-        if !record.is_seal() {
-            found.push((record.lsn, offset, record.frame_len()));
-        }
-        offset += record.frame_len();
-    }
     found
 }
 

@@ -10,6 +10,8 @@ use serde_json::Value;
 use tempfile::TempDir;
 use walstate::format::{self, SEGMENT_HEADER_LEN, SegmentHeader};
 
+mod common;
+
 fn walstate(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_walstate"))
         .args(args)
@@ -53,21 +55,6 @@ fn flip_middle_byte(path: &Path) {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x10;
     std::fs::write(path, &bytes).expect("write");
-}
-
-/// (LSN, offset) of every valid record at the start of a segment.
-fn records_in(path: &Path) -> Vec<(u64, usize)> {
-    let bytes = std::fs::read(path).expect("read segment");
-    let header = SegmentHeader::decode(&bytes).expect("segment header");
-    let mut offset = SEGMENT_HEADER_LEN;
-    let mut found = Vec::new();
-    while let Ok(record) = format::decode_record(&bytes[offset..], header.record_payload_max) {
-        if !record.is_seal() {
-            found.push((record.lsn, offset));
-        }
-        offset += record.frame_len();
-    }
-    found
 }
 
 /// A store where k1..k3 are put (LSNs 1-3), snapshot `s` taken, k4 put (LSN 4), `s`
@@ -224,9 +211,9 @@ fn missing_restore_file_is_corruption_at_the_restore_record_and_salvage_keeps_th
     let restore = store_with_a_restore(tmp.path());
     std::fs::remove_file(&restore).unwrap();
     let segment = tmp.path().join(format::segment_file_name(1));
-    let (_, offset) = records_in(&segment)
+    let (_, offset, _) = common::records_in(&segment)
         .into_iter()
-        .find(|(lsn, _)| *lsn == 5)
+        .find(|(lsn, _, _)| *lsn == 5)
         .expect("the restore record");
 
     let verified = expect_code(&["verify", dir], 2);
@@ -344,8 +331,8 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 /// Flips a bit in the middle of the middle record of a segment.
 fn flip_a_record(segment: &Path) {
-    let records = records_in(segment);
-    let (_, offset) = records[records.len() / 2];
+    let records = common::records_in(segment);
+    let (_, offset, _) = records[records.len() / 2];
     let mut bytes = std::fs::read(segment).unwrap();
     bytes[offset + 20] ^= 0x04;
     std::fs::write(segment, &bytes).unwrap();

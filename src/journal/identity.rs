@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint;
 use crate::error::{Error, Result};
-use crate::format::{self, IDENTITY_FILE_NAME, Identity};
+use crate::format::{self, IDENTITY_FILE_NAME, Identity, StoreId};
 use crate::io::{EntryKind, Vfs};
 
 /// The identity file as found in a store directory.
@@ -66,4 +66,20 @@ pub fn write(vfs: &dyn Vfs, dir: &Path, identity: Identity) -> Result<()> {
     checkpoint::write_atomically(vfs, dir, format::IDENTITY_FILE_NAME, &identity.encode())
         .map(drop)
         .map_err(|failure| failure.error)
+}
+
+/// Gives the store in `dir`, which has no identity file yet, a new random id and writes
+/// it (see [`write`]). `holds_v1_files` sets `IDENTITY_FLAG_LEGACY_V1`: the directory
+/// already has version-1 files, which name no store.
+pub fn create(vfs: &dyn Vfs, dir: &Path, holds_v1_files: bool) -> Result<Identity> {
+    let identity = Identity {
+        store_id: StoreId::generate(),
+        flags: if holds_v1_files {
+            format::IDENTITY_FLAG_LEGACY_V1
+        } else {
+            0
+        },
+    };
+    write(vfs, dir, identity)?;
+    Ok(identity)
 }

@@ -37,8 +37,8 @@ use super::scan::{DefectKind, ScanOutcome};
 use super::segment::create_segment;
 use crate::error::{Error, Result, is_enospc};
 use crate::format::{
-    self, FLAG_GROUP_CONTINUES, Identity, RECORD_HEADER_LEN, RECORD_KIND_SEAL,
-    SEGMENT_FLAG_PREALLOCATED, SEGMENT_HEADER_LEN, SegmentHeader, StoreId,
+    self, FLAG_GROUP_CONTINUES, RECORD_HEADER_LEN, RECORD_KIND_SEAL, SEGMENT_FLAG_PREALLOCATED,
+    SEGMENT_HEADER_LEN, SegmentHeader, StoreId,
 };
 use crate::io::{OpenMode, VfsFile, VfsRef};
 
@@ -1480,16 +1480,7 @@ fn store_identity(vfs: &dyn crate::io::Vfs, dir: &Path, outcome: &ScanOutcome) -
         }),
         IdentityFile::Missing => {
             let legacy = outcome.segments.iter().any(|s| s.version == 1);
-            let identity = Identity {
-                store_id: StoreId::generate(),
-                flags: if legacy {
-                    format::IDENTITY_FLAG_LEGACY_V1
-                } else {
-                    0
-                },
-            };
-            identity::write(vfs, dir, identity)?;
-            Ok(identity.store_id)
+            identity::create(vfs, dir, legacy).map(|identity| identity.store_id)
         }
     }
 }

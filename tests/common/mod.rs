@@ -60,3 +60,21 @@ pub fn payload(n: u64) -> Vec<u8> {
     let len = (n * 37 % 200) as usize + 1;
     (0..len).map(|i| (n as usize * 31 + i) as u8).collect()
 }
+
+/// (LSN, offset, frame length) of every valid record at the start of a segment file
+/// (seals, which take no LSN, are skipped).
+pub fn records_in(path: &Path) -> Vec<(u64, usize, usize)> {
+    let bytes = std::fs::read(path).expect("read segment");
+    let header = walstate::format::SegmentHeader::decode(&bytes).expect("segment header");
+    let mut offset = header.data_start();
+    let mut found = Vec::new();
+    while let Ok(record) =
+        walstate::format::decode_record(&bytes[offset..], header.record_payload_max)
+    {
+        if !record.is_seal() {
+            found.push((record.lsn, offset, record.frame_len()));
+        }
+        offset += record.frame_len();
+    }
+    found
+}
