@@ -1,26 +1,78 @@
-//! Serde values <-> bytes. The only place in the crate that knows about bincode.
+//! Serde values <-> bytes. The only place in the crate that knows about the codecs.
 //!
-//! The format is bincode 2 in serde mode with `bincode::config::standard()`: little
-//! endian, variable-length integers, no type tags, no field names. Identical values give
-//! identical bytes as long as their `Serialize` is deterministic (a `HashMap` is not: its
-//! entry order varies between processes, so prefer `BTreeMap` or `imbl::OrdMap`).
+//! Two codecs, picked by [`Codec`] (its [`id`](Codec::id) is what goes on disk):
+//! - **Compact** ([`Codec::Compact`], the default, and the free functions of this module):
+//!   bincode 2 in serde mode with `bincode::config::standard()`: little endian,
+//!   variable-length integers, no type tags, no field names. The fastest and smallest,
+//!   but the bytes mean something only to the exact type that wrote them.
+//! - **Evolvable** ([`Codec::Evolvable`]): CBOR (RFC 8949) via `ciborium`. Structs are
+//!   maps keyed by field name, enum variants are identified by name (a unit variant is
+//!   its name as a text string, any other variant a one-entry map `{name: content}`),
+//!   integers are self-describing and of minimal width. Encoding takes 1.1-3x as long as
+//!   Compact's, decoding 2-9x, and the bytes are 1.9-2.4x larger (benches/CODEC-CHOICE.md),
+//!   so it is for config-style states whose type changes between releases, not for hot
+//!   high-volume commands.
+//!
+//! Identical values give identical bytes under both codecs as long as their `Serialize`
+//! is deterministic (a `HashMap` is not: its entry order varies between processes, so
+//! prefer `BTreeMap` or `imbl::OrdMap`).
+//!
+//! # Evolution rules (Evolvable)
+//! Bytes written by an old version of a type decode as the new version, with no
+//! migration code, after these changes:
+//! - **adding a field** marked `#[serde(default)]` (or `default = "path"`): old bytes
+//!   decode with the default. An `Option<_>` field added without `default` also decodes
+//!   as `None` (serde treats a missing `Option` as `None`);
+//! - **removing a field**: its value in old bytes is skipped;
+//! - **reordering fields**;
+//! - **adding, inserting or reordering enum variants**: variants are matched by name, so an
+//!   old `Stop` still decodes as `Stop` after `Pause` is inserted before it;
+//! - **renaming a field or variant with `#[serde(alias = "old")]`** kept on the new name;
+//! - **widening an integer** (`u16` -> `u32`, `i32` -> `i64`, unsigned -> a wider
+//!   signed type): CBOR integers carry no width. Narrowing works only while every stored
+//!   value fits; one that does not fails with an [`Error::Codec`] naming the value.
+//!
+//! Unsafe, and refused with an [`Error::Codec`] (never a wrong value):
+//! - renaming a field without an alias (the message names the missing field), or a
+//!   variant without one (the message names the unknown variant);
+//! - adding a field that is neither `Option` nor `#[serde(default)]`;
+//! - changing a field's type incompatibly (string -> integer, struct -> sequence);
+//! - removing an enum variant that the log or a checkpoint still holds.
+//!
+//! Under Compact every one of these changes breaks old bytes (often silently, for
+//! variants, which are numbered by position): a Compact type may not change at all
+//! without migration code.
 //!
 //! # Limits
-//! - **No `deserialize_any`.** Bincode stores no type information, so it cannot decode
-//!   types whose `Deserialize` asks the format what comes next: `serde_json::Value`,
-//!   `#[serde(untagged)]` and internally/adjacently tagged enums (`#[serde(tag = ...)]`),
-//!   and structs using `#[serde(flatten)]` (which also fail to encode). Such types often
-//!   encode fine and only fail when read back, so [`encode_verified`] decodes what it
-//!   encoded and refuses them with an [`Error::Codec`] before anything is logged.
-//! - **No skipped fields.** `#[serde(skip_serializing_if = ...)]` makes the field count
-//!   vary and the bytes undecodable; [`encode_verified`] refuses such values when they
-//!   fail to decode or leave trailing bytes.
+//! - **No `deserialize_any` under Compact.** Bincode stores no type information, so it
+//!   cannot decode types whose `Deserialize` asks the format what comes next:
+//!   `serde_json::Value`, `#[serde(untagged)]` and internally/adjacently tagged enums
+//!   (`#[serde(tag = ...)]`), and structs using `#[serde(flatten)]` (which also fail to
+//!   encode). Such types often encode fine and only fail when read back, so
+//!   [`encode_verified`] decodes what it encoded and refuses them with an
+//!   [`Error::Codec`] before anything is logged. **Evolvable supports all of these**
+//!   (CBOR is self-describing; `flatten` is written as an indefinite-length map).
+//! - **No skipped fields under Compact.** `#[serde(skip_serializing_if = ...)]` makes the
+//!   field count vary and the bytes undecodable; [`encode_verified`] refuses such values
+//!   when they fail to decode or leave trailing bytes. Evolvable supports them when the
+//!   field also has `#[serde(default)]` (or is an `Option`).
 //! - **Bounded allocation.** A corrupt or hostile length prefix cannot make [`decode`]
 //!   allocate more than a budget derived from the input size: 16 MiB for inputs up to
 //!   1 MiB, 1 GiB up to 64 MiB, 64 GiB up to 4 GiB (unbounded beyond that). Every valid
 //!   encoding fits its budget (bincode charges at most 16 budget bytes per input byte), so
-//!   large states never fail to decode because of the limit.
-//! - **Whole input.** [`decode`] rejects trailing bytes after a complete value.
+//!   large states never fail to decode because of the limit. Evolvable first checks the
+//!   whole input's structure in one linear pass: every declared length
+//!   of a string, byte string, array or map must fit in the bytes that remain after its
+//!   header (each element takes at least one byte), so no length the decoder later acts
+//!   on exceeds the input size, and serde's collections preallocate at most that (and at
+//!   most 1 MiB per collection). Evolvable's [`Codec::decode_from_reader`] reads the
+//!   input into memory first (its buffer grows with the bytes actually read, up to
+//!   `input_len`) because that pass must see all of it before decoding starts.
+//! - **Nesting depth.** Evolvable refuses input nested deeper than
+//!   [`EVOLVABLE_DEPTH_MAX`] arrays, maps and tags before decoding, so hostile input
+//!   cannot overflow the stack. (Compact's nesting is set by the type, not the input.)
+//! - **Whole input.** [`decode`] and both codecs' [`Codec::decode`] reject trailing bytes
+//!   after a complete value.
 
 use bincode::config::{self, Config, Configuration};
 use bincode::enc::write::{SizeWriter, Writer};
@@ -29,6 +81,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+
+/// How deep Evolvable input may nest arrays, maps and tags (each struct, map, sequence,
+/// non-unit enum variant and `Option::Some` of a struct counts one level). Deeper input is
+/// refused before decoding, so hostile bytes cannot overflow the stack.
+pub const EVOLVABLE_DEPTH_MAX: usize = 128;
 
 /// The bincode configuration of every value walstate writes.
 const BASE: Configuration = config::standard();
@@ -241,6 +298,447 @@ fn decode_error<T>(err: &DecodeError, len: usize) -> Error {
             "cannot decode {ty} from {len} bytes: input ends early (at least {additional} more bytes needed; truncated or corrupt)"
         )),
         other => Error::Codec(format!("cannot decode {ty} from {len} bytes: {other}")),
+    }
+}
+
+/// Which codec a store's values are written with. Chosen by the state type and recorded
+/// on disk by its [`id`](Self::id); see the module docs for what each guarantees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Default)]
+pub enum Codec {
+    /// bincode 2 (the module's free functions): fastest and smallest; the type must
+    /// never change without migration code.
+    #[default]
+    Compact,
+    /// CBOR with field and variant names: the type may evolve under the module's rules.
+    Evolvable,
+}
+
+impl Codec {
+    /// The byte that identifies this codec on disk. Stable: never renumber.
+    pub const fn id(self) -> u8 {
+        match self {
+            Codec::Compact => 0,
+            Codec::Evolvable => 1,
+        }
+    }
+
+    /// The codec whose [`id`](Self::id) is `id`, or `None` for an id this build does not
+    /// know (written by a newer version, or corrupt).
+    pub fn from_id(id: u8) -> Option<Codec> {
+        match id {
+            0 => Some(Codec::Compact),
+            1 => Some(Codec::Evolvable),
+            _ => None,
+        }
+    }
+
+    /// A human-readable name, for messages and `walstate` output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Codec::Compact => "compact (bincode 2)",
+            Codec::Evolvable => "evolvable (CBOR, RFC 8949)",
+        }
+    }
+
+    /// Encodes `value`; Compact is [`encode`].
+    #[inline]
+    pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>> {
+        match self {
+            Codec::Compact => encode(value),
+            Codec::Evolvable => cbor_encode(value),
+        }
+    }
+
+    /// Decodes a `T` that must fill `bytes` exactly; Compact is [`decode`]. Allocation is
+    /// bounded and nesting limited as the module docs say.
+    #[inline]
+    pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T> {
+        match self {
+            Codec::Compact => decode(bytes),
+            Codec::Evolvable => cbor_decode(bytes),
+        }
+    }
+
+    /// Encodes `value` straight into `writer`, returning the number of bytes written;
+    /// Compact is [`encode_into`]. Neither codec buffers the encoding.
+    #[inline]
+    pub fn encode_into<T: Serialize + ?Sized, W: std::io::Write>(
+        self,
+        value: &T,
+        writer: &mut W,
+    ) -> Result<usize> {
+        match self {
+            Codec::Compact => encode_into(value, writer),
+            Codec::Evolvable => cbor_encode_into(value, writer),
+        }
+    }
+
+    /// Decodes one `T` from `reader`, which holds `input_len` bytes, and checks that
+    /// nothing follows it; Compact is [`decode_from_reader`]. Evolvable reads the input
+    /// into memory first (at most `input_len` bytes, allocated as they arrive).
+    #[inline]
+    pub fn decode_from_reader<T: DeserializeOwned>(
+        self,
+        reader: &mut dyn std::io::Read,
+        input_len: u64,
+    ) -> Result<T> {
+        match self {
+            Codec::Compact => decode_from_reader(reader, input_len),
+            Codec::Evolvable => cbor_decode_from_reader(reader, input_len),
+        }
+    }
+
+    /// Encodes `value`, decodes the bytes back, and returns both; Compact is
+    /// [`encode_verified`]. Callers apply the decoded value, never the original.
+    #[inline]
+    pub fn encode_verified<T: Serialize + DeserializeOwned>(
+        self,
+        value: &T,
+    ) -> Result<(Vec<u8>, T)> {
+        match self {
+            Codec::Compact => encode_verified(value),
+            Codec::Evolvable => {
+                let bytes = cbor_encode(value)?;
+                let decoded = cbor_decode::<T>(&bytes).map_err(refused::<T>)?;
+                Ok((bytes, decoded))
+            }
+        }
+    }
+}
+
+/// The error of a value that encodes but does not decode back.
+fn refused<T>(err: Error) -> Error {
+    let detail = match err {
+        Error::Codec(msg) => msg,
+        other => other.to_string(),
+    };
+    Error::Codec(format!(
+        "{} cannot be stored: it encodes but does not decode back ({detail})",
+        std::any::type_name::<T>()
+    ))
+}
+
+fn cbor_encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).map_err(|e| cbor_encode_error::<T>(&e))?;
+    Ok(out)
+}
+
+fn cbor_encode_into<T: Serialize + ?Sized, W: std::io::Write>(
+    value: &T,
+    writer: &mut W,
+) -> Result<usize> {
+    let mut counted = CountingWriter {
+        inner: writer,
+        written: 0,
+    };
+    ciborium::into_writer(value, &mut counted).map_err(|e| cbor_encode_error::<T>(&e))?;
+    Ok(counted.written)
+}
+
+/// Counts what passes through to `inner`.
+struct CountingWriter<'a, W: std::io::Write> {
+    inner: &'a mut W,
+    written: usize,
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn cbor_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let ty = std::any::type_name::<T>();
+    let len = bytes.len();
+    let end = check_cbor(bytes)
+        .map_err(|e| Error::Codec(format!("cannot decode {ty} from {len} bytes: {e}")))?;
+    if end != len {
+        return Err(Error::Codec(format!(
+            "{} trailing bytes after a complete {ty} ({end} of {len} bytes used): the bytes are corrupt or hold a different type",
+            len - end,
+        )));
+    }
+    // The structure check bounds nesting at EVOLVABLE_DEPTH_MAX containers; ciborium
+    // counts a few more levels of its own (enum variants), so its limit is a backstop.
+    ciborium::de::from_reader_with_recursion_limit(bytes, 2 * EVOLVABLE_DEPTH_MAX)
+        .map_err(|e| cbor_decode_error::<T>(&e, len))
+}
+
+fn cbor_decode_from_reader<T: DeserializeOwned>(
+    reader: &mut dyn std::io::Read,
+    input_len: u64,
+) -> Result<T> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    // `take` + `read_to_end` grows the buffer with the bytes that arrive, so a wrong
+    // `input_len` cannot make this allocate more than the reader holds.
+    reader
+        .take(input_len)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Codec(format!("reading encoded bytes: {e}")))?;
+    if (bytes.len() as u64) < input_len {
+        return Err(Error::Codec(format!(
+            "cannot decode {}: input ends early ({} of {input_len} bytes; truncated or corrupt)",
+            std::any::type_name::<T>(),
+            bytes.len()
+        )));
+    }
+    expect_end(reader)?;
+    cbor_decode(&bytes)
+}
+
+/// Why CBOR bytes are structurally unusable, found before any decoding.
+#[derive(Debug)]
+enum CborDefect {
+    /// The input ends inside the item starting at `offset`.
+    Truncated { offset: usize },
+    /// An item at `offset` declares `claimed` bytes or elements; fewer bytes remain.
+    LengthExceedsInput {
+        offset: usize,
+        claimed: u64,
+        remaining: usize,
+    },
+    /// Nesting deeper than [`EVOLVABLE_DEPTH_MAX`] at `offset`.
+    TooDeep { offset: usize },
+    /// A byte at `offset` that starts no valid item here.
+    Malformed { offset: usize, what: &'static str },
+}
+
+impl std::fmt::Display for CborDefect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CborDefect::Truncated { offset } => write!(
+                f,
+                "input ends early inside the item at byte {offset} (truncated or corrupt)"
+            ),
+            CborDefect::LengthExceedsInput {
+                offset,
+                claimed,
+                remaining,
+            } => write!(
+                f,
+                "a length prefix at byte {offset} claims {claimed} bytes or elements but only {remaining} bytes follow (corrupt or hostile bytes)"
+            ),
+            CborDefect::TooDeep { offset } => write!(
+                f,
+                "nesting deeper than {EVOLVABLE_DEPTH_MAX} levels at byte {offset} (corrupt or hostile bytes)"
+            ),
+            CborDefect::Malformed { offset, what } => {
+                write!(f, "malformed CBOR at byte {offset}: {what}")
+            }
+        }
+    }
+}
+
+/// Walks the one CBOR item at the start of `bytes` without decoding it and returns where
+/// it ends. Checks every declared length against the bytes left (an element takes at
+/// least one byte, a map entry two), the nesting depth, and well-formedness of headers
+/// and indefinite-length items. Linear in the input: each step consumes a byte or more.
+fn check_cbor(bytes: &[u8]) -> std::result::Result<usize, CborDefect> {
+    let mut walker = CborWalker { bytes, pos: 0 };
+    walker.item(0)?;
+    debug_assert!(walker.pos <= bytes.len());
+    Ok(walker.pos)
+}
+
+struct CborWalker<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+/// CBOR major types (the top three bits of an item's first byte).
+const CBOR_UNSIGNED: u8 = 0;
+const CBOR_NEGATIVE: u8 = 1;
+const CBOR_BYTES: u8 = 2;
+const CBOR_TEXT: u8 = 3;
+const CBOR_ARRAY: u8 = 4;
+const CBOR_MAP: u8 = 5;
+const CBOR_TAG: u8 = 6;
+/// The additional-information value that marks an indefinite length (or a break).
+const CBOR_INDEFINITE: u8 = 31;
+/// The whole byte that ends an indefinite-length item.
+const CBOR_BREAK: u8 = 0xff;
+
+impl CborWalker<'_> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize, start: usize) -> std::result::Result<&[u8], CborDefect> {
+        if n > self.remaining() {
+            return Err(CborDefect::Truncated { offset: start });
+        }
+        let taken = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(taken)
+    }
+
+    /// Reads an item header: (major type, additional info, argument). The argument of an
+    /// indefinite length (additional info 31) is 0.
+    fn header(&mut self) -> std::result::Result<(u8, u8, u64), CborDefect> {
+        let start = self.pos;
+        let initial = self.take(1, start)?[0];
+        let (major, info) = (initial >> 5, initial & 0x1f);
+        let width = match info {
+            0..=23 => return Ok((major, info, u64::from(info))),
+            24 => 1,
+            25 => 2,
+            26 => 4,
+            27 => 8,
+            CBOR_INDEFINITE => return Ok((major, info, 0)),
+            _ => {
+                return Err(CborDefect::Malformed {
+                    offset: start,
+                    what: "reserved additional information (28-30)",
+                });
+            }
+        };
+        let arg = self
+            .take(width, start)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        Ok((major, info, arg))
+    }
+
+    /// Checks that `claimed` units of `unit_bytes` each fit in the rest of the input.
+    fn fits(
+        &self,
+        claimed: u64,
+        unit_bytes: u64,
+        offset: usize,
+    ) -> std::result::Result<usize, CborDefect> {
+        let remaining = self.remaining();
+        match claimed.checked_mul(unit_bytes) {
+            Some(need) if need <= remaining as u64 => Ok(claimed as usize),
+            _ => Err(CborDefect::LengthExceedsInput {
+                offset,
+                claimed,
+                remaining,
+            }),
+        }
+    }
+
+    fn item(&mut self, depth: usize) -> std::result::Result<(), CborDefect> {
+        let start = self.pos;
+        let (major, info, arg) = self.header()?;
+        let indefinite = info == CBOR_INDEFINITE;
+        match major {
+            CBOR_UNSIGNED | CBOR_NEGATIVE if indefinite => Err(CborDefect::Malformed {
+                offset: start,
+                what: "an integer cannot have indefinite length",
+            }),
+            CBOR_UNSIGNED | CBOR_NEGATIVE => Ok(()),
+            CBOR_BYTES | CBOR_TEXT if indefinite => self.chunks(major, start),
+            CBOR_BYTES | CBOR_TEXT => {
+                let len = self.fits(arg, 1, start)?;
+                self.take(len, start).map(drop)
+            }
+            CBOR_ARRAY | CBOR_MAP | CBOR_TAG if depth >= EVOLVABLE_DEPTH_MAX => {
+                Err(CborDefect::TooDeep { offset: start })
+            }
+            CBOR_ARRAY | CBOR_MAP if indefinite => {
+                self.until_break(major == CBOR_MAP, depth + 1, start)
+            }
+            CBOR_ARRAY | CBOR_MAP => {
+                let per_element = if major == CBOR_MAP { 2 } else { 1 };
+                let count = self.fits(arg, per_element, start)?;
+                for _ in 0..count * per_element as usize {
+                    self.item(depth + 1)?;
+                }
+                Ok(())
+            }
+            CBOR_TAG if indefinite => Err(CborDefect::Malformed {
+                offset: start,
+                what: "a tag cannot have indefinite length",
+            }),
+            CBOR_TAG => self.item(depth + 1),
+            _ if indefinite => Err(CborDefect::Malformed {
+                offset: start,
+                what: "a break outside an indefinite-length item",
+            }),
+            _ => Ok(()), // simple values and floats: the header was the whole item
+        }
+    }
+
+    /// The elements (or, for a map, keys and values) of an indefinite-length array or map.
+    fn until_break(
+        &mut self,
+        map: bool,
+        depth: usize,
+        start: usize,
+    ) -> std::result::Result<(), CborDefect> {
+        loop {
+            match self.bytes.get(self.pos) {
+                None => return Err(CborDefect::Truncated { offset: start }),
+                Some(&CBOR_BREAK) => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some(_) => {
+                    self.item(depth)?;
+                    if map {
+                        self.item(depth)?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The chunks of an indefinite-length byte or text string: definite-length strings of
+    /// the same major type, then a break.
+    fn chunks(&mut self, major: u8, start: usize) -> std::result::Result<(), CborDefect> {
+        loop {
+            if self.bytes.get(self.pos) == Some(&CBOR_BREAK) {
+                self.pos += 1;
+                return Ok(());
+            }
+            let chunk_start = self.pos;
+            let (chunk_major, info, arg) = self
+                .header()
+                .map_err(|_| CborDefect::Truncated { offset: start })?;
+            if chunk_major != major || info == CBOR_INDEFINITE {
+                return Err(CborDefect::Malformed {
+                    offset: chunk_start,
+                    what: "an indefinite-length string chunk is not a definite string of the same type",
+                });
+            }
+            let len = self.fits(arg, 1, chunk_start)?;
+            self.take(len, chunk_start)?;
+        }
+    }
+}
+
+fn cbor_encode_error<T: ?Sized>(err: &ciborium::ser::Error<std::io::Error>) -> Error {
+    let ty = std::any::type_name::<T>();
+    match err {
+        ciborium::ser::Error::Io(e) => Error::Codec(format!("cannot encode {ty}: writing: {e}")),
+        ciborium::ser::Error::Value(msg) => Error::Codec(format!("cannot encode {ty}: {msg}")),
+    }
+}
+
+fn cbor_decode_error<T>(err: &ciborium::de::Error<std::io::Error>, len: usize) -> Error {
+    use ciborium::de::Error as De;
+    let ty = std::any::type_name::<T>();
+    match err {
+        De::Semantic(_, msg) => Error::Codec(format!(
+            "cannot decode {ty} from {len} bytes: {msg} (a field renamed without #[serde(alias)], a field added without #[serde(default)], a removed variant, or a changed type; see the codec module's evolution rules)"
+        )),
+        De::Syntax(offset) => Error::Codec(format!(
+            "cannot decode {ty} from {len} bytes: malformed CBOR at byte {offset} (corrupt bytes)"
+        )),
+        De::RecursionLimitExceeded => Error::Codec(format!(
+            "cannot decode {ty} from {len} bytes: nesting deeper than the decoder allows (corrupt or hostile bytes)"
+        )),
+        De::Io(e) => Error::Codec(format!(
+            "cannot decode {ty} from {len} bytes: {e} (truncated or corrupt)"
+        )),
     }
 }
 
