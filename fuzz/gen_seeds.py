@@ -282,7 +282,96 @@ def store_ops():
     write("store_ops", "rotation-checkpoints", rotate)
 
 
+# --- codec_decode: one `Doc` (fuzz_targets/codec_decode.rs) per codec ----------------------
+
+def zigzag(n):
+    return varint((n << 1) ^ (n >> 63) if n < 0 else n << 1)
+
+
+def cbor_head(major, n):
+    if n < 24:
+        return [(major << 5) | n]
+    for info, width in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if n < 1 << (8 * width):
+            return [(major << 5) | info] + list(n.to_bytes(width, "big"))
+    raise ValueError(n)
+
+
+def cbor_int(n):
+    return cbor_head(0, n) if n >= 0 else cbor_head(1, -1 - n)
+
+
+def cbor_text(t):
+    b = t.encode()
+    return cbor_head(3, len(b)) + list(b)
+
+
+def cbor_map(pairs):
+    out = cbor_head(5, len(pairs))
+    for key, value in pairs:
+        out += cbor_text(key) + value
+    return out
+
+
+def cbor_array(items):
+    return cbor_head(4, len(items)) + [b for item in items for b in item]
+
+
+# Shapes as (variant index, name, bincode fields, CBOR content or None for a unit variant).
+SHAPE_EMPTY = (0, "Empty", [], None)
+SHAPE_COUNT = (1, "Count", varint(5), cbor_int(5))
+SHAPE_PAIR = (2, "Pair", zigzag(-3) + enc_bytes(b"x"), cbor_array([cbor_int(-3), cbor_text("x")]))
+SHAPE_NAMED = (3, "Named", varint(1 << 40) + varint(2) + enc_bytes(b"a") + enc_bytes(b"bc"),
+               cbor_map([("id", cbor_int(1 << 40)), ("tags", cbor_array([cbor_text("a"), cbor_text("bc")]))]))
+
+
+def shape_bincode(shape):
+    return varint(shape[0]) + shape[2]
+
+
+def shape_cbor(shape):
+    return cbor_text(shape[1]) if shape[3] is None else cbor_map([(shape[1], shape[3])])
+
+
+def doc(title, data, index, parent, shape, ratio):
+    """A `Doc` as (bincode, CBOR) bytes; `parent` is another such pair or None."""
+    bincode = enc_bytes(title) + varint(7) + varint(len(data)) + list(data) + varint(len(index))
+    for key, sh in index:
+        bincode += enc_bytes(key) + shape_bincode(sh)
+    bincode += [0] if parent is None else [1] + parent[0]
+    bincode += shape_bincode(shape)
+    bincode += [0] if ratio is None else [1] + zigzag(ratio)
+    cbor = cbor_map([
+        ("title", cbor_text(title.decode())),
+        ("version", cbor_int(7)),
+        ("data", cbor_array([cbor_int(b) for b in data])),
+        ("index", cbor_head(5, len(index)) + [b for key, sh in index for b in cbor_text(key.decode()) + shape_cbor(sh)]),
+        ("parent", [0xF6] if parent is None else parent[1]),
+        ("shape", shape_cbor(shape)),
+        ("ratio", [0xF6] if ratio is None else cbor_int(ratio)),
+    ])
+    return bincode, cbor
+
+
+def codec_decode():
+    leaf = doc(b"leaf", b"", [], None, SHAPE_EMPTY, None)
+    full = doc(b"config", b"\x00\x01\xff", [(b"a", SHAPE_COUNT), (b"b", SHAPE_PAIR), (b"c", SHAPE_NAMED)],
+               leaf, SHAPE_NAMED, -42)
+    for name, (bincode, cbor) in (("leaf", leaf), ("full", full)):
+        write("codec_decode", name + ".bincode", bincode)
+        write("codec_decode", name + ".cbor", cbor)
+    # A CBOR doc without `version` (it defaults) and with an unknown field (ignored).
+    old = cbor_map([("title", cbor_text("old")), ("data", cbor_array([])), ("index", cbor_map([])),
+                    ("parent", [0xF6]), ("shape", cbor_text("Empty")), ("ratio", [0xF6]),
+                    ("removed", cbor_array([cbor_int(1)]))])
+    write("codec_decode", "evolved.cbor", old)
+    # Hostile length prefixes: a title claiming 2^40 bytes, a data array claiming 2^32 elements.
+    write("codec_decode", "hostile-text.cbor", cbor_head(5, 1) + cbor_text("title") + cbor_head(3, 1 << 40) + list(b"ab"))
+    write("codec_decode", "hostile-array.cbor", cbor_head(5, 1) + cbor_text("data") + cbor_head(4, 1 << 32) + [0])
+
+
 if __name__ == "__main__":
     frame_decode()
+    codec_decode()
     recover()
     store_ops()
