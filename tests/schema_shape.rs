@@ -482,3 +482,17 @@ fn schema_inserted_variant_is_explained_against_the_readme_shape() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn schema_fuzz_seeds_are_valid_encodings() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/schema_decode");
+    let mut seeds = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let shape = Shape::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(shape.encode(), bytes);
+        seeds += 1;
+    }
+    assert!(seeds >= 3);
+}
