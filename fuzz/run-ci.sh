@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 # target:max_len (bytes). recover and store_ops inputs are programs: longer ones reach
-# deeper states; frame_decode inputs are a single frame or file, codec_decode inputs one
-# encoded value.
-TARGETS=(frame_decode:4096 codec_decode:4096 recover:8192 store_ops:4096)
+# deeper states; frame_decode inputs are a single frame or file, codec_decode and
+# schema_decode inputs one encoded value.
+TARGETS=(frame_decode:4096 codec_decode:4096 schema_decode:4096 recover:8192 store_ops:4096)
 
 echo "== fuzz: toolchain"
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then

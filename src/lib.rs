@@ -32,6 +32,8 @@ mod options;
 mod plan_fs;
 pub mod recovery;
 pub mod repair;
+/// The serde shape of the state and command types a store was written with.
+pub mod schema;
 pub mod state;
 mod store;
 pub mod upgrade;
