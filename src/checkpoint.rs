@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::codec;
 use crate::error::{Error, Result};
 use crate::format;
 use std::io;
@@ -92,6 +91,32 @@ fn replace_atomically<T>(
     Ok((final_path, value))
 }
 
+/// Creates the snapshot directory of the store in `dir` if missing and makes its entry
+/// durable (every time, not only when just created: an earlier attempt may have created
+/// it and failed to sync the store directory). A failed fsync asks the caller to poison.
+pub(crate) fn prepare_snapshot_dir(
+    vfs: &dyn Vfs,
+    dir: &Path,
+) -> std::result::Result<PathBuf, WriteFailure> {
+    let snapshot_dir = dir.join(SNAPSHOT_DIR_NAME);
+    let fail = |error, poison| WriteFailure { error, poison };
+    if vfs
+        .entry_kind(&snapshot_dir)
+        .map_err(|err| fail(Error::io("stat", &snapshot_dir, err), false))?
+        != Some(EntryKind::Dir)
+    {
+        vfs.create_dir_all(&snapshot_dir).map_err(|err| {
+            fail(
+                Error::io("create snapshot directory", &snapshot_dir, err),
+                false,
+            )
+        })?;
+    }
+    vfs.sync_dir(dir)
+        .map_err(|err| fail(Error::io("fsync directory", dir, err), true))?;
+    Ok(snapshot_dir)
+}
+
 /// Writes `bytes` to `dir/name` atomically (see [`replace_atomically`]).
 pub(crate) fn write_atomically(
     vfs: &dyn Vfs,
@@ -143,13 +168,21 @@ pub(crate) fn write_state_file<S: StateMachine>(
     dir: &Path,
     name: &str,
     lsn: u64,
-    store_id: format::StoreId,
+    ids: FileIds,
     state: Cow<'_, S>,
     pacing: Pacing<'_>,
 ) -> std::result::Result<(PathBuf, u64), WriteFailure> {
     replace_atomically(vfs, dir, name, |file, path| {
-        stream_state(file, path, lsn, store_id, state, pacing)
+        stream_state(file, path, lsn, ids, state, pacing)
     })
+}
+
+/// What a state file names in its header: the store it belongs to and the schema of
+/// its state (whose schema file must exist before the file is written).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FileIds {
+    pub(crate) store: format::StoreId,
+    pub(crate) schema: format::SchemaId,
 }
 
 /// How fast a state file may be written (see `Options::checkpoint_write_rate`).
@@ -191,7 +224,7 @@ fn stream_state<S: StateMachine>(
     file: &dyn VfsFile,
     path: &Path,
     lsn: u64,
-    store_id: format::StoreId,
+    ids: FileIds,
     state: Cow<'_, S>,
     pacing: Pacing<'_>,
 ) -> Result<u64> {
@@ -218,7 +251,7 @@ fn stream_state<S: StateMachine>(
     };
     let encoded = match state {
         Cow::Owned(state) => state.encode_owned(&mut out),
-        Cow::Borrowed(state) => codec::encode_into(state, &mut out).map(drop),
+        Cow::Borrowed(state) => S::CODEC.encode_into(state, &mut out).map(drop),
     };
     let flushed = out.flush_buf();
     // Not needed for the read-back, which has its own buffer.
@@ -229,7 +262,7 @@ fn stream_state<S: StateMachine>(
     flushed.map_err(|err| io_error("write", err))?;
     encoded?;
     let state_len = out.offset - format::CHECKPOINT_HEADER_LEN as u64;
-    let header = format::encode_checkpoint_header(lsn, state_len, store_id, 0);
+    let header = format::encode_checkpoint_header(lsn, state_len, ids.store, ids.schema.get());
     let trailer = format::checkpoint_trailer(&header, &out.crc);
     file.write_all_at(&header, 0)
         .map_err(|err| io_error("write", err))?;

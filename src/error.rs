@@ -140,6 +140,36 @@ pub enum Error {
         detail: String,
     },
 
+    /// The store was written with other state or command types (or another codec) than
+    /// those it is opened with. Nothing was decoded with the wrong types and nothing was
+    /// changed: this is not damage, and salvage does not apply.
+    #[error(
+        "{path} was written with schema {stored}, but this application opens it as {wanted}: {}; nothing was changed: open the store with the types that wrote it, or give open a migration from them (`Store::open_migrating`, README \"Evolving your state\"); `walstate verify` shows the store's schema",
+        changes.join("; ")
+    )]
+    SchemaMismatch {
+        /// The file whose schema differs (a checkpoint, segment, restore file or snapshot).
+        path: PathBuf,
+        /// The schema the store holds, described.
+        stored: String,
+        /// The schema of the types it was opened with, described.
+        wanted: String,
+        /// What changed, most specific first (which field or variant).
+        changes: Vec<String>,
+    },
+
+    /// The serde shape of a state machine's types cannot be traced and it declares no
+    /// schema name and version, so nothing would tell its releases apart on disk.
+    #[error(
+        "the shape of {types} cannot be traced ({detail}); declare its schema in its StateMachine impl, `const SCHEMA: Option<SchemaName> = Some(SchemaName::new(\"my-state\", 1));`, and raise the version whenever the types change"
+    )]
+    SchemaUntraceable {
+        /// The state and command types.
+        types: String,
+        /// Why tracing failed.
+        detail: String,
+    },
+
     /// A caller-supplied value broke a documented limit or precondition.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -200,6 +230,11 @@ impl Error {
     /// True when the store (or journal) is poisoned and must be reopened.
     pub fn is_poisoned(&self) -> bool {
         matches!(self, Error::Poisoned { .. })
+    }
+
+    /// True when the store was written with other types than those it was opened with.
+    pub fn is_schema_mismatch(&self) -> bool {
+        matches!(self, Error::SchemaMismatch { .. })
     }
 
     /// True when this error reports on-disk corruption (including corruption that left

@@ -7,12 +7,20 @@
 //! decoders directly.
 
 mod identity;
+mod schema;
 pub mod v1;
 
 pub use identity::{Identity, StoreId};
+pub use schema::{
+    SCHEMA_NAME_MAX, SCHEMA_RECORD_VERSION, SCHEMA_SHAPE_MAX, SchemaId, SchemaRecord,
+    SchemaRecordError,
+};
 
 /// The on-disk format version written by this build.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+/// Format version 2: the layouts of version 3, but every schema id is 0 and there are
+/// no schema files. Read as version 3 with "no schema recorded".
+pub const FORMAT_VERSION_V2: u32 = 2;
 /// The oldest format version this build reads (and upgrades).
 pub const FORMAT_VERSION_OLDEST_READ: u32 = v1::FORMAT_VERSION_V1;
 
@@ -122,7 +130,7 @@ pub struct SegmentHeader {
     pub flags: u32,
     /// The store this segment belongs to (version 2; 0 in version 1, which has none).
     pub store_id: u64,
-    /// Fingerprint of the schema of the commands in this segment (0: none recorded).
+    /// The schema of the commands in this segment (its [`SchemaId`]; 0: none recorded).
     pub schema_id: u64,
 }
 
@@ -142,13 +150,15 @@ pub enum SegmentHeaderError {
 }
 
 impl SegmentHeader {
-    /// A version-2 header for a new segment.
+    /// A header (of [`FORMAT_VERSION`]) for a new segment whose commands are of schema
+    /// `schema_id` (0: none recorded).
     pub fn new(
         segment_seq: u64,
         first_lsn: u64,
         record_payload_max: u32,
         flags: u32,
         store_id: StoreId,
+        schema_id: u64,
     ) -> Self {
         SegmentHeader {
             version: FORMAT_VERSION,
@@ -158,7 +168,7 @@ impl SegmentHeader {
             record_payload_max,
             flags,
             store_id: store_id.get(),
-            schema_id: 0,
+            schema_id,
         }
     }
 
@@ -211,12 +221,13 @@ impl SegmentHeader {
         }
         match le_u32(bytes, 8) {
             v1::FORMAT_VERSION_V1 => v1::decode_segment_header(bytes),
-            FORMAT_VERSION => Self::decode_v2(bytes),
+            version @ (FORMAT_VERSION_V2 | FORMAT_VERSION) => Self::decode_v2(bytes, version),
             other => Err(SegmentHeaderError::UnsupportedVersion(other)),
         }
     }
 
-    fn decode_v2(bytes: &[u8]) -> Result<SegmentHeader, SegmentHeaderError> {
+    /// Decodes the 64-byte layout versions 2 and 3 share.
+    fn decode_v2(bytes: &[u8], version: u32) -> Result<SegmentHeader, SegmentHeaderError> {
         if bytes.len() < SEGMENT_HEADER_LEN {
             return Err(SegmentHeaderError::Truncated);
         }
@@ -224,7 +235,7 @@ impl SegmentHeader {
             return Err(SegmentHeaderError::BadChecksum);
         }
         let header = SegmentHeader {
-            version: FORMAT_VERSION,
+            version,
             flags: le_u32(bytes, 12),
             segment_seq: le_u64(bytes, 16),
             first_lsn: le_u64(bytes, 24),
@@ -498,14 +509,14 @@ impl CheckpointError {
             CheckpointError::BadMagic => "not a walstate file (bad magic)".into(),
             CheckpointError::BadChecksum => "checksum mismatch".into(),
             CheckpointError::UnsupportedVersion(v) => {
-                format!("format version {v}, this build reads versions 1 and {FORMAT_VERSION}")
+                format!("format version {v}, this build reads versions 1 to {FORMAT_VERSION}")
             }
             CheckpointError::BadField(what) => (*what).into(),
         }
     }
 }
 
-/// Encodes a version-2 checkpoint header for a state of `state_len` bytes at `lsn`.
+/// Encodes a checkpoint header (of [`FORMAT_VERSION`]) for a state of `state_len` bytes at `lsn`.
 /// The body length at `24..32` counts the store and schema ids too, so a version-1
 /// reader finds a well-formed file of an unsupported version.
 pub fn encode_checkpoint_header(
@@ -538,9 +549,9 @@ pub fn checkpoint_trailer(
     hasher.finalize().to_le_bytes()
 }
 
-/// Encodes a whole version-2 checkpoint file: header, `state`, CRC trailer.
-pub fn encode_checkpoint(lsn: u64, store_id: StoreId, state: &[u8]) -> Vec<u8> {
-    let header = encode_checkpoint_header(lsn, state.len() as u64, store_id, 0);
+/// Encodes a whole checkpoint-format file: header, `state`, CRC trailer.
+pub fn encode_checkpoint(lsn: u64, store_id: StoreId, schema_id: u64, state: &[u8]) -> Vec<u8> {
+    let header = encode_checkpoint_header(lsn, state.len() as u64, store_id, schema_id);
     let mut state_crc = crc32fast::Hasher::new();
     state_crc.update(state);
     let mut out = Vec::with_capacity(CHECKPOINT_HEADER_LEN + state.len() + CHECKPOINT_TRAILER_LEN);
@@ -574,7 +585,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<(CheckpointHeader, &[u8]), Chec
     let version = le_u32(bytes, 8);
     let ids_len = match version {
         v1::FORMAT_VERSION_V1 => 0,
-        FORMAT_VERSION => CHECKPOINT_HEADER_LEN - CHECKPOINT_COMMON_LEN,
+        FORMAT_VERSION_V2 | FORMAT_VERSION => CHECKPOINT_HEADER_LEN - CHECKPOINT_COMMON_LEN,
         other => return Err(CheckpointError::UnsupportedVersion(other)),
     };
     if le_u32(bytes, 12) != 0 {
@@ -637,6 +648,24 @@ pub fn restore_file_name(lsn: u64) -> String {
 /// Parses a restore file name back to its LSN.
 pub fn parse_restore_file_name(name: &str) -> Option<u64> {
     parse_numbered(name, "restore-", ".ckpt")
+}
+
+/// File name of the schema file of `id`: `schema-<id, 16 lower-case hex digits>.schema`.
+pub fn schema_file_name(id: SchemaId) -> String {
+    format!("schema-{id}.schema")
+}
+
+/// Parses a schema file name back to its schema id.
+pub fn parse_schema_file_name(name: &str) -> Option<SchemaId> {
+    let digits = name.strip_prefix("schema-")?.strip_suffix(".schema")?;
+    if digits.len() != 16
+        || !digits
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok().and_then(SchemaId::new)
 }
 
 fn parse_numbered(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
@@ -748,7 +777,7 @@ mod tests {
 
     #[test]
     fn segment_header_round_trip_and_bit_flips() {
-        let header = SegmentHeader::new(3, 100, 1 << 20, SEGMENT_FLAG_PREALLOCATED, id());
+        let header = SegmentHeader::new(3, 100, 1 << 20, SEGMENT_FLAG_PREALLOCATED, id(), 7);
         let bytes = header.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(header));
         assert_eq!(header.data_start(), SEGMENT_HEADER_LEN);
@@ -780,7 +809,7 @@ mod tests {
 
     #[test]
     fn checkpoint_round_trip_and_damage() {
-        let file = encode_checkpoint(9, id(), b"state!");
+        let file = encode_checkpoint(9, id(), 0, b"state!");
         let (header, state) = decode_checkpoint(&file).unwrap();
         assert_eq!(
             (header.lsn, state, header.store_id),
@@ -826,15 +855,15 @@ mod tests {
 
     #[test]
     fn numbers_above_lsn_max_are_refused_so_plus_one_never_overflows() {
-        let mut header = SegmentHeader::new(LSN_MAX, LSN_MAX, 1 << 20, 0, id());
+        let mut header = SegmentHeader::new(LSN_MAX, LSN_MAX, 1 << 20, 0, id(), 0);
         assert!(SegmentHeader::decode(&header.encode()).is_ok());
         header.first_lsn = u64::MAX;
         assert!(SegmentHeader::decode(&header.encode()).is_err());
         header.first_lsn = 1;
         header.segment_seq = u64::MAX;
         assert!(SegmentHeader::decode(&header.encode()).is_err());
-        assert!(decode_checkpoint(&encode_checkpoint(LSN_MAX, id(), b"")).is_ok());
-        assert!(decode_checkpoint(&encode_checkpoint(u64::MAX, id(), b"")).is_err());
+        assert!(decode_checkpoint(&encode_checkpoint(LSN_MAX, id(), 0, b"")).is_ok());
+        assert!(decode_checkpoint(&encode_checkpoint(u64::MAX, id(), 0, b"")).is_err());
         let mut frame = Vec::new();
         encode_record(&mut frame, u64::MAX, 1, 0, 64, b"");
         assert_eq!(decode_record(&frame, 10), Err(FrameError::BadHeaderField));

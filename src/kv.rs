@@ -650,6 +650,9 @@ impl StateMachine for KvState {
 
     /// Byte strings and options only: checked by `commands_round_trip` below.
     const COMMANDS_ROUND_TRIP: bool = true;
+    /// Declared, so tools name it: a store of `walstate.kv v1` is the CLI's own.
+    const SCHEMA: Option<crate::schema::SchemaName> =
+        Some(crate::schema::SchemaName::new(KV_SCHEMA_NAME, 1));
 
     /// Checks an encoded state one entry at a time (memory for one entry, not a second
     /// map): every pair decodes, keys strictly increase, nothing trails.
@@ -834,6 +837,9 @@ mod opt_bytes {
         Ok(Option::<bytes::De>::deserialize(d)?.map(|b| b.0))
     }
 }
+
+/// The declared schema name of [`KvState`] stores.
+pub const KV_SCHEMA_NAME: &str = "walstate.kv";
 
 impl Serialize for KvState {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -28,11 +28,11 @@ pub mod journal;
 pub mod kv;
 mod kv_store;
 pub mod lock;
+pub mod migrate;
 mod options;
 mod plan_fs;
 pub mod recovery;
 pub mod repair;
-/// The serde shape of the state and command types a store was written with.
 pub mod schema;
 pub mod state;
 mod store;

@@ -8,13 +8,14 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, SNAPSHOT_DIR_NAME};
-use crate::codec;
 use crate::error::{Error, Result};
-use crate::format::{self, Identity, StoreId};
+use crate::format::{self, Identity, SchemaId, StoreId};
 use crate::io::{EntryKind, Vfs};
 use crate::journal::identity::{self, IdentityFile};
 use crate::journal::{self, Defect, DefectKind, ScanOptions, ScanOutcome, TornTailTruncation};
 use crate::lock::LOCK_FILE_NAME;
+use crate::schema::Schema;
+use crate::schema::gate::{Admission, SchemaGate};
 use crate::state::StateMachine;
 
 pub use crate::format::{RECORD_KIND_COMMAND, RECORD_KIND_RESTORE};
@@ -97,6 +98,12 @@ pub struct RecoveryReport {
     /// True when recovery read files of format version 1 (segments by the torn-window
     /// rule): `walstate upgrade` or the next checkpoints replace them.
     pub read_format_v1: bool,
+    /// The schemas the checkpoint used and the segments scanned were written with, each
+    /// once: the checkpoint's first, then the segments' in order (files that record no
+    /// schema add none).
+    pub schemas: Vec<SchemaId>,
+    /// What a migrating open ([`crate::Store::open_migrating`]) did, if it migrated.
+    pub migration: Option<crate::migrate::MigrationReport>,
 }
 
 /// The outcome of recovery, handed to the store.
@@ -123,18 +130,27 @@ pub(crate) enum Mode {
 pub(crate) trait Replayer: Sized {
     /// The state before any record.
     fn empty() -> Self;
+    /// The schema its bytes must have been written with (`None`: untyped, any).
+    fn schema() -> Result<Option<Schema>>;
     /// The state stored in a checkpoint's state bytes.
     fn from_state_bytes(bytes: &[u8]) -> std::result::Result<Self, String>;
     /// Applies one record.
-    fn apply_record(
-        &mut self,
-        vfs: &dyn Vfs,
-        dir: &Path,
-        kind: u8,
-        payload: &[u8],
-        lsn: u64,
-        may_map: bool,
-    ) -> Result<()>;
+    fn apply_record(&mut self, record: RecordContext<'_>) -> Result<()>;
+}
+
+/// One record to replay and where it lives.
+pub(crate) struct RecordContext<'a> {
+    pub vfs: &'a dyn Vfs,
+    pub dir: &'a Path,
+    pub kind: u8,
+    pub payload: &'a [u8],
+    pub lsn: u64,
+    pub may_map: bool,
+    /// The gate of a typed replay, with the verdict on the record's segment.
+    pub gate: Option<(&'a SchemaGate, Admission)>,
+    /// The segment and the offset of the record's group.
+    pub path: &'a Path,
+    pub offset: u64,
 }
 
 /// Replays into a typed state machine.
@@ -144,28 +160,46 @@ impl<S: StateMachine> Replayer for Typed<S> {
     fn empty() -> Self {
         Typed(S::default())
     }
-    fn from_state_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
-        codec::decode::<S>(bytes)
-            .map(Typed)
-            .map_err(|err| format!("checksum is valid but the state does not decode: {err}"))
+    fn schema() -> Result<Option<Schema>> {
+        Schema::of::<S>().map(Some)
     }
-    fn apply_record(
-        &mut self,
-        vfs: &dyn Vfs,
-        dir: &Path,
-        kind: u8,
-        payload: &[u8],
-        lsn: u64,
-        may_map: bool,
-    ) -> Result<()> {
-        match kind {
+    fn from_state_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        S::CODEC
+            .decode::<S>(bytes)
+            .map(Typed)
+            .map_err(|err| err.to_string())
+    }
+    fn apply_record(&mut self, record: RecordContext<'_>) -> Result<()> {
+        match record.kind {
             RECORD_KIND_COMMAND => {
-                let command = codec::decode::<S::Command>(payload)?;
+                let command = S::CODEC
+                    .decode::<S::Command>(record.payload)
+                    .map_err(|err| match record.gate {
+                        Some((gate, admission)) => gate.undecodable(
+                            record.vfs,
+                            admission,
+                            record.path,
+                            &format!(
+                                "the command at LSN {} (group at offset {})",
+                                record.lsn, record.offset
+                            ),
+                            &err.to_string(),
+                        ),
+                        None => err,
+                    })?;
                 self.0.apply_owned(command);
                 Ok(())
             }
             RECORD_KIND_RESTORE => {
-                self.0 = load_restore::<Typed<S>>(vfs, dir, lsn, may_map)?.0;
+                let gate = record.gate.map(|(gate, _)| gate);
+                self.0 = load_restore::<Typed<S>>(
+                    record.vfs,
+                    record.dir,
+                    record.lsn,
+                    record.may_map,
+                    gate,
+                )?
+                .0;
                 Ok(())
             }
             other => Err(Error::Codec(format!("unknown record kind {other}"))),
@@ -180,21 +214,19 @@ impl Replayer for Untyped {
     fn empty() -> Self {
         Untyped
     }
+    fn schema() -> Result<Option<Schema>> {
+        Ok(None)
+    }
     fn from_state_bytes(_bytes: &[u8]) -> std::result::Result<Self, String> {
         Ok(Untyped)
     }
-    fn apply_record(
-        &mut self,
-        vfs: &dyn Vfs,
-        dir: &Path,
-        kind: u8,
-        _payload: &[u8],
-        lsn: u64,
-        may_map: bool,
-    ) -> Result<()> {
-        match kind {
+    fn apply_record(&mut self, record: RecordContext<'_>) -> Result<()> {
+        match record.kind {
             RECORD_KIND_COMMAND => Ok(()),
-            RECORD_KIND_RESTORE => load_restore::<Untyped>(vfs, dir, lsn, may_map).map(|_| ()),
+            RECORD_KIND_RESTORE => {
+                load_restore::<Untyped>(record.vfs, record.dir, record.lsn, record.may_map, None)
+                    .map(|_| ())
+            }
             other => Err(Error::Codec(format!("unknown record kind {other}"))),
         }
     }
@@ -213,6 +245,7 @@ pub(crate) fn looks_like_store(names: &[String]) -> bool {
             || format::parse_segment_file_name(stem).is_some()
             || format::parse_checkpoint_file_name(stem).is_some()
             || format::parse_restore_file_name(stem).is_some()
+            || format::parse_schema_file_name(stem).is_some()
     })
 }
 
@@ -248,9 +281,10 @@ pub(crate) fn recover_with<R: Replayer>(
         report.temp_files_removed = remove_temp_files(vfs, dir)?;
     }
     report.store_id = prepare_identity(vfs, dir, mode)?.map(|identity| identity.store_id);
+    let gate = R::schema()?.map(|schema| SchemaGate::new(schema, dir, report.store_id));
     let mut rounds = 0;
     let mut recovered = loop {
-        let attempt = replay::<R>(vfs, dir, mode, &mut report)?;
+        let attempt = replay::<R>(vfs, dir, mode, &mut report, gate.as_ref())?;
         let Some(mut defect) = attempt.outcome.defect.clone() else {
             break attempt;
         };
@@ -304,6 +338,7 @@ pub(crate) fn recover_with<R: Replayer>(
     report.last_lsn = recovered.lsn;
     report.segments_scanned = recovered.outcome.segments.len();
     report.read_format_v1 |= recovered.outcome.segments.iter().any(|s| s.version == 1);
+    report.schemas = schemas_named(vfs, &report, &recovered.outcome);
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     recovered.report = report;
     Ok(recovered)
@@ -315,6 +350,7 @@ fn replay<R: Replayer>(
     dir: &Path,
     mode: Mode,
     report: &mut RecoveryReport,
+    gate: Option<&SchemaGate>,
 ) -> Result<Recovered<R>> {
     let may_map = mode != Mode::ReadOnly;
     let identity = identity::read(vfs, dir)?.valid();
@@ -323,7 +359,7 @@ fn replay<R: Replayer>(
     report.checkpoint = None;
     report.checkpoints_skipped.clear();
     for candidate in checkpoints.iter().rev() {
-        match load_checkpoint_with::<R>(vfs, &candidate.path, may_map, identity)? {
+        match load_checkpoint_with::<R>(vfs, &candidate.path, may_map, identity, gate)? {
             Ok((lsn, state, bytes)) if lsn == candidate.lsn => {
                 let used = CheckpointUsed {
                     path: candidate.path.clone(),
@@ -376,12 +412,32 @@ fn replay<R: Replayer>(
             if unreplayable.is_some() {
                 return Ok(());
             }
+            // Nothing of a segment is decoded before its schema is admitted.
+            let admitted = match gate {
+                Some(gate) => Some((gate, gate.admit(vfs, position.schema_id, position.path)?)),
+                None => None,
+            };
             for record in group {
-                let applied =
-                    state.apply_record(vfs, dir, record.kind, record.payload, record.lsn, may_map);
+                let applied = state.apply_record(RecordContext {
+                    vfs,
+                    dir,
+                    kind: record.kind,
+                    payload: record.payload,
+                    lsn: record.lsn,
+                    may_map,
+                    gate: admitted,
+                    path: position.path,
+                    offset: position.offset,
+                });
                 if let Err(err) = applied {
-                    // An I/O failure (reading a restore file) is not damage.
-                    if matches!(err, Error::Io { .. } | Error::PermissionDenied { .. }) {
+                    // An I/O failure (reading a restore file) is not damage, and neither are
+                    // bytes of other types.
+                    if matches!(
+                        err,
+                        Error::Io { .. }
+                            | Error::PermissionDenied { .. }
+                            | Error::SchemaMismatch { .. }
+                    ) {
                         return Err(err);
                     }
                     // Only `load_restore` reports corruption here: a damaged restore file.
@@ -460,27 +516,46 @@ fn version_of(vfs: &dyn Vfs, path: &Path) -> u32 {
 }
 
 /// Loads and verifies a checkpoint-format file into a replayer: (lsn, state, bytes).
-/// The outer error is an I/O failure reading it (not damage: retry, or fix the disk);
-/// the inner one says why the bytes are unusable (for the recovery report).
+/// The outer error is an I/O failure reading it (not damage: retry, or fix the disk) or
+/// a file of another schema ([`Error::SchemaMismatch`]: intact bytes that do not decode
+/// with these types are one too, never skipped); the inner one says why the bytes are
+/// unusable (damage or a foreign file, for the recovery report).
 pub(crate) fn load_checkpoint_with<R: Replayer>(
     vfs: &dyn Vfs,
     path: &Path,
     may_map: bool,
     identity: Option<Identity>,
+    gate: Option<&SchemaGate>,
 ) -> Result<std::result::Result<(u64, R, u64), String>> {
     let bytes = vfs
         .read_file(path, may_map)
         .map_err(|err| Error::io("read checkpoint", path, err))?;
-    let decoded = format::decode_checkpoint(&bytes)
-        .map_err(|err| err.describe())
-        .and_then(
-            |(header, state_bytes)| match foreign_file(&header, identity) {
-                Some(reason) => Err(reason),
-                None => R::from_state_bytes(state_bytes)
-                    .map(|state| (header.lsn, state, bytes.len() as u64)),
-            },
-        );
-    Ok(decoded)
+    let (header, state_bytes) = match format::decode_checkpoint(&bytes) {
+        Ok(decoded) => decoded,
+        Err(err) => return Ok(Err(err.describe())),
+    };
+    if let Some(reason) = foreign_file(&header, identity) {
+        return Ok(Err(reason));
+    }
+    let admission = match gate {
+        Some(gate) => Some(gate.admit(vfs, header.schema_id, path)?),
+        None => None,
+    };
+    match R::from_state_bytes(state_bytes) {
+        Ok(state) => Ok(Ok((header.lsn, state, bytes.len() as u64))),
+        Err(detail) => match (gate, admission) {
+            (Some(gate), Some(admission)) => Err(gate.undecodable(
+                vfs,
+                admission,
+                path,
+                &format!("the state at LSN {}", header.lsn),
+                &detail,
+            )),
+            _ => Ok(Err(format!(
+                "checksum is valid but the state does not decode: {detail}"
+            ))),
+        },
+    }
 }
 
 /// Why a checkpoint-format file does not belong to the store with `identity`, if it
@@ -575,6 +650,7 @@ pub(crate) fn load_restore<R: Replayer>(
     dir: &Path,
     lsn: u64,
     may_map: bool,
+    gate: Option<&SchemaGate>,
 ) -> Result<R> {
     let path = dir.join(format::restore_file_name(lsn));
     let corrupt = |detail: String| Error::Corruption {
@@ -601,8 +677,42 @@ pub(crate) fn load_restore<R: Replayer>(
     if let Some(reason) = foreign_file(&header, identity::read(vfs, dir)?.valid()) {
         return Err(corrupt(format!("is not this store's ({reason})")));
     }
-    R::from_state_bytes(state_bytes)
-        .map_err(|reason| Error::Codec(format!("restore file {}: {reason}", path.display())))
+    let admission = match gate {
+        Some(gate) => Some(gate.admit(vfs, header.schema_id, &path)?),
+        None => None,
+    };
+    R::from_state_bytes(state_bytes).map_err(|reason| match (gate, admission) {
+        (Some(gate), Some(admission)) => gate.undecodable(
+            vfs,
+            admission,
+            &path,
+            &format!("the state the restore record at LSN {lsn} switches to"),
+            &reason,
+        ),
+        _ => Error::Codec(format!("restore file {}: {reason}", path.display())),
+    })
+}
+
+/// The schema ids the used checkpoint and the scanned segments name, each once, the
+/// checkpoint's first (0, "none recorded", left out).
+fn schemas_named(vfs: &dyn Vfs, report: &RecoveryReport, outcome: &ScanOutcome) -> Vec<SchemaId> {
+    let mut ids = Vec::new();
+    let checkpoint_schema = report.checkpoint.as_ref().and_then(|used| {
+        let bytes = vfs.read_file(&used.path, false).ok()?;
+        format::decode_checkpoint(&bytes)
+            .ok()
+            .and_then(|(header, _)| SchemaId::new(header.schema_id))
+    });
+    let segment_schemas = outcome
+        .segments
+        .iter()
+        .filter_map(|segment| segment.header.and_then(|h| SchemaId::new(h.schema_id)));
+    for id in checkpoint_schema.into_iter().chain(segment_schemas) {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
 }
 
 /// The scan outcome with its defect moved to a record whose framing is valid but that

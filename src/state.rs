@@ -3,6 +3,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use crate::codec::Codec;
+pub use crate::schema::SchemaName;
+
 /// A deterministic state machine whose commands the store logs before applying.
 ///
 /// # Rules
@@ -37,6 +40,19 @@ pub trait StateMachine:
     /// then applies the caller's command and skips that decode.
     const COMMANDS_ROUND_TRIP: bool = false;
 
+    /// The name and version under which the application declares its state and command
+    /// types (see [`SchemaName`]). `None` (the default): the store identifies them by
+    /// their traced serde shape alone. Declare one to give the schema a readable name in
+    /// errors and tools, to order releases (an evolvable store refuses to be opened by
+    /// an older version), and for types whose `Deserialize` cannot be traced.
+    const SCHEMA: Option<SchemaName> = None;
+
+    /// How states and commands are encoded: [`Codec::Compact`] (bincode, the fast
+    /// default) or [`Codec::Evolvable`] (field and variant names on disk, so adding a
+    /// `#[serde(default)]` field or a variant needs no migration). Recorded in the
+    /// store's schema: a store is opened with the codec that created it or migrated.
+    const CODEC: Codec = Codec::Compact;
+
     /// Applies one command. Must be deterministic.
     fn apply(&mut self, command: &Self::Command) -> Self::Output;
 
@@ -52,7 +68,7 @@ pub trait StateMachine:
     }
 
     /// Encodes this state, which the caller no longer needs, into `out`; must write
-    /// exactly the bytes of [`crate::codec::encode_into`]`(&self, out)`, which is what
+    /// exactly the bytes of [`Codec::encode_into`] with [`Self::CODEC`], which is what
     /// the default does before dropping the state.
     ///
     /// Checkpoints and snapshots call it on the snapshot they took (a clone) as soon as it
@@ -64,7 +80,7 @@ pub trait StateMachine:
     /// most nodes. Whatever an override writes is still read back and checked with
     /// [`check_encoded`](Self::check_encoded).
     fn encode_owned<W: std::io::Write>(self, out: &mut W) -> crate::Result<()> {
-        crate::codec::encode_into(&self, out).map(drop)
+        Self::CODEC.encode_into(&self, out).map(drop)
     }
 
     /// Checks that `encoded` — a state's bytes as a checkpoint stores them, `len` bytes,
@@ -75,6 +91,8 @@ pub trait StateMachine:
     /// [`crate::codec::for_each_in_seq`] or similar, as [`crate::KvState`] does, to keep
     /// checkpoint memory flat.
     fn check_encoded(encoded: &mut dyn std::io::Read, len: u64) -> crate::Result<()> {
-        crate::codec::decode_from_reader::<Self>(encoded, len).map(drop)
+        Self::CODEC
+            .decode_from_reader::<Self>(encoded, len)
+            .map(drop)
     }
 }

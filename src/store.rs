@@ -22,6 +22,7 @@ use crate::options::Options;
 use crate::recovery::{
     self, Mode, RECORD_KIND_COMMAND, RECORD_KIND_RESTORE, RecoveryReport, RestoreMarker,
 };
+use crate::schema::{self, Schema};
 use crate::state::StateMachine;
 
 /// The state and the LSN of the last command applied to it.
@@ -97,6 +98,8 @@ struct Inner<S: StateMachine> {
     vfs: VfsRef,
     applied: Arc<RwLock<Applied<S>>>,
     report: RwLock<RecoveryReport>,
+    /// The schema of `S`, which every file this store writes names.
+    schema: Schema,
     writer: Option<Writer>,
 }
 
@@ -123,6 +126,7 @@ impl<S: StateMachine> Store<S> {
         options: Options,
         vfs: VfsRef,
         recovered: recovery::Recovered<S>,
+        schema: Schema,
         writer: Option<Writer>,
     ) -> Self {
         let inner = Arc::new(Inner {
@@ -134,6 +138,7 @@ impl<S: StateMachine> Store<S> {
                 lsn: recovered.lsn,
             })),
             report: RwLock::new(recovered.report),
+            schema,
             writer,
         });
         Store {
@@ -166,8 +171,27 @@ impl<S: StateMachine> Store<S> {
     /// the writer lock, loads the newest valid checkpoint, replays the journal, truncates
     /// a torn tail and refuses mid-log corruption unless [`Options::salvage`] is set.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
+        // Before anything touches the directory: types without a schema are refused.
+        let schema = Schema::of::<S>()?;
+        let (dir, vfs, created, lock) = Self::lock_for_writing(dir.as_ref(), &options)?;
+        let recovered = recovery::recover::<S>(
+            vfs.as_ref(),
+            &dir,
+            Mode::Writer {
+                salvage: options.salvage,
+            },
+        )?;
+        Self::open_locked(dir, options, vfs, created, lock, recovered, schema)
+    }
+
+    /// Validates the options, prepares the directory and takes the writer lock: what
+    /// every writer open does before recovery. Returns (dir, vfs, created, lock).
+    pub(crate) fn lock_for_writing(
+        dir: &Path,
+        options: &Options,
+    ) -> Result<(PathBuf, VfsRef, bool, Box<dyn LockGuard>)> {
         options.validate()?;
-        let dir = dir.as_ref().to_path_buf();
+        let dir = dir.to_path_buf();
         let vfs = options.vfs.clone();
         let created = prepare_dir(&vfs, &dir, options.create_if_missing)?;
         let lock = lock_store(vfs.as_ref(), &dir, options.lock_timeout)?;
@@ -185,20 +209,33 @@ impl<S: StateMachine> Store<S> {
             vfs.sync_dir(&snapshot_dir)
                 .map_err(|err| Error::io("fsync snapshot directory at open", &snapshot_dir, err))?;
         }
-        let mut recovered = recovery::recover::<S>(
-            vfs.as_ref(),
-            &dir,
-            Mode::Writer {
-                salvage: options.salvage,
-            },
-        )?;
+        Ok((dir, vfs, created, lock))
+    }
+
+    /// The rest of a writer open, holding `lock`, with what recovery found.
+    pub(crate) fn open_locked(
+        dir: PathBuf,
+        options: Options,
+        vfs: VfsRef,
+        created: bool,
+        lock: Box<dyn LockGuard>,
+        mut recovered: recovery::Recovered<S>,
+        schema: Schema,
+    ) -> Result<Self> {
         recovered.report.created = created;
-        let journal = Journal::resume(
-            vfs.clone(),
-            &dir,
-            options.journal.clone(),
-            &recovered.outcome,
-        )?;
+        // The schema file first: every segment and checkpoint from now on names it.
+        let store_id = recovered.report.store_id.ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{} has no identity file after recovery as a writer",
+                dir.display()
+            ))
+        })?;
+        schema::files::ensure(vfs.as_ref(), &dir, store_id, &schema)?;
+        let journal_options = crate::journal::JournalOptions {
+            schema_id: schema.id().get(),
+            ..options.journal.clone()
+        };
+        let journal = Journal::resume(vfs.clone(), &dir, journal_options, &recovered.outcome)?;
         let writer = Writer {
             journal,
             gate: RwLock::new(()),
@@ -213,7 +250,7 @@ impl<S: StateMachine> Store<S> {
             last_checkpoint_error: Mutex::new(None),
             _lock: lock,
         };
-        let store = Store::from_parts(dir, options, vfs, recovered, Some(writer));
+        let store = Store::from_parts(dir, options, vfs, recovered, schema, Some(writer));
         if store.inner.options.checkpoint_after_bytes.is_some() {
             store.start_checkpointer()?;
             if let Some(writer) = &store.inner.writer {
@@ -230,9 +267,12 @@ impl<S: StateMachine> Store<S> {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         let vfs = options.vfs.clone();
+        let schema = Schema::of::<S>()?;
         prepare_dir(&vfs, &dir, false)?;
         let recovered = recovery::recover::<S>(vfs.as_ref(), &dir, Mode::ReadOnly)?;
-        Ok(Store::from_parts(dir, options, vfs, recovered, None))
+        Ok(Store::from_parts(
+            dir, options, vfs, recovered, schema, None,
+        ))
     }
 
     /// Re-reads a read-only store from disk to see what the writer committed since.
@@ -479,12 +519,20 @@ impl<S: StateMachine> Store<S> {
                 path: snapshot_dir,
             });
         }
+        let identity =
+            crate::journal::identity::read(self.inner.vfs.as_ref(), &self.inner.dir)?.valid();
+        let gate = schema::gate::SchemaGate::new(
+            self.inner.schema.clone(),
+            &self.inner.dir,
+            identity.map(|identity| identity.store_id),
+        );
         let (snapshot_lsn, recovery::Typed(restored), _) =
             recovery::load_checkpoint_with::<recovery::Typed<S>>(
                 self.inner.vfs.as_ref(),
                 &path,
                 false,
-                crate::journal::identity::read(self.inner.vfs.as_ref(), &self.inner.dir)?.valid(),
+                identity,
+                Some(&gate),
             )?
             .map_err(|detail| Error::SnapshotDamaged {
                 name: name.to_owned(),
@@ -553,22 +601,12 @@ impl<S: StateMachine> Store<S> {
     /// snapshot.
     fn write_snapshot(&self, name: &str, state: S, lsn: u64) -> Result<SnapshotInfo> {
         let vfs = self.inner.vfs.as_ref();
-        let snapshot_dir = self.inner.dir.join(SNAPSHOT_DIR_NAME);
-        if vfs
-            .entry_kind(&snapshot_dir)
-            .map_err(|err| Error::io("stat", &snapshot_dir, err))?
-            != Some(EntryKind::Dir)
-        {
-            vfs.create_dir_all(&snapshot_dir)
-                .map_err(|err| Error::io("create snapshot directory", &snapshot_dir, err))?;
-        }
-        // Every time, not only when just created: an earlier attempt may have created the
-        // directory and failed to make its entry durable.
-        if let Err(err) = vfs.sync_dir(&self.inner.dir) {
-            return Err(self
-                .inner
-                .poison(Error::io("fsync directory", &self.inner.dir, err)));
-        }
+        let snapshot_dir = checkpoint::prepare_snapshot_dir(vfs, &self.inner.dir).map_err(
+            |failure| match failure.poison {
+                true => self.inner.poison(failure.error),
+                false => failure.error,
+            },
+        )?;
         let file_name = checkpoint::snapshot_file_name(name);
         if vfs
             .entry_kind(&snapshot_dir.join(&file_name))
@@ -691,15 +729,19 @@ impl<S: StateMachine> Inner<S> {
         let Some(writer) = self.writer.as_ref() else {
             return Err(Error::ReadOnly);
         };
-        let store_id = writer.journal.store_id();
-        checkpoint::write_state_file(self.vfs.as_ref(), dir, name, lsn, store_id, state, pacing)
-            .map_err(|failure| {
+        let ids = checkpoint::FileIds {
+            store: writer.journal.store_id(),
+            schema: self.schema.id(),
+        };
+        checkpoint::write_state_file(self.vfs.as_ref(), dir, name, lsn, ids, state, pacing).map_err(
+            |failure| {
                 if failure.poison {
                     self.poison(failure.error)
                 } else {
                     failure.error
                 }
-            })
+            },
+        )
     }
 
     /// [`Inner::write_state_file`] for a checkpoint, on a helper thread that lowers its
@@ -815,9 +857,9 @@ fn command_record(payload: Vec<u8>) -> RecordToAppend {
 /// the copy decoded from the payload, which is what replay will apply.
 fn logged<S: StateMachine>(command: S::Command) -> Result<(Vec<u8>, S::Command)> {
     if S::COMMANDS_ROUND_TRIP {
-        Ok((codec::encode(&command)?, command))
+        Ok((S::CODEC.encode(&command)?, command))
     } else {
-        codec::encode_verified(&command)
+        S::CODEC.encode_verified(&command)
     }
 }
 

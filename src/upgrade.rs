@@ -157,7 +157,7 @@ fn rewrite(vfs: &dyn Vfs, file: &Planned, store_id: StoreId) -> Result<()> {
     } else {
         let (header, state) =
             format::decode_checkpoint(&bytes).map_err(|err| damaged(err.describe()))?;
-        format::encode_checkpoint(header.lsn, store_id, state)
+        format::encode_checkpoint(header.lsn, store_id, 0, state)
     };
     let dir = file.path.parent().unwrap_or(Path::new("."));
     let name = file
@@ -181,6 +181,7 @@ fn reframe_segment(bytes: &[u8], store_id: StoreId) -> std::result::Result<Vec<u
         header.record_payload_max,
         0,
         store_id,
+        0,
     )
     .encode()
     .to_vec();

@@ -82,6 +82,8 @@ pub enum FileKind {
     Lock,
     /// The identity file (the store's id).
     Identity,
+    /// A schema file (which types wrote the files naming it).
+    Schema,
     /// Anything else.
     Unknown,
 }
@@ -136,6 +138,9 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// What a read-only recovery found, when it succeeded.
     pub recovery: Option<RecoveryReport>,
+    /// The schema the store is written with now, described
+    /// ([`crate::schema::describe_store_schema`]).
+    pub schema: String,
 }
 
 /// Checks every checkpoint, segment and snapshot of the store in `dir` without changing
@@ -273,6 +278,17 @@ pub fn verify(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                 crate::journal::identity::IdentityFile::Missing => {}
             }
             files.push(row);
+        } else if let Some(id) = format::parse_schema_file_name(name) {
+            let row = check_schema_file(vfs, dir, &path, id)?;
+            if row.status == FileStatus::Damaged {
+                problems.push(format!(
+                    "schema file {} is unusable ({}); the store opens with its own types (whose open writes it again, moving this one to quarantine/), but a schema error could not say what changed",
+                    path.display(),
+                    row.detail.as_deref().unwrap_or("unusable")
+                ));
+                verdict = verdict.at_least(Verdict::NeedsAttention);
+            }
+            files.push(row);
         } else if format::parse_segment_file_name(name).is_none()
             && format::parse_checkpoint_file_name(name).is_none()
             && name != SNAPSHOT_DIR_NAME
@@ -299,13 +315,53 @@ pub fn verify(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
         }
         files.push(row);
     }
+    if let Some(report) = &recovery {
+        for id in &report.schemas {
+            let named = dir.join(format::schema_file_name(*id));
+            if vfs
+                .entry_kind(&named)
+                .map_err(|err| Error::io("stat", &named, err))?
+                .is_none()
+            {
+                problems.push(format!(
+                    "schema file {} is missing; the store opens with its own types (whose open writes it again), but a schema error could not say what changed",
+                    named.display()
+                ));
+                verdict = verdict.at_least(Verdict::NeedsAttention);
+            }
+        }
+    }
+    let schema = crate::schema::describe_store_schema(vfs, dir)?;
     Ok(VerifyReport {
         dir: dir.to_path_buf(),
         verdict,
         files,
         problems,
         recovery,
+        schema,
     })
+}
+
+/// The row of a schema file: what it describes, or why it is unusable.
+fn check_schema_file(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    path: &Path,
+    id: crate::schema::SchemaId,
+) -> Result<FileCheck> {
+    let mut row = plain_row(vfs, path, FileKind::Schema, FileStatus::Ok);
+    let store_id = crate::journal::identity::read(vfs, dir)?
+        .valid()
+        .map(|identity| identity.store_id);
+    match crate::schema::files::read(vfs, dir, id, store_id)? {
+        crate::schema::files::SchemaFile::Valid(schema) => row.detail = Some(schema.describe()),
+        crate::schema::files::SchemaFile::Damaged(reason) => {
+            row.status = FileStatus::Damaged;
+            row.detail = Some(reason);
+        }
+        crate::schema::files::SchemaFile::Missing => {}
+    }
+    Ok(row)
 }
 
 /// Reports a damaged restore file; returns the verdict it calls for. One the journal

@@ -950,3 +950,90 @@ fn usage_errors_exit_64_not_2_and_help_and_version_exit_0() {
     expect_code(&["--help"], 0);
     expect_code(&["--version"], 0);
 }
+
+/// A store of application types other than the CLI's key-value state.
+mod typed {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+    pub struct Config {
+        pub listen: String,
+        pub workers: u16,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub enum Command {
+        SetWorkers(u16),
+    }
+
+    impl walstate::StateMachine for Config {
+        type Command = Command;
+        type Output = ();
+        const SCHEMA: Option<walstate::state::SchemaName> =
+            Some(walstate::state::SchemaName::new("service-config", 3));
+        fn apply(&mut self, Command::SetWorkers(workers): &Command) {
+            self.workers = *workers;
+        }
+    }
+}
+
+#[test]
+fn kv_commands_on_a_typed_store_name_its_schema_instead_of_advising_salvage() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("store");
+    let store = walstate::Store::<typed::Config>::open(&dir, Options::default()).unwrap();
+    store.apply(typed::Command::SetWorkers(8)).unwrap();
+    store.close().unwrap();
+    let before = segments(&dir)
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect::<Vec<_>>();
+    for args in [
+        vec!["get", arg(&dir), "k"],
+        vec!["put", arg(&dir), "k", "v"],
+        vec!["del", arg(&dir), "k"],
+        vec!["scan", arg(&dir)],
+        vec!["checkpoint", arg(&dir)],
+    ] {
+        let output = expect_code(&args, 3);
+        let err = stderr(&output);
+        assert!(
+            err.contains("holds service-config v3") && err.contains("use its application"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("salvage"), "{args:?}: {err}");
+        assert!(err.contains("next: "), "{args:?}: {err}");
+    }
+    let after = segments(&dir)
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(before, after, "nothing was changed");
+    // The tools that read any store show the schema.
+    let output = expect_code(&["verify", arg(&dir)], 0);
+    assert!(
+        stdout(&output).contains("schema service-config v3 (compact codec"),
+        "{}",
+        stdout(&output)
+    );
+    let (_, report) = verify_json(&dir);
+    assert!(
+        report["schema"]
+            .as_str()
+            .unwrap()
+            .starts_with("service-config v3"),
+        "{report}"
+    );
+    let output = expect_code(&["stats", arg(&dir)], 0);
+    assert!(
+        stdout(&output).contains("service-config v3"),
+        "{}",
+        stdout(&output)
+    );
+    let output = expect_code(&["dump", arg(&dir)], 0);
+    assert!(
+        stdout(&output).contains("schema: service-config v3"),
+        "{}",
+        stdout(&output)
+    );
+}

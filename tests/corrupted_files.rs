@@ -324,12 +324,12 @@ fn zeroed_ranges_garbage_swaps_and_versions() {
     // A format version this build does not read, with a valid checksum.
     let mut damaged = image.clone();
     let mut header = damaged[&newest][..SEGMENT_HEADER_LEN].to_vec();
-    header[8..12].copy_from_slice(&3u32.to_le_bytes());
+    header[8..12].copy_from_slice(&9u32.to_le_bytes());
     let crc = crc32(&header[..44]);
     header[44..48].copy_from_slice(&crc.to_le_bytes());
     damaged.get_mut(&newest).unwrap()[..SEGMENT_HEADER_LEN].copy_from_slice(&header);
-    let err = check(&damaged, &models, "segment version 3").unwrap_err();
-    assert!(err.contains("format version 3"), "{err}");
+    let err = check(&damaged, &models, "segment version 9").unwrap_err();
+    assert!(err.contains("format version 9"), "{err}");
     let checkpoint = checkpoints(&image).pop().unwrap();
     let mut damaged = image.clone();
     let bytes = damaged.get_mut(&checkpoint).unwrap();

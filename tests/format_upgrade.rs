@@ -127,7 +127,10 @@ fn a_writer_opens_a_version_1_store_gives_it_an_identity_and_appends_in_version_
     let found = versions(&dir);
     assert!(found.contains(&("wal-00000000000000000001.seg".into(), 1)));
     assert!(
-        found.contains(&("wal-00000000000000000002.seg".into(), 2)),
+        found.contains(&(
+            "wal-00000000000000000002.seg".into(),
+            walstate::format::FORMAT_VERSION
+        )),
         "{found:?}"
     );
     let store = KvStore::open(&dir, Options::default()).unwrap();
@@ -157,7 +160,9 @@ fn upgrade_rewrites_every_version_1_file_and_its_dry_run_says_exactly_which() {
         "the dry run predicts the real run"
     );
     assert!(
-        versions(&dir).iter().all(|(_, version)| *version == 2),
+        versions(&dir)
+            .iter()
+            .all(|(_, version)| *version == walstate::format::FORMAT_VERSION),
         "{:?}",
         versions(&dir)
     );

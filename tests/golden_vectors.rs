@@ -13,7 +13,8 @@ use walstate::format::{
     CHECKPOINT_HEADER_LEN, CHECKPOINT_MAGIC, CHECKPOINT_TRAILER_LEN, CheckpointError,
     FLAG_GROUP_CONTINUES, FORMAT_VERSION, FRAME_END_MARK, FRAME_START_MARK, FrameError,
     IDENTITY_LEN, Identity, RECORD_HEADER_LEN, RECORD_KIND_SEAL, RECORD_PAYLOAD_MAX_HARD,
-    SEGMENT_FLAG_PREALLOCATED, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SegmentHeader,
+    SCHEMA_NAME_MAX, SCHEMA_RECORD_VERSION, SCHEMA_SHAPE_MAX, SEGMENT_FLAG_PREALLOCATED,
+    SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SchemaId, SchemaRecord, SchemaRecordError, SegmentHeader,
     SegmentHeaderError, StoreId, checkpoint_file_name, decode_checkpoint, decode_record,
     encode_checkpoint, encode_record, parse_checkpoint_file_name, parse_segment_file_name,
     restore_file_name, segment_file_name, v1,
@@ -26,20 +27,31 @@ use walstate::format::{
 /// The store id of every vector.
 const STORE_ID: u64 = 0x0123_4567_89ab_cdef;
 
-/// Segment `{ seq 1, first_lsn 1, store STORE_ID, record_payload_max 4194304, flags 0, schema 0 }`
+/// The schema id of the segment and checkpoint vectors.
+const SCHEMA_ID: u64 = 0x1122_3344_5566_7788;
+
+/// Segment `{ seq 1, first_lsn 1, store STORE_ID, record_payload_max 4194304, flags 0, schema SCHEMA_ID }`
 const SEGMENT_HEADER: &str = "
+57 41 4c 53 54 53 45 47 03 00 00 00 00 00 00 00
+01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00
+ef cd ab 89 67 45 23 01 00 00 40 00 a2 fa d2 19
+88 77 66 55 44 33 22 11 00 00 00 00 e9 3f a5 a9
+";
+
+/// Segment `{ seq 2, first_lsn 100, store STORE_ID, record_payload_max 1024, PREALLOCATED, schema SCHEMA_ID }`
+const SEGMENT_HEADER_PREALLOCATED: &str = "
+57 41 4c 53 54 53 45 47 03 00 00 00 01 00 00 00
+02 00 00 00 00 00 00 00 64 00 00 00 00 00 00 00
+ef cd ab 89 67 45 23 01 00 04 00 00 f4 3f 28 19
+88 77 66 55 44 33 22 11 00 00 00 00 67 5c 73 ad
+";
+
+/// Version 2 (still read): segment `{ seq 1, first_lsn 1, store STORE_ID, record_payload_max 4194304, flags 0, schema 0 }`
+const V2_SEGMENT_HEADER: &str = "
 57 41 4c 53 54 53 45 47 02 00 00 00 00 00 00 00
 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00
 ef cd ab 89 67 45 23 01 00 00 40 00 37 2e a2 8c
 00 00 00 00 00 00 00 00 00 00 00 00 82 94 42 e2
-";
-
-/// Segment `{ seq 2, first_lsn 100, store STORE_ID, record_payload_max 1024, PREALLOCATED }`
-const SEGMENT_HEADER_PREALLOCATED: &str = "
-57 41 4c 53 54 53 45 47 02 00 00 00 01 00 00 00
-02 00 00 00 00 00 00 00 64 00 00 00 00 00 00 00
-ef cd ab 89 67 45 23 01 00 04 00 00 61 eb 58 8c
-00 00 00 00 00 00 00 00 00 00 00 00 0c f7 94 e6
 ";
 
 /// Record `{ lsn 1, kind 1, flags 0, synced_end 64, payload "hello" }`
@@ -61,8 +73,16 @@ a5 03 00 00 00 00 00 03 00 00 00 00 00 00 00 85
 00 00 00 00 00 00 00 00 00 00 00 6e d2 22 95 5a
 ";
 
-/// Checkpoint `{ lsn 7, store STORE_ID, schema 0, state "state" }`
+/// Checkpoint `{ lsn 7, store STORE_ID, schema SCHEMA_ID, state "state" }`
 const CHECKPOINT_STATE: &str = "
+57 41 4c 53 54 43 4b 50 03 00 00 00 00 00 00 00
+07 00 00 00 00 00 00 00 15 00 00 00 00 00 00 00
+ef cd ab 89 67 45 23 01 88 77 66 55 44 33 22 11
+73 74 61 74 65 77 e5 7a d0
+";
+
+/// Version 2 (still read): checkpoint `{ lsn 7, store STORE_ID, schema 0, state "state" }`
+const V2_CHECKPOINT_STATE: &str = "
 57 41 4c 53 54 43 4b 50 02 00 00 00 00 00 00 00
 07 00 00 00 00 00 00 00 15 00 00 00 00 00 00 00
 ef cd ab 89 67 45 23 01 00 00 00 00 00 00 00 00
@@ -71,8 +91,48 @@ ef cd ab 89 67 45 23 01 00 00 00 00 00 00 00 00
 
 /// Identity file `{ store STORE_ID, flags 0 }`
 const IDENTITY: &str = "
+57 41 4c 53 54 49 44 4e 03 00 00 00 00 00 00 00
+ef cd ab 89 67 45 23 01 00 00 00 00 2a 74 28 58
+";
+
+/// Version 2 (still read): identity file `{ store STORE_ID, flags 0 }`
+const V2_IDENTITY: &str = "
 57 41 4c 53 54 49 44 4e 02 00 00 00 00 00 00 00
 ef cd ab 89 67 45 23 01 00 00 00 00 6c 4f 4f 3d
+";
+
+/// Schema record `{ codec 1 (evolvable), version 2, name "config", no shape }`; its id
+/// is `SCHEMA_RECORD_ID`.
+const SCHEMA_RECORD: &str = "
+01 01 02 00 00 00 06 00 63 6f 6e 66 69 67 00 00
+00 00 00
+";
+
+/// The shape (section 5.2) of the README's `struct Config { listen: String, workers: u16 }`
+/// and `enum Command { SetListen(String), SetWorkers(u16) }`; its fingerprint (FNV-1a 64)
+/// is `SCHEMA_SHAPE_FINGERPRINT`. If this changes, every stored schema id would stop
+/// matching: a new shape encoding version is needed.
+const SCHEMA_SHAPE: &str = "
+01 16 06 43 6f 6e 66 69 67 16 07 43 6f 6d 6d 61
+6e 64 02 07 43 6f 6d 6d 61 6e 64 04 02 09 53 65
+74 4c 69 73 74 65 6e 01 0f 0a 53 65 74 57 6f 72
+6b 65 72 73 01 08 06 43 6f 6e 66 69 67 03 02 06
+6c 69 73 74 65 6e 0f 07 77 6f 72 6b 65 72 73 08
+";
+
+/// FNV-1a 64 of `SCHEMA_SHAPE`.
+const SCHEMA_SHAPE_FINGERPRINT: u64 = 0x26fb_83a3_2e40_9f97;
+
+/// FNV-1a 64 of `SCHEMA_RECORD`.
+const SCHEMA_RECORD_ID: u64 = 0x39a5_69eb_b872_fc9b;
+
+/// The schema file of that record: `schema-39a569ebb872fc9b.schema`.
+const SCHEMA_FILE: &str = "
+57 41 4c 53 54 43 4b 50 03 00 00 00 00 00 00 00
+00 00 00 00 00 00 00 00 23 00 00 00 00 00 00 00
+ef cd ab 89 67 45 23 01 9b fc 72 b8 eb 69 a5 39
+01 01 02 00 00 00 06 00 63 6f 6e 66 69 67 00 00
+00 00 00 88 01 9d a3
 ";
 
 /// Codec (bincode 2, standard config): `RestoreMarker { snapshot: "nightly", snapshot_lsn: 300 }`
@@ -107,6 +167,12 @@ const GOLDEN: &[(&str, &str)] = &[
     ("record-seal", RECORD_SEAL),
     ("checkpoint-state", CHECKPOINT_STATE),
     ("identity", IDENTITY),
+    ("schema-record", SCHEMA_RECORD),
+    ("schema-shape", SCHEMA_SHAPE),
+    ("schema-file", SCHEMA_FILE),
+    ("v2-segment-header", V2_SEGMENT_HEADER),
+    ("v2-checkpoint-state", V2_CHECKPOINT_STATE),
+    ("v2-identity", V2_IDENTITY),
     ("restore-marker", RESTORE_MARKER),
     ("v1-segment-header", V1_SEGMENT_HEADER),
     ("v1-record-hello", V1_RECORD_HELLO),
@@ -224,14 +290,21 @@ fn identity_golden_encode_and_decode() {
 
 #[test]
 fn segment_header_golden_encode_and_decode() {
-    let header = SegmentHeader::new(1, 1, 4_194_304, 0, store_id());
+    let header = SegmentHeader::new(1, 1, 4_194_304, 0, store_id(), SCHEMA_ID);
     let golden = unhex(SEGMENT_HEADER);
     assert_eq!(golden.len(), SEGMENT_HEADER_LEN);
     assert_eq!(header.encode().to_vec(), golden, "encoder output changed");
     assert_eq!(SegmentHeader::decode(&golden), Ok(header));
     let defaults = walstate::journal::JournalOptions::default();
     assert_eq!(defaults.record_payload_max, header.record_payload_max);
-    let preallocated = SegmentHeader::new(2, 100, 1024, SEGMENT_FLAG_PREALLOCATED, store_id());
+    let preallocated = SegmentHeader::new(
+        2,
+        100,
+        1024,
+        SEGMENT_FLAG_PREALLOCATED,
+        store_id(),
+        SCHEMA_ID,
+    );
     let golden = unhex(SEGMENT_HEADER_PREALLOCATED);
     assert_eq!(
         preallocated.encode().to_vec(),
@@ -252,9 +325,9 @@ fn segment_header_fields_sit_at_documented_offsets() {
     assert_eq!(le64(&bytes, 24), 100);
     assert_eq!(le64(&bytes, 32), STORE_ID);
     assert_eq!(le32(&bytes, 40), 1024);
-    // The version-1 checksum position: a version-1 reader sees "unsupported version 2".
+    // The version-1 checksum position: a version-1 reader sees "unsupported version".
     assert_eq!(le32(&bytes, 44), crc32_of(&[&bytes[0..44]]));
-    assert_eq!(le64(&bytes, 48), 0);
+    assert_eq!(le64(&bytes, 48), SCHEMA_ID);
     assert_eq!(le32(&bytes, 56), 0);
     assert_eq!(le32(&bytes, 60), crc32_of(&[&bytes[0..44], &bytes[48..60]]));
 }
@@ -293,11 +366,11 @@ fn segment_header_validation_matches_spec() {
         );
     }
     // Version is checked after the first CRC: with a valid CRC it is unsupported.
-    let mut v3 = good.clone();
-    v3[8] = 3;
+    let mut v4 = good.clone();
+    v4[8] = 4;
     assert_eq!(
-        SegmentHeader::decode(&recrc(v3)),
-        Err(SegmentHeaderError::UnsupportedVersion(3))
+        SegmentHeader::decode(&recrc(v4)),
+        Err(SegmentHeaderError::UnsupportedVersion(4))
     );
     for (at, value) in [(12, 0b10u8), (24, 0), (32, 0), (56, 1)] {
         let mut damaged = good.clone();
@@ -454,7 +527,7 @@ fn record_decoding_order_matches_spec() {
 fn checkpoint_golden_encode_and_decode() {
     let golden = unhex(CHECKPOINT_STATE);
     assert_eq!(
-        encode_checkpoint(7, store_id(), b"state"),
+        encode_checkpoint(7, store_id(), SCHEMA_ID, b"state"),
         golden,
         "encoder output changed"
     );
@@ -471,7 +544,7 @@ fn checkpoint_golden_encode_and_decode() {
             header.store_id,
             header.schema_id
         ),
-        (2, 7, 5, STORE_ID, 0)
+        (FORMAT_VERSION, 7, 5, STORE_ID, SCHEMA_ID)
     );
     assert_eq!(state, b"state");
     // Layout: magic, version, flags 0, lsn, body length (ids + state), store id, schema
@@ -500,11 +573,11 @@ fn checkpoint_golden_encode_and_decode() {
         bytes[at..].copy_from_slice(&sum.to_le_bytes());
         bytes
     };
-    let mut v3 = golden.clone();
-    v3[8] = 3;
+    let mut v4 = golden.clone();
+    v4[8] = 4;
     assert_eq!(
-        decode_checkpoint(&recrc(v3)),
-        Err(CheckpointError::UnsupportedVersion(3))
+        decode_checkpoint(&recrc(v4)),
+        Err(CheckpointError::UnsupportedVersion(4))
     );
     let mut flagged = golden;
     flagged[12] = 1;
@@ -512,6 +585,144 @@ fn checkpoint_golden_encode_and_decode() {
         decode_checkpoint(&recrc(flagged)),
         Err(CheckpointError::BadField(_))
     ));
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema records and schema files (section 5.1)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn schema_record_golden_encode_decode_and_id() {
+    let record = SchemaRecord {
+        codec: 1,
+        version: 2,
+        name: "config".into(),
+        shape: None,
+    };
+    let golden = unhex(SCHEMA_RECORD);
+    assert_eq!(record.encode(), golden, "encoder output changed");
+    assert_eq!(SchemaRecord::decode(&golden), Ok(record.clone()));
+    assert_eq!(record.id().get(), SCHEMA_RECORD_ID);
+    // The id is FNV-1a 64 of the record's bytes, computed here independently.
+    let mut fnv: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in &golden {
+        fnv = (fnv ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    assert_eq!(fnv, SCHEMA_RECORD_ID);
+    // Layout: record version, codec, declared version, name length + name, shape flag,
+    // shape length.
+    assert_eq!(golden[0], SCHEMA_RECORD_VERSION);
+    assert_eq!(golden[1], 1);
+    assert_eq!(le32(&golden, 2), 2);
+    assert_eq!(u16::from_le_bytes([golden[6], golden[7]]), 6);
+    assert_eq!(&golden[8..14], b"config");
+    assert_eq!(golden[14], 0);
+    assert_eq!(le32(&golden, 15), 0);
+    assert_eq!((SCHEMA_NAME_MAX, SCHEMA_SHAPE_MAX), (256, 1 << 20));
+    // Validation order: version, lengths, name UTF-8, shape flag, trailing bytes.
+    let mut other_version = golden.clone();
+    other_version[0] = 2;
+    assert_eq!(
+        SchemaRecord::decode(&other_version),
+        Err(SchemaRecordError::UnsupportedVersion(2))
+    );
+    let mut bad_flag = golden.clone();
+    bad_flag[14] = 2;
+    assert!(matches!(
+        SchemaRecord::decode(&bad_flag),
+        Err(SchemaRecordError::BadField(_))
+    ));
+    let mut longer = golden.clone();
+    longer.push(0);
+    assert_eq!(
+        SchemaRecord::decode(&longer),
+        Err(SchemaRecordError::TrailingBytes)
+    );
+    assert_eq!(
+        SchemaRecord::decode(&golden[..golden.len() - 1]),
+        Err(SchemaRecordError::Truncated)
+    );
+}
+
+#[test]
+fn schema_shape_golden_is_what_tracing_the_readme_types_gives() {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Config {
+        listen: String,
+        workers: u16,
+    }
+    #[derive(serde::Serialize, serde::Deserialize)]
+    #[allow(dead_code)]
+    enum Command {
+        SetListen(String),
+        SetWorkers(u16),
+    }
+    let shape = walstate::schema::trace::<Config, Command>().unwrap();
+    let golden = unhex(SCHEMA_SHAPE);
+    assert_eq!(
+        shape.encode(),
+        golden,
+        "the canonical shape encoding changed"
+    );
+    assert_eq!(shape.fingerprint(), SCHEMA_SHAPE_FINGERPRINT);
+    assert_eq!(walstate::schema::Shape::decode(&golden), Ok(shape.clone()));
+    assert_eq!(
+        shape.render(),
+        "state: Config\ncommand: Command\n\
+         enum Command { 0 SetListen(str), 1 SetWorkers(u16) }\n\
+         struct Config { listen: str, workers: u16 }"
+    );
+    // Layout: version, state (named "Config"), command (named "Command"), two
+    // containers in name order, each name then body.
+    assert_eq!(golden[0], walstate::schema::shape::SHAPE_ENCODING_VERSION);
+    assert_eq!(&golden[1..9], b"\x16\x06Config");
+    assert_eq!(&golden[9..18], b"\x16\x07Command");
+    assert_eq!(golden[18], 2);
+}
+
+#[test]
+fn schema_file_golden_is_a_checkpoint_format_file_of_lsn_0() {
+    let golden = unhex(SCHEMA_FILE);
+    let record = unhex(SCHEMA_RECORD);
+    assert_eq!(
+        encode_checkpoint(0, store_id(), SCHEMA_RECORD_ID, &record),
+        golden,
+        "encoder output changed"
+    );
+    let (header, body) = decode_checkpoint(&golden).unwrap();
+    assert_eq!(
+        (header.lsn, header.store_id, header.schema_id),
+        (0, STORE_ID, SCHEMA_RECORD_ID)
+    );
+    assert_eq!(body, &record[..]);
+}
+
+#[test]
+fn version_2_vectors_still_decode_as_files_with_no_schema() {
+    let header = SegmentHeader::decode(&unhex(V2_SEGMENT_HEADER)).unwrap();
+    assert_eq!(
+        (
+            header.version,
+            header.segment_seq,
+            header.store_id,
+            header.schema_id
+        ),
+        (2, 1, STORE_ID, 0)
+    );
+    let v2_checkpoint = unhex(V2_CHECKPOINT_STATE);
+    let (header, state) = decode_checkpoint(&v2_checkpoint).unwrap();
+    assert_eq!(
+        (header.version, header.lsn, header.schema_id, state),
+        (2, 7, 0, &b"state"[..])
+    );
+    assert_eq!(
+        Identity::decode(&unhex(V2_IDENTITY)),
+        Ok(Identity {
+            store_id: store_id(),
+            flags: 0
+        })
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -576,7 +787,24 @@ fn restore_marker_payload_golden_encode_and_decode() {
 
 #[test]
 fn file_names_and_constants_match_spec() {
-    assert_eq!(FORMAT_VERSION, 2);
+    assert_eq!(FORMAT_VERSION, 3);
+    assert_eq!(walstate::format::FORMAT_VERSION_V2, 2);
+    assert_eq!(
+        walstate::format::schema_file_name(SchemaId::new(SCHEMA_RECORD_ID).unwrap()),
+        "schema-39a569ebb872fc9b.schema"
+    );
+    assert_eq!(
+        walstate::format::parse_schema_file_name("schema-39a569ebb872fc9b.schema"),
+        SchemaId::new(SCHEMA_RECORD_ID)
+    );
+    for bad in [
+        "schema-39A569EBB872FC9B.schema",
+        "schema-39a569ebb872fc9.schema",
+        "schema-0000000000000000.schema",
+        "schema-39a569ebb872fc9b.schema.tmp",
+    ] {
+        assert_eq!(walstate::format::parse_schema_file_name(bad), None, "{bad}");
+    }
     assert_eq!(SEGMENT_HEADER_LEN, 64);
     assert_eq!(RECORD_HEADER_LEN, 32);
     assert_eq!((CHECKPOINT_HEADER_LEN, CHECKPOINT_TRAILER_LEN), (48, 4));

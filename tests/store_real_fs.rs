@@ -181,6 +181,9 @@ enum Loose {
 impl StateMachine for Untagged {
     type Command = Loose;
     type Output = ();
+    // An untagged enum cannot be traced: such types declare their schema.
+    const SCHEMA: Option<walstate::state::SchemaName> =
+        Some(walstate::state::SchemaName::new("untagged", 1));
     fn apply(&mut self, command: &Loose) {
         let text = match command {
             Loose::Text(t) => t.clone(),
@@ -292,6 +295,8 @@ struct LooseState {
 impl StateMachine for LooseState {
     type Command = String;
     type Output = ();
+    const SCHEMA: Option<walstate::state::SchemaName> =
+        Some(walstate::state::SchemaName::new("loose-state", 1));
     fn apply(&mut self, command: &String) {
         self.items.push(Loose::Text(command.clone()));
     }

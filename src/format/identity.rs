@@ -103,7 +103,7 @@ impl Identity {
             return Err(CheckpointError::BadChecksum);
         }
         let version = le_u32(bytes, 8);
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != super::FORMAT_VERSION_V2 {
             return Err(CheckpointError::UnsupportedVersion(version));
         }
         let flags = le_u32(bytes, 12);

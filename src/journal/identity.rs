@@ -69,7 +69,7 @@ pub fn write(vfs: &dyn Vfs, dir: &Path, identity: Identity) -> Result<()> {
 }
 
 /// Gives the store in `dir`, which has no identity file yet, a new random id and writes
-/// it (see [`write`]). `holds_v1_files` sets `IDENTITY_FLAG_LEGACY_V1`: the directory
+/// it (see [`write()`]). `holds_v1_files` sets `IDENTITY_FLAG_LEGACY_V1`: the directory
 /// already has version-1 files, which name no store.
 pub fn create(vfs: &dyn Vfs, dir: &Path, holds_v1_files: bool) -> Result<Identity> {
     let identity = Identity {

@@ -55,6 +55,11 @@ pub struct JournalOptions {
     /// Under [`SyncPolicy::Buffered`], the most bytes of acknowledged records held in the
     /// process before they are written to the OS; `unsynced_bytes_max` caps it.
     pub write_buffer_bytes: u64,
+    /// The schema of the commands appended ([`crate::format::SchemaId`]; 0: none), written
+    /// into every new segment's header. A last segment of another schema is never
+    /// appended to: new records start a fresh segment. [`crate::Store`] sets it from its
+    /// state type; a journal used directly may leave it 0.
+    pub schema_id: u64,
 }
 
 /// Smallest allowed segment size.
@@ -77,6 +82,7 @@ impl Default for JournalOptions {
             record_payload_max: 4 << 20,
             unsynced_bytes_max: 4 << 20,
             write_buffer_bytes: 256 << 10,
+            schema_id: 0,
         }
     }
 }

@@ -157,6 +157,8 @@ pub struct ScanOutcome {
 pub struct RecordPosition<'a> {
     /// The segment file.
     pub path: &'a Path,
+    /// The schema its header records for its commands (0: none recorded).
+    pub schema_id: u64,
     /// Byte offset of the first record of the delivered group.
     pub offset: u64,
 }
@@ -220,7 +222,7 @@ pub fn scan(
         seen_v2 |= outcome
             .segments
             .last()
-            .is_some_and(|s| s.version == format::FORMAT_VERSION);
+            .is_some_and(|s| s.version >= format::FORMAT_VERSION_V2);
         match result {
             SegmentEnd::Clean(next) => {
                 expected_lsn = Some(next);
@@ -508,6 +510,7 @@ fn scan_segment(
                 delivered,
                 RecordPosition {
                     path: &context.file.path,
+                    schema_id: header.schema_id,
                     offset: group_offset as u64,
                 },
             )?;

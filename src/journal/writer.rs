@@ -311,10 +311,11 @@ impl Journal {
                 valid_end,
             )?;
             let records_end_lsn = last.last_lsn.map_or(last.first_lsn, |lsn| lsn + 1);
-            // A version-1 segment, or one with other limits, is left as it is: new
-            // records go to a fresh version-2 segment.
+            // A version-1 segment, or one with other limits or of another schema, is left
+            // as it is: new records go to a fresh segment.
             if !header.is_v1()
                 && header.store_id == store_id.get()
+                && header.schema_id == options.schema_id
                 && header.record_payload_max == options.record_payload_max
                 && records_end_lsn == writer.next_lsn
             {
@@ -1438,6 +1439,7 @@ impl Shared {
             self.options.record_payload_max,
             flags,
             self.store_id,
+            self.options.schema_id,
         );
         let preallocate = self.options.preallocate.then_some(
             (SEGMENT_HEADER_LEN as u64 + PREALLOCATE_STEP_BYTES)

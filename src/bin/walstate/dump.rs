@@ -19,6 +19,7 @@ use crate::{CliResult, exit};
 /// `walstate dump DIR [--from LSN] [--to LSN] [--json]`.
 pub(crate) fn run(dir: &Path, from: Option<u64>, to: Option<u64>, as_json: bool) -> CliResult {
     output::ensure_store(dir)?;
+    let schema = walstate::schema::describe_store_schema(&RealFs, dir)?;
     let segments = journal::list_segments(&RealFs, dir)?;
     let scan_from = segments
         .first()
@@ -108,11 +109,13 @@ pub(crate) fn run(dir: &Path, from: Option<u64>, to: Option<u64>, as_json: bool)
         };
         writeln!(
             out,
-            "\n],\"records_printed\":{printed},\"defect\":{defect},\"unscanned_segments\":{}}}",
-            json!(outcome.unscanned_segments)
+            "\n],\"records_printed\":{printed},\"defect\":{defect},\"unscanned_segments\":{},\"schema\":{}}}",
+            json!(outcome.unscanned_segments),
+            json!(schema)
         )?;
     } else {
         writeln!(out, "{printed} record(s)")?;
+        writeln!(out, "schema: {schema}")?;
         if let Some((row, message)) = &defect_text {
             writeln!(out, "defect: {row}")?;
             writeln!(out, "problem: {message}")?;

@@ -67,6 +67,7 @@ impl From<Error> for Failure {
                 Failure::new(exit::BROKEN_PIPE, message)
             }
             Error::NoStateBase { .. } => Failure::new(exit::NEEDS_ATTENTION, message),
+            Error::SchemaMismatch { .. } => Failure::new(exit::FAILURE, message),
             Error::Poisoned { .. } => Failure::new(exit::FAILURE, message)
                 .hint("`walstate verify DIR` shows what is on disk now"),
             _ => Failure::new(exit::FAILURE, message),
@@ -104,18 +105,32 @@ pub(crate) fn open_kv_writer(dir: &Path, create: bool) -> Result<KvStore, Failur
         .create_if_missing(create)
         .checkpoint_after_bytes(None)
         .checkpoint_write_rate(None);
-    let store = KvStore::open(dir, options)?;
+    let store = KvStore::open(dir, options).map_err(|err| kv_open_failure(dir, err))?;
     note_recovery(&store);
     Ok(store)
+}
+
+/// A failed key-value open: a store of other types is not damage, it is someone
+/// else's store.
+fn kv_open_failure(dir: &Path, err: Error) -> Failure {
+    match &err {
+        Error::SchemaMismatch { stored, .. } => Failure::new(
+            exit::FAILURE,
+            format!(
+                "{} holds {stored}, not the key-value state this command works on; use its application (nothing was changed)",
+                dir.display()
+            ),
+        )
+        .hint("`walstate verify DIR`, `dump DIR`, `stats DIR` and `snapshot list DIR` work on a store of any types"),
+        _ => err.into(),
+    }
 }
 
 /// Opens the key-value store read-only (no lock; works while a writer runs). Never
 /// creates anything.
 pub(crate) fn open_kv_reader(dir: &Path) -> Result<KvStore, Failure> {
-    Ok(KvStore::open_read_only(
-        dir,
-        Options::default().create_if_missing(false),
-    )?)
+    KvStore::open_read_only(dir, Options::default().create_if_missing(false))
+        .map_err(|err| kv_open_failure(dir, err))
 }
 
 /// Tells the operator on stderr when opening changed something on disk.

@@ -21,6 +21,8 @@ use crate::{CliResult, exit};
 #[derive(Serialize)]
 struct Stats {
     dir: PathBuf,
+    /// The schema the store is written with now, described.
+    schema: String,
     /// Every file under the directory (snapshots and quarantine included).
     total_files: u64,
     total_bytes: u64,
@@ -179,6 +181,7 @@ fn collect(dir: &Path) -> Result<Stats, Failure> {
     });
     Ok(Stats {
         dir: dir.to_path_buf(),
+        schema: walstate::schema::describe_store_schema(&RealFs, dir)?,
         total_files,
         total_bytes,
         segments,
@@ -243,6 +246,7 @@ fn print_text(stats: &Stats) -> Result<(), Failure> {
         _ => "no records".into(),
     };
     writeln!(out, "store {}", dir.display())?;
+    writeln!(out, "  schema           {}", stats.schema)?;
     writeln!(
         out,
         "  files            {} file(s), {} in total",

@@ -61,6 +61,7 @@ pub(crate) fn print_report(out: &mut impl Write, report: &VerifyReport) -> Resul
         }
     }
     writeln!(out, "store {}", report.dir.display())?;
+    writeln!(out, "schema {}", report.schema)?;
     let print_row = |out: &mut dyn Write, cells: [&str; 6]| -> io::Result<()> {
         let mut line = String::new();
         for (i, cell) in cells.iter().enumerate() {

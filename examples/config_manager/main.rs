@@ -6,9 +6,16 @@
 //! state machine (logged and replayed identically), not store errors.
 //!
 //! Run: `cargo run --example config_manager -- ./config-store`
+//!
+//! With `--releases DIR`, it plays four releases of a service instead (see
+//! `releases.rs`): release 1 writes a store, and each later release opens the store the
+//! one before it left, with a field added, a command inserted, a field renamed (a
+//! migration) and a field removed.
 
 use serde::{Deserialize, Serialize};
 use walstate::{Options, StateMachine, Store};
+
+mod releases;
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 struct ServiceConfig {
@@ -62,8 +69,14 @@ impl StateMachine for ServiceConfig {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--releases") {
+        let dir = args.get(1).map_or("./config-releases", String::as_str);
+        return release_story(std::path::Path::new(dir));
+    }
+    let dir = args
+        .first()
+        .cloned()
         .unwrap_or_else(|| "./config-store".into());
     let store: Store<ServiceConfig> = Store::open(&dir, Options::default())?;
     println!("opened {dir}: {:?}", store.read(Clone::clone)?);
@@ -89,5 +102,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("now: {:?}", store.read(Clone::clone)?);
     store.close()?;
+    Ok(())
+}
+
+/// Release 1 writes the store; releases 2, 3 and 4 each open what the one before left.
+fn release_story(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    use releases::{v1, v2, v3, v4};
+
+    let store = v1::open(dir)?;
+    store.apply(v1::Command::SetListen("0.0.0.0:8080".into()))?;
+    store.apply(v1::Command::SetWorkers(8))?;
+    store.apply(v1::Command::SetLogLevel("info".into()))?;
+    println!("release 1 wrote {:?}", store.read(Clone::clone)?);
+    store.close()?;
+
+    let store = v2::open(dir)?;
+    println!("release 2 read   {:?}", store.read(Clone::clone)?);
+    store.apply(v2::Command::AddFeature("metrics".into()))?;
+    store.close()?;
+
+    let store = v3::open(dir)?;
+    if let Some(migration) = store.recovery_report().migration {
+        println!(
+            "release 3 migrated {} -> {} at LSN {}; the old state is snapshot {:?}",
+            migration.from, migration.to, migration.lsn, migration.snapshot
+        );
+    }
+    println!("release 3 read   {:?}", store.read(Clone::clone)?);
+    store.apply(v3::Command::SetTimeoutSecs(5))?;
+    store.close()?;
+
+    let store = v4::open(dir)?;
+    println!("release 4 read   {:?}", store.read(Clone::clone)?);
+    store.close()?;
+
+    // An older release is refused with a schema error, never fed newer bytes.
+    match v1::open(dir) {
+        Err(err) => println!("release 1 again: refused ({err})"),
+        Ok(_) => return Err("release 1 opened a store of release 4".into()),
+    }
     Ok(())
 }
