@@ -91,6 +91,26 @@ fn replace_atomically<T>(
     Ok((final_path, value))
 }
 
+/// Deletes snapshot `name` of the store in `dir`, durably. Works on a store of any state
+/// type; the caller holds the writer lock.
+pub fn delete_snapshot(vfs: &dyn Vfs, dir: &Path, name: &str) -> Result<()> {
+    validate_snapshot_name(name)?;
+    let snapshot_dir = dir.join(SNAPSHOT_DIR_NAME);
+    let path = snapshot_dir.join(snapshot_file_name(name));
+    match vfs.remove_file(&path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::SnapshotNotFound {
+                name: name.to_owned(),
+                path: snapshot_dir,
+            });
+        }
+        Err(err) => return Err(Error::io("delete snapshot", &path, err)),
+    }
+    vfs.sync_dir(&snapshot_dir)
+        .map_err(|err| Error::io("fsync directory", &snapshot_dir, err))
+}
+
 /// Creates the snapshot directory of the store in `dir` if missing and makes its entry
 /// durable (every time, not only when just created: an earlier attempt may have created
 /// it and failed to sync the store directory). A failed fsync asks the caller to poison.

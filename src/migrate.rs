@@ -466,3 +466,164 @@ fn no_path<S: StateMachine>(mismatch: Error, held: &Held, migrations: &Migration
         changes,
     }
 }
+
+/// What a rolling-back open did (in [`crate::RecoveryReport::rollback`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RollbackReport {
+    /// The snapshot whose state the store holds now.
+    pub snapshot: String,
+    /// The LSN the rolled-back state is at (the store's last LSN).
+    pub lsn: u64,
+    /// The snapshot that keeps the replaced state, in its schema (the newer release's).
+    pub previous_state_snapshot: String,
+    /// The schema the replaced state was in, described.
+    pub previous_schema: String,
+}
+
+impl<S: StateMachine> Store<S> {
+    /// Opens the store in `dir` with the state of snapshot `name`, which must be of
+    /// `S`'s schema, even when the store has moved on to another schema since: going
+    /// back to a release after its successor migrated the store (the migration keeps
+    /// the old state as snapshot `pre-migration-…`). A store already of `S`'s schema is
+    /// opened and restored as with [`Store::restore_snapshot`].
+    ///
+    /// The replaced state is kept whole first, as snapshot `pre-rollback-<lsn>` in its
+    /// own schema; so the store's newest checkpoint must hold its whole state (no
+    /// records after it): otherwise this fails, asking for a checkpoint by the release
+    /// that wrote it. The rollback commits by replacing that checkpoint with one of the
+    /// snapshot's state in `S`'s schema, atomically: a crash leaves the store as it was
+    /// or rolled back. What was done is in [`Store::recovery_report`]`().rollback`.
+    pub fn open_rolling_back(dir: impl AsRef<Path>, options: Options, name: &str) -> Result<Self> {
+        checkpoint::validate_snapshot_name(name)?;
+        let schema = Schema::of::<S>()?;
+        let (dir, vfs, created, lock) = Self::lock_for_writing(dir.as_ref(), &options)?;
+        let mode = Mode::Writer {
+            salvage: options.salvage,
+        };
+        match recovery::recover::<S>(vfs.as_ref(), &dir, mode) {
+            Ok(recovered) => {
+                let store = Self::open_locked(dir, options, vfs, created, lock, recovered, schema)?;
+                store.restore_snapshot(name)?;
+                return Ok(store);
+            }
+            Err(Error::SchemaMismatch { .. }) => {}
+            Err(err) => return Err(err),
+        }
+        let report = roll_back::<S>(vfs.as_ref(), &dir, &schema, name)?;
+        let mut recovered = recovery::recover::<S>(vfs.as_ref(), &dir, mode)?;
+        recovered.report.rollback = Some(report);
+        Self::open_locked(dir, options, vfs, created, lock, recovered, schema)
+    }
+}
+
+/// Replaces the state of the store in `dir` (holding its lock; of another schema than
+/// `schema`) by snapshot `name` of `schema`.
+fn roll_back<S: StateMachine>(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    schema: &Schema,
+    name: &str,
+) -> Result<RollbackReport> {
+    let recovered =
+        recovery::recover_with::<recovery::Untyped>(vfs, dir, Mode::Writer { salvage: false })?;
+    let last_lsn = recovered.lsn;
+    let newest = checkpoint::list_checkpoints(vfs, dir)?.pop();
+    let whole = match &newest {
+        Some(file) if file.lsn == last_lsn => file.path.clone(),
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "{} has records after its newest checkpoint (up to LSN {last_lsn}), so the state a rollback replaces could not be kept whole: open the store with the release that wrote it and write a checkpoint (`Store::checkpoint`), then roll back",
+                dir.display()
+            )));
+        }
+    };
+    let current = vfs
+        .read_file(&whole, false)
+        .map_err(|err| Error::io("read checkpoint", &whole, err))?;
+    let (header, _) = format::decode_checkpoint(&current).map_err(|err| Error::Corruption {
+        path: whole.clone(),
+        offset: 0,
+        lsn: last_lsn,
+        detail: err.describe(),
+    })?;
+    let store_id = crate::journal::identity::read(vfs, dir)?
+        .valid()
+        .map(|identity| identity.store_id)
+        .ok_or_else(|| Error::InvalidArgument(format!("{} has no identity file", dir.display())))?;
+    let previous_schema = match SchemaId::new(header.schema_id) {
+        Some(id) => match schema::files::read(vfs, dir, id, Some(store_id))? {
+            schema::files::SchemaFile::Valid(held) => held.describe(),
+            _ => format!("schema {id}"),
+        },
+        None => "no recorded schema".to_owned(),
+    };
+
+    // The snapshot to go back to, checked with the caller's types.
+    let snapshot_path = dir
+        .join(checkpoint::SNAPSHOT_DIR_NAME)
+        .join(checkpoint::snapshot_file_name(name));
+    if vfs
+        .entry_kind(&snapshot_path)
+        .map_err(|err| Error::io("stat", &snapshot_path, err))?
+        .is_none()
+    {
+        return Err(Error::SnapshotNotFound {
+            name: name.to_owned(),
+            path: dir.join(checkpoint::SNAPSHOT_DIR_NAME),
+        });
+    }
+    let gate = schema::gate::SchemaGate::new(schema.clone(), dir, Some(store_id));
+    let (_, recovery::Typed(state), _) = recovery::load_checkpoint_with::<recovery::Typed<S>>(
+        vfs,
+        &snapshot_path,
+        false,
+        Some(crate::format::Identity { store_id, flags: 0 }),
+        Some(&gate),
+    )?
+    .map_err(|detail| Error::SnapshotDamaged {
+        name: name.to_owned(),
+        path: snapshot_path.clone(),
+        detail,
+    })?;
+
+    // Keep the state being replaced, byte for byte (a retry after a crash finds it).
+    let previous = format!("pre-rollback-{last_lsn}");
+    let snapshot_dir =
+        checkpoint::prepare_snapshot_dir(vfs, dir).map_err(|failure| failure.error)?;
+    let kept = snapshot_dir.join(checkpoint::snapshot_file_name(&previous));
+    let already_kept = vfs
+        .read_file(&kept, false)
+        .is_ok_and(|bytes| bytes[..] == current[..]);
+    if !already_kept {
+        checkpoint::write_atomically(
+            vfs,
+            &snapshot_dir,
+            &checkpoint::snapshot_file_name(&previous),
+            &current,
+        )
+        .map_err(|failure| failure.error)?;
+    }
+
+    // Commit: the newest checkpoint, replaced by the snapshot's state in this schema.
+    schema::files::ensure(vfs, dir, store_id, schema)?;
+    let ids = FileIds {
+        store: store_id,
+        schema: schema.id(),
+    };
+    checkpoint::write_state_file::<S>(
+        vfs,
+        dir,
+        &format::checkpoint_file_name(last_lsn),
+        last_lsn,
+        ids,
+        Cow::Owned(state),
+        unpaced(),
+    )
+    .map_err(|failure| failure.error)?;
+    Ok(RollbackReport {
+        snapshot: name.to_owned(),
+        lsn: last_lsn,
+        previous_state_snapshot: previous,
+        previous_schema,
+    })
+}

@@ -104,6 +104,9 @@ pub struct RecoveryReport {
     pub schemas: Vec<SchemaId>,
     /// What a migrating open ([`crate::Store::open_migrating`]) did, if it migrated.
     pub migration: Option<crate::migrate::MigrationReport>,
+    /// What a rolling-back open ([`crate::Store::open_rolling_back`]) did, if it rolled
+    /// the store back across schemas.
+    pub rollback: Option<crate::migrate::RollbackReport>,
 }
 
 /// The outcome of recovery, handed to the store.

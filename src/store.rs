@@ -481,22 +481,7 @@ impl<S: StateMachine> Store<S> {
     pub fn delete_snapshot(&self, name: &str) -> Result<()> {
         checkpoint::validate_snapshot_name(name)?;
         self.writer()?;
-        let snapshot_dir = self.inner.dir.join(SNAPSHOT_DIR_NAME);
-        let path = snapshot_dir.join(checkpoint::snapshot_file_name(name));
-        match self.inner.vfs.remove_file(&path) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::SnapshotNotFound {
-                    name: name.to_owned(),
-                    path: snapshot_dir,
-                });
-            }
-            Err(err) => return Err(Error::io("delete snapshot", &path, err)),
-        }
-        self.inner
-            .vfs
-            .sync_dir(&snapshot_dir)
-            .map_err(|err| Error::io("fsync directory", &snapshot_dir, err))
+        checkpoint::delete_snapshot(self.inner.vfs.as_ref(), &self.inner.dir, name)
     }
 
     /// Rolls the store back to snapshot `name`, atomically and durably: a crash in the

@@ -983,6 +983,7 @@ fn kv_commands_on_a_typed_store_name_its_schema_instead_of_advising_salvage() {
     let dir = tmp.path().join("store");
     let store = walstate::Store::<typed::Config>::open(&dir, Options::default()).unwrap();
     store.apply(typed::Command::SetWorkers(8)).unwrap();
+    store.snapshot("release-3").unwrap();
     store.close().unwrap();
     let before = segments(&dir)
         .iter()

@@ -668,3 +668,162 @@ fn types_that_cannot_be_traced_must_declare_a_schema_and_then_work() {
     let store = Store::<declared::State>::open(tmp.path(), Options::default()).unwrap();
     assert_eq!(store.read(|s| s.0.last).unwrap(), Some(4));
 }
+
+/// A release-1 store migrated by release 2, which then changed it and checkpointed.
+fn migrated_and_changed_by_release_2(dir: &Path, vfs: Option<&VfsRef>) {
+    let options = || match vfs {
+        Some(vfs) => sim_options(vfs),
+        None => Options::default(),
+    };
+    let store = Store::<r1::Config>::open(dir, options()).unwrap();
+    store
+        .apply(r1::Command::SetListen("0.0.0.0:8080".into()))
+        .unwrap();
+    store.apply(r1::Command::SetWorkers(8)).unwrap();
+    store.close().unwrap();
+    let to_r2 = Migrations::<r2::Config>::new().step::<r1::Config, r2::Config>();
+    let store = Store::open_migrating(dir, options(), &to_r2).unwrap();
+    store.apply(r2::Command::SetTimeoutSecs(5)).unwrap();
+    store.apply(r2::Command::SetWorkers(2)).unwrap();
+    store.checkpoint().unwrap();
+    store.close().unwrap();
+}
+
+fn r2_changed() -> r2::Config {
+    r2::Config {
+        listen: "0.0.0.0:8080".into(),
+        timeout_secs: 5,
+        workers: 2,
+    }
+}
+
+fn pre_migration_snapshot() -> String {
+    format!(
+        "pre-migration-{}-2",
+        Schema::of::<r1::Config>().unwrap().id()
+    )
+}
+
+#[test]
+fn the_old_release_rolls_a_migrated_store_back_to_the_pre_migration_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    migrated_and_changed_by_release_2(tmp.path(), None);
+    mismatch(Store::<r1::Config>::open(tmp.path(), Options::default()));
+    let snapshot = pre_migration_snapshot();
+    let store =
+        Store::<r1::Config>::open_rolling_back(tmp.path(), Options::default(), &snapshot).unwrap();
+    assert_eq!(store.read(Clone::clone).unwrap(), release_1_state());
+    let report = store.recovery_report().rollback.unwrap();
+    assert_eq!(report.snapshot, snapshot);
+    assert!(
+        report.previous_schema.contains("state Config"),
+        "{report:?}"
+    );
+    // The replaced state is kept whole, in release 2's schema.
+    let kept = tmp
+        .path()
+        .join("snapshots")
+        .join(format!("{}.ckpt", report.previous_state_snapshot));
+    let bytes = std::fs::read(kept).unwrap();
+    let (header, state) = walstate::format::decode_checkpoint(&bytes).unwrap();
+    assert_eq!(
+        header.schema_id,
+        Schema::of::<r2::Config>().unwrap().id().get()
+    );
+    assert_eq!(
+        walstate::codec::decode::<r2::Config>(state).unwrap(),
+        r2_changed()
+    );
+    // Release 1 works on it again, and release 2 migrates it again.
+    store.apply(r1::Command::SetWorkers(9)).unwrap();
+    store.close().unwrap();
+    let store = Store::<r1::Config>::open(tmp.path(), Options::default()).unwrap();
+    assert_eq!(store.read(|c| c.workers).unwrap(), 9);
+    store.close().unwrap();
+    let to_r2 = Migrations::<r2::Config>::new().step::<r1::Config, r2::Config>();
+    let store = Store::open_migrating(tmp.path(), Options::default(), &to_r2).unwrap();
+    assert_eq!(
+        store.read(|c| (c.workers, c.timeout_secs)).unwrap(),
+        (9, 30)
+    );
+}
+
+#[test]
+fn a_rollback_is_refused_while_records_follow_the_newest_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    migrated_and_changed_by_release_2(tmp.path(), None);
+    let store = Store::<r2::Config>::open(tmp.path(), Options::default()).unwrap();
+    store.apply(r2::Command::SetWorkers(3)).unwrap();
+    store.close().unwrap();
+    let snapshot = pre_migration_snapshot();
+    let err = Store::<r1::Config>::open_rolling_back(tmp.path(), Options::default(), &snapshot)
+        .unwrap_err();
+    assert!(err.to_string().contains("write a checkpoint"), "{err}");
+    // Nothing changed: release 2 still has its state.
+    let store = Store::<r2::Config>::open(tmp.path(), Options::default()).unwrap();
+    assert_eq!(store.read(|c| c.workers).unwrap(), 3);
+}
+
+/// A crash after each mutating I/O call of a rollback: the store afterwards is release
+/// 2's (which opens it unchanged) or release 1's rolled-back one, never anything else,
+/// and a retried rollback always ends rolled back with the replaced state kept.
+#[test]
+fn a_crash_at_any_io_of_a_rollback_leaves_the_store_as_it_was_or_rolled_back() {
+    for mode in [
+        CrashMode::DropUnsynced,
+        CrashMode::KeepAll,
+        CrashMode::Random(3),
+    ] {
+        let (mut saw_before, mut saw_after) = (false, false);
+        let mut point = 0u64;
+        loop {
+            let (sim, vfs) = sim(point);
+            migrated_and_changed_by_release_2(Path::new(DIR), Some(&vfs));
+            let snapshot = pre_migration_snapshot();
+            sim.crash_at_mutating_call(Some(sim.mutating_calls() + point));
+            let completed =
+                Store::<r1::Config>::open_rolling_back(DIR, sim_options(&vfs), &snapshot)
+                    .and_then(|store| store.close())
+                    .is_ok();
+            let finished = !sim.is_dead();
+            sim.crash(mode.clone());
+            match Store::<r2::Config>::open_read_only(DIR, sim_options(&vfs)) {
+                Ok(store) => {
+                    assert!(
+                        !completed,
+                        "call {point} ({mode:?}): rollback acknowledged, yet undone"
+                    );
+                    assert_eq!(store.read(Clone::clone).unwrap(), r2_changed());
+                    saw_before = true;
+                }
+                Err(Error::SchemaMismatch { .. }) => saw_after = true,
+                Err(err) => panic!("call {point} ({mode:?}): release 2 open failed: {err}"),
+            }
+            let store = Store::<r1::Config>::open_rolling_back(DIR, sim_options(&vfs), &snapshot)
+                .unwrap_or_else(|err| panic!("call {point} ({mode:?}): rollback failed: {err}"));
+            assert_eq!(
+                store.read(Clone::clone).unwrap(),
+                release_1_state(),
+                "call {point} ({mode:?})"
+            );
+            assert!(
+                store
+                    .list_snapshots()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s.name.starts_with("pre-rollback-")),
+                "call {point} ({mode:?})"
+            );
+            store.close().unwrap();
+            if finished {
+                break;
+            }
+            point += 1;
+            assert!(point < 500, "the rollback never finished");
+        }
+        assert!(
+            saw_before && saw_after,
+            "{mode:?}: the sweep covered both outcomes"
+        );
+    }
+}

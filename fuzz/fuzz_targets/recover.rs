@@ -188,7 +188,7 @@ impl Builder<'_> {
             record_payload_max,
             flags,
             store_id: if version_1 { 0 } else { store_id.get() },
-            schema_id: 0,
+            schema_id: if version_1 { 0 } else { self.schema_id() },
         };
         let mut bytes = if version_1 {
             v1::encode_segment_header(&header).to_vec()
@@ -282,7 +282,8 @@ impl Builder<'_> {
                     let state = self.kv_state_bytes();
                     let file_lsn = self.number_near(lsn);
                     let store_id = self.store_id();
-                    let image = format::encode_checkpoint(file_lsn, store_id, &state);
+                    let schema_id = self.schema_id();
+                    let image = format::encode_checkpoint(file_lsn, store_id, schema_id, &state);
                     let name = self.name(Kind::Restore, lsn);
                     self.files.insert(name, image);
                 }
@@ -293,6 +294,19 @@ impl Builder<'_> {
                 1 + self.input.u8() % 255,
                 self.input.short_bytes(24).to_vec(),
             ),
+        }
+    }
+
+    /// The schema id a file gets: usually none recorded or the key-value state's (what
+    /// the typed open accepts), sometimes one this store has no schema file for.
+    fn schema_id(&mut self) -> u64 {
+        match self.input.below(10) {
+            0..=3 => 0,
+            4..=8 => walstate::schema::Schema::of::<KvState>()
+                .expect("KvState declares its schema")
+                .id()
+                .get(),
+            _ => 0x5c4e_3a00_0000_0001,
         }
     }
 
@@ -346,7 +360,8 @@ impl Builder<'_> {
             v1::encode_checkpoint(header_lsn, &state)
         } else {
             let store_id = self.store_id();
-            format::encode_checkpoint(header_lsn, store_id, &state)
+            let schema_id = self.schema_id();
+            format::encode_checkpoint(header_lsn, store_id, schema_id, &state)
         };
         self.mutate(&mut bytes);
         let name = self.name(kind, lsn);
@@ -451,9 +466,11 @@ fn state_type_mismatch(files: &Files) -> bool {
     })
 }
 
-/// "cannot be replayed": a CRC-valid record that the typed replay cannot decode.
+/// A CRC-valid file or record that the typed open cannot decode, or one of another
+/// schema: the untyped verify may legitimately call the store fine.
 fn replay_mismatch(err: &Error) -> bool {
-    matches!(err, Error::Corruption { detail, .. } if detail.contains("cannot be replayed"))
+    matches!(err, Error::SchemaMismatch { .. })
+        || matches!(err, Error::Corruption { detail, .. } if detail.contains("cannot be replayed"))
 }
 
 fn describe(files: &Files) -> String {

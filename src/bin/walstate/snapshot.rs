@@ -81,11 +81,13 @@ pub(crate) fn restore(dir: &Path, name: &str) -> CliResult {
     Ok(exit::OK)
 }
 
-/// `walstate snapshot delete DIR NAME`.
+/// `walstate snapshot delete DIR NAME`: works on a store of any state type (it only
+/// removes a file, holding the writer lock).
 pub(crate) fn delete(dir: &Path, name: &str) -> CliResult {
-    let store = output::open_kv_writer(dir, false)?;
-    store.delete_snapshot(name)?;
-    store.close()?;
+    output::ensure_store(dir)?;
+    walstate::checkpoint::validate_snapshot_name(name)?;
+    let _lock = walstate::lock::lock_store(&RealFs, dir, None)?;
+    walstate::checkpoint::delete_snapshot(&RealFs, dir, name)?;
     writeln!(io::stdout(), "deleted snapshot {name}")?;
     Ok(exit::OK)
 }
