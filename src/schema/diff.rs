@@ -16,6 +16,98 @@ const VARIANT_NOTE: &str =
 /// Why a changed field position matters.
 const FIELD_NOTE: &str = "fields are encoded in order, without names";
 
+/// The differences between `stored` and `wanted` as a codec that stores names sees
+/// them (the evolvable codec): members are paired by name, not position, so reordering
+/// is no change; what remains is a field or variant only one side has, or one whose
+/// type differs. Empty when the shapes differ only in order.
+pub fn differences_by_name(stored: &Shape, wanted: &Shape) -> Vec<String> {
+    let mut lines = Vec::new();
+    let stored_names = stored.reachable();
+    let wanted_names = wanted.reachable();
+    for name in stored_names.intersection(&wanted_names) {
+        let (Some(a), Some(b)) = (stored.containers.get(*name), wanted.containers.get(*name))
+        else {
+            continue;
+        };
+        match (a, b) {
+            (Container::Struct(a), Container::Struct(b)) => {
+                for field in a {
+                    match b.iter().find(|f| f.name == field.name) {
+                        None => lines.push(format!(
+                            "{name}: field {} ({}) is in the store but not here (stored values of it are dropped)",
+                            field.name,
+                            render_ty(&field.ty)
+                        )),
+                        Some(other) if other.ty != field.ty => lines.push(format!(
+                            "{name}: field {} is {} in the store, {} here",
+                            field.name,
+                            render_ty(&field.ty),
+                            render_ty(&other.ty)
+                        )),
+                        Some(_) => {}
+                    }
+                }
+                for field in b.iter().filter(|f| !a.iter().any(|g| g.name == f.name)) {
+                    lines.push(format!(
+                        "{name}: field {} ({}) is new here (stored values have none: it needs #[serde(default)])",
+                        field.name,
+                        render_ty(&field.ty)
+                    ));
+                }
+            }
+            (Container::Enum(a), Container::Enum(b)) => {
+                for variant in a {
+                    match b.iter().find(|v| v.name == variant.name) {
+                        None => lines.push(format!(
+                            "{name}: variant {} is in the store but not here (stored values using it cannot be read)",
+                            render_variant(variant)
+                        )),
+                        Some(other) if other.body != variant.body => lines.push(format!(
+                            "{name}: variant {} in the store is {} here",
+                            render_variant(variant),
+                            render_variant(other)
+                        )),
+                        Some(_) => {}
+                    }
+                }
+                for variant in b.iter().filter(|v| !a.iter().any(|w| w.name == v.name)) {
+                    lines.push(format!(
+                        "{name}: variant {} is new here",
+                        render_variant(variant)
+                    ));
+                }
+            }
+            (a, b) if a != b => lines.push(format!(
+                "{name}: {} in the store, {} here",
+                render_container(name, a),
+                render_container(name, b)
+            )),
+            _ => {}
+        }
+    }
+    for name in stored_names.difference(&wanted_names) {
+        lines.push(format!("{name}: in the store's types, not in these"));
+    }
+    for name in wanted_names.difference(&stored_names) {
+        lines.push(format!("{name}: new in these types"));
+    }
+    if stored.state != wanted.state {
+        lines.push(format!(
+            "the state type is {} in the store, {} here",
+            render_ty(&stored.state),
+            render_ty(&wanted.state)
+        ));
+    }
+    if stored.command != wanted.command {
+        lines.push(format!(
+            "the command type is {} in the store, {} here",
+            render_ty(&stored.command),
+            render_ty(&wanted.command)
+        ));
+    }
+    lines
+}
+
 /// The differences between `stored` (the shape a store was written with) and `wanted`
 /// (the shape of the types opening it), most specific first: member-level lines for
 /// each container present in both (by container name), then containers only one side
@@ -206,6 +298,58 @@ fn variant_lines(lines: &mut Vec<String>, at: &str, stored: &[Variant], wanted: 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn by_name_ignores_order_and_names_what_is_missing_or_new() {
+        let shape = |fields: &[(&str, Ty)], variants: &[&str]| Shape {
+            state: Ty::Named("Config".into()),
+            command: Ty::Named("Command".into()),
+            containers: [
+                (
+                    "Config".to_owned(),
+                    Container::Struct(
+                        fields
+                            .iter()
+                            .map(|(name, ty)| Field {
+                                name: (*name).into(),
+                                ty: ty.clone(),
+                            })
+                            .collect(),
+                    ),
+                ),
+                (
+                    "Command".to_owned(),
+                    Container::Enum(
+                        variants
+                            .iter()
+                            .map(|name| Variant {
+                                name: (*name).into(),
+                                body: VariantBody::Unit,
+                            })
+                            .collect(),
+                    ),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let stored = shape(&[("a", Ty::U8), ("b", Ty::Str)], &["X", "Y"]);
+        let reordered = shape(&[("b", Ty::Str), ("a", Ty::U8)], &["Y", "X"]);
+        assert!(differences_by_name(&stored, &reordered).is_empty());
+        assert!(!differences(&stored, &reordered).is_empty());
+        let changed = shape(&[("a", Ty::U16), ("c", Ty::Bool)], &["X", "Z"]);
+        let lines = differences_by_name(&stored, &changed).join("\n");
+        for expected in [
+            "field a is u8 in the store, u16 here",
+            "field b (str) is in the store but not here",
+            "field c (bool) is new here",
+            "variant Y is in the store but not here",
+            "variant Z is new here",
+        ] {
+            assert!(lines.contains(expected), "{expected:?} in:\n{lines}");
+        }
+        assert!(!lines.contains("position"), "{lines}");
+    }
+
     use super::*;
     use std::collections::BTreeMap;
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 
+use super::diff::differences_by_name;
 use super::files::{self, SchemaFile};
 use super::{Schema, SchemaId, differences};
 use crate::codec::Codec;
@@ -167,7 +168,9 @@ pub(crate) fn changes(stored: &Schema, wanted: &Schema) -> Vec<String> {
             wanted.codec().name()
         ));
     }
+    let by_name = stored.codec() == Codec::Evolvable && wanted.codec() == Codec::Evolvable;
     match (stored.shape(), wanted.shape()) {
+        (Some(a), Some(b)) if by_name => out.extend(differences_by_name(a, b)),
         (Some(a), Some(b)) => out.extend(differences(a, b)),
         (None, Some(_)) => out.push("the store's types could not be traced, these can".into()),
         (Some(_), None) => out.push("these types could not be traced, the store's could".into()),

@@ -20,6 +20,21 @@
 //!   through a later variant of another enum twice; an enum there with more variants
 //!   than that is refused ([`TraceError::Incomplete`]), never returned half-traced.
 //!
+//! A `Deserialize` that builds something other than a Rust enum for a serde enum (a
+//! struct holding the variant index, say) is traced with one variant only:
+//! serde-reflection tells variants apart by the Rust discriminant of what it decoded.
+//! Such types should declare their schema.
+//!
+//! Why serde-reflection: the shape bincode depends on is serde's data model, which
+//! only a serde `Deserializer` sees, so tracing through one is the way to get it
+//! without annotating every type. The alternatives were weaker: `std::any::type_name`
+//! names types but not their fields or variants (and changes when a module moves); a
+//! declared name and version alone depends on the application remembering to bump it
+//! (still available: [`crate::state::StateMachine::SCHEMA`]); `schemars` needs a
+//! derive on every type and describes JSON, not bincode's positional encoding; writing
+//! our own tracing deserializer would repeat serde-reflection, which is maintained for
+//! exactly this (cross-language format generation) and small (serde, thiserror).
+//!
 //! Known limitation of serde-reflection: a recursive enum whose *first* variant recurses
 //! (`enum List { Cons(u8, Box<List>), Nil }`) makes tracing recurse without end (a
 //! stack overflow, not an error); put the non-recursive variant first.
