@@ -68,18 +68,21 @@ fn replace_atomically<T>(
     let file = vfs
         .open(&temp_path, OpenMode::CreateNew)
         .map_err(|err| fail(Error::io("create temp file", &temp_path, err), false))?;
-    let filled = fill(file.as_ref(), &temp_path).and_then(|value| {
-        file.sync_all()
+    // A failed write leaves nothing to distrust; a failed fsync does (rule 4): the
+    // caller poisons. Told apart by where the failure happened, not by its text.
+    let filled = match fill(file.as_ref(), &temp_path) {
+        Ok(value) => file
+            .sync_all()
             .map(|()| value)
-            .map_err(|err| Error::io("fsync", &temp_path, err))
-    });
+            .map_err(|err| fail(Error::io("fsync", &temp_path, err), true)),
+        Err(error) => Err(fail(error, false)),
+    };
     drop(file);
     let value = match filled {
         Ok(value) => value,
-        Err(error) => {
+        Err(failure) => {
             let _ = vfs.remove_file(&temp_path);
-            let poison = matches!(&error, Error::Io { op: "fsync", .. });
-            return Err(fail(error, poison));
+            return Err(failure);
         }
     };
     if let Err(err) = vfs.rename(&temp_path, &final_path) {

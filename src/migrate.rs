@@ -580,10 +580,10 @@ fn roll_back<S: StateMachine>(
         Some(crate::format::Identity { store_id, flags: 0 }),
         Some(&gate),
     )?
-    .map_err(|detail| Error::SnapshotDamaged {
+    .map_err(|unusable| Error::SnapshotDamaged {
         name: name.to_owned(),
         path: snapshot_path.clone(),
-        detail,
+        detail: unusable.to_string(),
     })?;
 
     // Keep the state being replaced, byte for byte (a retry after a crash finds it).

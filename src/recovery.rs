@@ -379,19 +379,17 @@ fn replay<R: Replayer>(
                     candidate.lsn
                 ),
             }),
-            Err(reason) => {
-                if reason.starts_with("format version") {
-                    return Err(Error::UnsupportedVersion {
-                        path: candidate.path.clone(),
-                        found: version_of(vfs, &candidate.path),
-                        supported: format::FORMAT_VERSION,
-                    });
-                }
-                report.checkpoints_skipped.push(SkippedCheckpoint {
+            Err(Unusable::Damaged(format::CheckpointError::UnsupportedVersion(found))) => {
+                return Err(Error::UnsupportedVersion {
                     path: candidate.path.clone(),
-                    reason,
+                    found,
+                    supported: format::FORMAT_VERSION,
                 });
             }
+            Err(unusable) => report.checkpoints_skipped.push(SkippedCheckpoint {
+                path: candidate.path.clone(),
+                reason: unusable.to_string(),
+            }),
         }
     }
     let (checkpoint_lsn, mut state, used) = match start {
@@ -518,6 +516,31 @@ fn version_of(vfs: &dyn Vfs, path: &Path) -> u32 {
         .unwrap_or(0)
 }
 
+/// Why a checkpoint-format file cannot be used (for the recovery report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unusable {
+    /// Its bytes are damaged, or of a format version this build does not read.
+    Damaged(format::CheckpointError),
+    /// It belongs to another store (why).
+    Foreign(String),
+    /// Untyped only: the state does not decode (why). A typed load reports a schema
+    /// error instead.
+    Undecodable(String),
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Damaged(err) => f.write_str(&err.describe()),
+            Unusable::Foreign(reason) => f.write_str(reason),
+            Unusable::Undecodable(detail) => write!(
+                f,
+                "checksum is valid but the state does not decode: {detail}"
+            ),
+        }
+    }
+}
+
 /// Loads and verifies a checkpoint-format file into a replayer: (lsn, state, bytes).
 /// The outer error is an I/O failure reading it (not damage: retry, or fix the disk) or
 /// a file of another schema ([`Error::SchemaMismatch`]: intact bytes that do not decode
@@ -529,16 +552,16 @@ pub(crate) fn load_checkpoint_with<R: Replayer>(
     may_map: bool,
     identity: Option<Identity>,
     gate: Option<&SchemaGate>,
-) -> Result<std::result::Result<(u64, R, u64), String>> {
+) -> Result<std::result::Result<(u64, R, u64), Unusable>> {
     let bytes = vfs
         .read_file(path, may_map)
         .map_err(|err| Error::io("read checkpoint", path, err))?;
     let (header, state_bytes) = match format::decode_checkpoint(&bytes) {
         Ok(decoded) => decoded,
-        Err(err) => return Ok(Err(err.describe())),
+        Err(err) => return Ok(Err(Unusable::Damaged(err))),
     };
     if let Some(reason) = foreign_file(&header, identity) {
-        return Ok(Err(reason));
+        return Ok(Err(Unusable::Foreign(reason)));
     }
     let admission = match gate {
         Some(gate) => Some(gate.admit(vfs, header.schema_id, path)?),
@@ -554,9 +577,7 @@ pub(crate) fn load_checkpoint_with<R: Replayer>(
                 &format!("the state at LSN {}", header.lsn),
                 &detail,
             )),
-            _ => Ok(Err(format!(
-                "checksum is valid but the state does not decode: {detail}"
-            ))),
+            _ => Ok(Err(Unusable::Undecodable(detail))),
         },
     }
 }

@@ -519,10 +519,10 @@ impl<S: StateMachine> Store<S> {
                 identity,
                 Some(&gate),
             )?
-            .map_err(|detail| Error::SnapshotDamaged {
+            .map_err(|unusable| Error::SnapshotDamaged {
                 name: name.to_owned(),
                 path: path.clone(),
-                detail,
+                detail: unusable.to_string(),
             })?;
         // No other append may take the LSN the restore record needs.
         let _gate = writer.gate.write();
