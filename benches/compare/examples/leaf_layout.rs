@@ -3,7 +3,7 @@
 //! against a minimal copy-on-write B+-tree that keeps each node's key heads in their own
 //! array (64 heads = 512 bytes, so a binary search touches ~4 cache lines instead of the
 //! ~6 of imbl's 1.5 KiB leaves). Insert-only, checked against the sorted input; a bound
-//! for BENCHMARKS.md section 2, not a map walstate uses.
+//! for benches/compare/NOTES.md section 2, not a map walstate uses.
 //!
 //! `cargo run --release --example leaf_layout` (from `benches/compare`).
 
