@@ -37,7 +37,8 @@ use crate::store::Store;
 /// use walstate::{Options, StateMachine, Store};
 ///
 /// mod v1 {
-///     use super::*;
+///     use serde::{Deserialize, Serialize};
+///     use walstate::StateMachine;
 ///     #[derive(Default, Clone, Serialize, Deserialize)]
 ///     pub struct Config { pub workers: u16 }
 ///     #[derive(Serialize, Deserialize)]
