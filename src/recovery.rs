@@ -238,10 +238,17 @@ impl Replayer for Untyped {
 /// Bound on salvage rounds (each quarantines at least one file).
 const SALVAGE_ROUNDS_MAX: usize = 64;
 
-/// True when `dir` holds a walstate store: a lock file, segment, checkpoint, restore
-/// file, or the temp file of one (a crash while the store was being created).
+/// True when `names` (a directory's entries) make it a walstate store: see
+/// [`is_store_file_name`].
 pub(crate) fn looks_like_store(names: &[String]) -> bool {
-    names.iter().any(|name| {
+    names.iter().any(|name| is_store_file_name(name))
+}
+
+/// True for a name that makes its directory a walstate store: the lock or identity
+/// file, a segment, checkpoint, restore or schema file, or the temp file of one (a
+/// crash while the store was being created). The one rule open, verify and the CLI use.
+pub fn is_store_file_name(name: &str) -> bool {
+    {
         let stem = name.strip_suffix(".tmp").unwrap_or(name);
         stem == LOCK_FILE_NAME
             || stem == format::IDENTITY_FILE_NAME
@@ -249,7 +256,7 @@ pub(crate) fn looks_like_store(names: &[String]) -> bool {
             || format::parse_checkpoint_file_name(stem).is_some()
             || format::parse_restore_file_name(stem).is_some()
             || format::parse_schema_file_name(stem).is_some()
-    })
+    }
 }
 
 /// Runs recovery of `dir` for state machine `S`.

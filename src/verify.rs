@@ -510,10 +510,7 @@ fn check_segments(
             } else {
                 FileStatus::Damaged
             };
-            row.detail = Some(format!(
-                "{:?} at offset {} (expected LSN {}): {}",
-                defect.kind, defect.offset, defect.expected_lsn, defect.detail
-            ));
+            row.detail = Some(defect.row_detail());
         }
         files.push(row);
     }

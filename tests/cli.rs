@@ -1038,3 +1038,33 @@ fn kv_commands_on_a_typed_store_name_its_schema_instead_of_advising_salvage() {
         stdout(&output)
     );
 }
+
+/// The CLI's "is this a store?" is open's: a directory holding only an identity file and a
+/// schema file (no lock, no segment) is a store to every command, as it is to open.
+#[test]
+fn the_cli_and_open_agree_on_what_a_store_is() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("store");
+    KvStore::open(&dir, Options::default()).unwrap().close().unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "LOCK" || format::parse_segment_file_name(&name).is_some() {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    assert!(walstate::verify::verify(&walstate::io::RealFs, &dir).is_ok());
+    for args in [
+        vec!["dump", arg(&dir)],
+        vec!["stats", arg(&dir)],
+        vec!["verify", arg(&dir)],
+    ] {
+        let output = walstate(&args);
+        assert!(
+            !stderr(&output).contains("not a walstate store"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert_eq!(code(&output), 0, "{args:?}: {}", stderr(&output));
+    }
+}

@@ -112,6 +112,14 @@ pub struct Defect {
 }
 
 impl Defect {
+    /// The defect in one line, as `verify`'s table and `dump` show it.
+    pub fn row_detail(&self) -> String {
+        format!(
+            "{:?} at offset {} (expected LSN {}): {}",
+            self.kind, self.offset, self.expected_lsn, self.detail
+        )
+    }
+
     /// The error open returns for this defect (torn tails are not errors).
     pub fn to_error(&self) -> Error {
         match self.kind {

@@ -139,10 +139,7 @@ pub(crate) fn run(dir: &Path, from: Option<u64>, to: Option<u64>, as_json: bool)
 
 /// The defect as `verify` words it: (the detail of its table row, the problem line).
 fn describe_defect(dir: &Path, defect: &Defect) -> (String, String) {
-    let row = format!(
-        "{:?} at offset {} (expected LSN {}): {}",
-        defect.kind, defect.offset, defect.expected_lsn, defect.detail
-    );
+    let row = defect.row_detail();
     let message = if defect.kind.is_torn_tail() {
         format!(
             "torn tail in {} at offset {}: {}; open truncates it (`walstate repair {}` does it now)",

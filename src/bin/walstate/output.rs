@@ -163,8 +163,8 @@ fn note_recovery(store: &KvStore) {
     }
 }
 
-/// Fails with `NotAStore` unless `dir` is a directory holding a walstate store (a lock
-/// file, a segment or a checkpoint), the same test open uses.
+/// Fails with `NotAStore` unless `dir` is a directory holding a walstate store, by the
+/// rule open uses (`walstate::recovery::is_store_file_name`).
 pub(crate) fn ensure_store(dir: &Path) -> Result<(), Failure> {
     let not_a_store = || {
         Failure::from(Error::NotAStore {
@@ -178,18 +178,11 @@ pub(crate) fn ensure_store(dir: &Path) -> Result<(), Failure> {
     };
     for entry in entries {
         let entry = entry.map_err(|err| Error::io("list directory", dir, err))?;
-        if is_store_file_name(&entry.file_name().to_string_lossy()) {
+        if walstate::recovery::is_store_file_name(&entry.file_name().to_string_lossy()) {
             return Ok(());
         }
     }
     Err(not_a_store())
-}
-
-/// True for the names that make a directory a store (see `ensure_store`).
-pub(crate) fn is_store_file_name(name: &str) -> bool {
-    name == walstate::lock::LOCK_FILE_NAME
-        || walstate::format::parse_segment_file_name(name).is_some()
-        || walstate::format::parse_checkpoint_file_name(name).is_some()
 }
 
 /// `path` relative to `dir` when inside it (table cells stay short).
