@@ -1,10 +1,9 @@
 //! Helpers shared by the walstate fuzz targets: a byte reader that turns fuzzer input
-//! into decisions, and an independent model of the key-value state machine.
+//! into decisions, and the reference model of the key-value state machine (the same
+//! file the integration tests use).
 //!
 //! The reader never fails: once the input is used up every read returns zeros, so a
 //! short input is simply a short program.
-
-use std::collections::BTreeMap;
 
 use walstate::KvCommand;
 
@@ -149,90 +148,12 @@ pub fn command(input: &mut Input<'_>) -> KvCommand {
     }
 }
 
-/// The key-value model: a plain `BTreeMap`.
-pub type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+#[path = "../../tests/common/kv_model.rs"]
+mod kv_model;
 
-/// What the model says a command returns, in the shape of `walstate::KvOutput`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelOutput {
-    /// A put: the previous value.
-    Put(Option<Vec<u8>>),
-    /// A delete: the previous value.
-    Deleted(Option<Vec<u8>>),
-    /// A range or prefix delete: keys removed.
-    DeletedRange(u64),
-    /// A compare-and-set that matched.
-    Swapped,
-    /// A compare-and-set that did not match: the actual value.
-    Mismatch(Option<Vec<u8>>),
-}
-
-impl ModelOutput {
-    /// Converts the store's output for comparison.
-    pub fn from_store(output: &walstate::KvOutput) -> ModelOutput {
-        use walstate::KvApplied;
-        match output {
-            Ok(KvApplied::Put { previous }) => ModelOutput::Put(previous.clone()),
-            Ok(KvApplied::Deleted { previous }) => ModelOutput::Deleted(previous.clone()),
-            Ok(KvApplied::DeletedRange { removed }) => ModelOutput::DeletedRange(*removed),
-            Ok(KvApplied::Swapped) => ModelOutput::Swapped,
-            Err(mismatch) => ModelOutput::Mismatch(mismatch.actual.clone()),
-        }
-    }
-}
-
-/// Applies `command` to the model, written independently of `KvState::apply`.
-pub fn model_apply(map: &mut Map, command: &KvCommand) -> ModelOutput {
-    match command {
-        KvCommand::Put { key, value } => ModelOutput::Put(map.insert(key.clone(), value.clone())),
-        KvCommand::Delete { key } => ModelOutput::Deleted(map.remove(key)),
-        KvCommand::DeleteRange { start, end } => {
-            let doomed: Vec<Vec<u8>> = map
-                .keys()
-                .filter(|k| start <= *k && *k < end)
-                .cloned()
-                .collect();
-            for k in &doomed {
-                map.remove(k);
-            }
-            ModelOutput::DeletedRange(doomed.len() as u64)
-        }
-        KvCommand::DeletePrefix { prefix } => {
-            let doomed: Vec<Vec<u8>> = map
-                .keys()
-                .filter(|k| k.starts_with(prefix))
-                .cloned()
-                .collect();
-            for k in &doomed {
-                map.remove(k);
-            }
-            ModelOutput::DeletedRange(doomed.len() as u64)
-        }
-        KvCommand::CompareAndSet { key, expected, new } => {
-            let actual = map.get(key).cloned();
-            if actual != *expected {
-                return ModelOutput::Mismatch(actual);
-            }
-            match new {
-                Some(v) => {
-                    map.insert(key.clone(), v.clone());
-                }
-                None => {
-                    map.remove(key);
-                }
-            }
-            ModelOutput::Swapped
-        }
-    }
-}
-
-/// The contents of a `KvState` as a model map.
-pub fn state_map(state: &walstate::KvState) -> Map {
-    state
-        .iter()
-        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-        .collect()
-}
+/// The one key-value reference model, shared with the integration tests
+/// (`tests/common/kv_model.rs`): `model_apply` returns what `KvState::apply` must.
+pub use kv_model::{Map, apply as model_apply, state_map};
 
 /// Hex dump of a byte string (for failure messages).
 pub fn hex(bytes: &[u8]) -> String {

@@ -1,0 +1,335 @@
+//! What changes a [`KvState`]: the commands ([`KvCommand`]), what applying one returns
+//! ([`KvOutput`], [`KvApplied`], [`CasMismatch`]), and the apply logic itself, including
+//! [`PreparedPut`], the borrowed-bytes put that `KvStore::put` logs and applies.
+//!
+//! Owns the meaning of every command; the bytes they are logged as belong to
+//! `encoding` (the serde attributes here only name its helpers).
+
+use std::fmt;
+use std::ops::Bound;
+
+use serde::{Deserialize, Serialize};
+
+use super::KvState;
+use super::encoding::{PutRef, bytes, opt_bytes};
+use super::keys::{KeyProbe, MapKey, SharedBytes, probe};
+use super::queries::prefix_end;
+
+/// A mutation of a [`KvState`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KvCommand {
+    /// Sets `key` to `value`.
+    Put {
+        /// The key.
+        #[serde(with = "bytes")]
+        key: Vec<u8>,
+        /// The new value.
+        #[serde(with = "bytes")]
+        value: Vec<u8>,
+    },
+    /// Removes `key` (a no-op when absent).
+    Delete {
+        /// The key.
+        #[serde(with = "bytes")]
+        key: Vec<u8>,
+    },
+    /// Removes every key in `[start, end)`; nothing when `start >= end`.
+    DeleteRange {
+        /// First key removed (inclusive).
+        #[serde(with = "bytes")]
+        start: Vec<u8>,
+        /// First key kept (exclusive).
+        #[serde(with = "bytes")]
+        end: Vec<u8>,
+    },
+    /// Removes every key starting with `prefix`; the empty prefix removes everything.
+    DeletePrefix {
+        /// The prefix.
+        #[serde(with = "bytes")]
+        prefix: Vec<u8>,
+    },
+    /// Sets `key` to `new` only if its current value equals `expected`.
+    CompareAndSet {
+        /// The key.
+        #[serde(with = "bytes")]
+        key: Vec<u8>,
+        /// Required current value; `None` means the key must be absent.
+        #[serde(with = "opt_bytes")]
+        expected: Option<Vec<u8>>,
+        /// Value to store; `None` deletes the key.
+        #[serde(with = "opt_bytes")]
+        new: Option<Vec<u8>>,
+    },
+}
+
+impl KvCommand {
+    /// `Put { key, value }`.
+    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        KvCommand::Put {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    /// `Delete { key }`.
+    pub fn delete(key: impl Into<Vec<u8>>) -> Self {
+        KvCommand::Delete { key: key.into() }
+    }
+
+    /// `DeleteRange { start, end }`: removes keys in `[start, end)`.
+    pub fn delete_range(start: impl Into<Vec<u8>>, end: impl Into<Vec<u8>>) -> Self {
+        KvCommand::DeleteRange {
+            start: start.into(),
+            end: end.into(),
+        }
+    }
+
+    /// `DeletePrefix { prefix }`.
+    pub fn delete_prefix(prefix: impl Into<Vec<u8>>) -> Self {
+        KvCommand::DeletePrefix {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// `CompareAndSet`: `expected = None` requires the key to be absent, `new = None`
+    /// deletes it. Slices so that a bare `None` needs no type annotation:
+    /// `KvCommand::cas("k", None, Some(b"v"))`.
+    pub fn cas(key: impl Into<Vec<u8>>, expected: Option<&[u8]>, new: Option<&[u8]>) -> Self {
+        KvCommand::CompareAndSet {
+            key: key.into(),
+            expected: expected.map(<[u8]>::to_vec),
+            new: new.map(<[u8]>::to_vec),
+        }
+    }
+}
+
+/// What applying a [`KvCommand`] returns: the effect, or a compare-and-set rejection.
+pub type KvOutput = Result<KvApplied, CasMismatch>;
+
+/// The effect of a successfully applied [`KvCommand`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KvApplied {
+    /// A `Put` stored its value.
+    Put {
+        /// The value it replaced, if any.
+        previous: Option<Vec<u8>>,
+    },
+    /// A `Delete` ran.
+    Deleted {
+        /// The value it removed; `None` when the key was absent.
+        previous: Option<Vec<u8>>,
+    },
+    /// A `DeleteRange` or `DeletePrefix` ran.
+    DeletedRange {
+        /// Number of keys removed.
+        removed: u64,
+    },
+    /// A `CompareAndSet` matched and stored (or deleted) the new value.
+    Swapped,
+}
+
+/// A `CompareAndSet` found a value other than the expected one; the state is unchanged.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[error(
+    "compare-and-set on key {} failed: expected {}, found {}",
+    ShowBytes(key),
+    ShowOpt(expected.as_deref()),
+    ShowOpt(actual.as_deref())
+)]
+pub struct CasMismatch {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value the command required (`None`: absent).
+    pub expected: Option<Vec<u8>>,
+    /// The value actually present (`None`: absent).
+    pub actual: Option<Vec<u8>>,
+}
+
+/// Displays bytes as a quoted string when they are printable UTF-8, else as hex;
+/// long values are cut after [`SHOW_MAX`] bytes.
+pub(super) struct ShowBytes<'a>(pub(super) &'a [u8]);
+
+/// Bytes shown before a value is cut in messages.
+const SHOW_MAX: usize = 64;
+
+impl fmt::Display for ShowBytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all = self.0;
+        let shown = &all[..all.len().min(SHOW_MAX)];
+        match std::str::from_utf8(shown) {
+            Ok(s) if !s.chars().any(char::is_control) => write!(f, "{s:?}")?,
+            // A cut inside a multi-byte character, or binary data: hex.
+            _ => {
+                f.write_str("0x")?;
+                for b in shown {
+                    write!(f, "{b:02x}")?;
+                }
+            }
+        }
+        if shown.len() < all.len() {
+            write!(f, "... ({} bytes)", all.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// Displays an optional value, `None` as "absent".
+struct ShowOpt<'a>(Option<&'a [u8]>);
+
+impl fmt::Display for ShowOpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(b) => ShowBytes(b).fmt(f),
+            None => f.write_str("absent"),
+        }
+    }
+}
+
+impl KvState {
+    /// [`StateMachine::apply`](crate::StateMachine::apply) of `command`.
+    pub(super) fn apply_command(&mut self, command: &KvCommand) -> KvOutput {
+        match command {
+            KvCommand::Put { key, value } => {
+                self.put(key.as_slice().into(), value.as_slice().into())
+            }
+            KvCommand::CompareAndSet { key, expected, new } => self
+                .compare_and_set(key, expected.as_deref(), new.as_deref())
+                .map(|()| KvApplied::Swapped)
+                .map_err(|actual| CasMismatch {
+                    key: key.clone(),
+                    expected: expected.clone(),
+                    actual,
+                }),
+            KvCommand::Delete { key } => Ok(KvApplied::Deleted {
+                previous: self.remove(key).map(|v| v.to_vec()),
+            }),
+            KvCommand::DeleteRange { start, end } => Ok(KvApplied::DeletedRange {
+                removed: self.remove_range(Bound::Included(start), Bound::Excluded(end)),
+            }),
+            KvCommand::DeletePrefix { prefix } => {
+                let removed = if prefix.is_empty() {
+                    let n = self.map.len() as u64;
+                    *self = KvState::default();
+                    n
+                } else {
+                    let end = prefix_end(prefix);
+                    let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                    self.remove_range(Bound::Included(prefix), end)
+                };
+                Ok(KvApplied::DeletedRange { removed })
+            }
+        }
+    }
+
+    /// [`StateMachine::apply_owned`](crate::StateMachine::apply_owned) of `command`.
+    pub(super) fn apply_command_owned(&mut self, command: KvCommand) -> KvOutput {
+        match command {
+            KvCommand::Put { key, value } => self.put(key.into(), value.into()),
+            KvCommand::CompareAndSet { key, expected, new } => {
+                match self.compare_and_set(&key, expected.as_deref(), new.as_deref()) {
+                    Ok(()) => Ok(KvApplied::Swapped),
+                    Err(actual) => Err(CasMismatch {
+                        key,
+                        expected,
+                        actual,
+                    }),
+                }
+            }
+            other => self.apply_command(&other),
+        }
+    }
+
+    pub(super) fn insert(&mut self, key: MapKey, value: SharedBytes) -> Option<SharedBytes> {
+        let added = key.bytes.len() + value.len();
+        let key_len = key.bytes.len();
+        let previous = self.map.insert(key, value);
+        // Lengths of live allocations: neither sum can overflow nor underflow, because
+        // `bytes` is always the exact sum over the entries.
+        self.bytes += added;
+        if let Some(prev) = &previous {
+            self.bytes -= key_len + prev.len();
+        }
+        previous
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<SharedBytes> {
+        let previous = self.map.remove(probe(&KeyProbe::new(key)));
+        if let Some(prev) = &previous {
+            self.bytes -= key.len() + prev.len();
+        }
+        previous
+    }
+
+    fn remove_range(&mut self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> u64 {
+        let keys: Vec<MapKey> = match self.range_bounds(start, end).inner {
+            Some(range) => range.map(|(k, _)| k.clone()).collect(),
+            None => Vec::new(),
+        };
+        for key in &keys {
+            if let Some(prev) = self.map.remove(key) {
+                self.bytes -= key.bytes.len() + prev.len();
+            }
+        }
+        keys.len() as u64
+    }
+
+    /// `Put`: stores `value` under `key`, returns the previous value.
+    fn put(&mut self, key: SharedBytes, value: SharedBytes) -> KvOutput {
+        let previous = self.insert(MapKey::new(key), value);
+        Ok(KvApplied::Put {
+            previous: previous.map(|v| v.to_vec()),
+        })
+    }
+
+    /// `CompareAndSet` without building the rejection: `Err(actual)` on a mismatch.
+    fn compare_and_set(
+        &mut self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<(), Option<Vec<u8>>> {
+        let actual = self.get(key);
+        if actual != expected {
+            return Err(actual.map(<[u8]>::to_vec));
+        }
+        match new {
+            Some(value) => {
+                self.insert(MapKey::new(key.into()), value.into());
+            }
+            None => {
+                self.remove(key);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A `Put` built from borrowed bytes, for [`crate::KvStore::put`]: the state's copies
+/// of the key and value are made once, the logged payload is encoded from them, and
+/// applying it is exactly what replay does with the decoded [`KvCommand::Put`].
+pub(crate) struct PreparedPut {
+    key: SharedBytes,
+    value: SharedBytes,
+}
+
+impl PreparedPut {
+    pub(crate) fn new(key: &[u8], value: &[u8]) -> Self {
+        PreparedPut {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    /// The bytes [`KvCommand::Put`] of the same key and value encodes to.
+    pub(crate) fn payload(&self) -> crate::Result<Vec<u8>> {
+        crate::codec::encode(&PutRef {
+            key: &self.key,
+            value: &self.value,
+        })
+    }
+
+    /// Applies the put, as `apply_owned(KvCommand::Put { .. })` does.
+    pub(crate) fn apply(self, state: &mut KvState) -> KvOutput {
+        state.put(self.key, self.value)
+    }
+}
