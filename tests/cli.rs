@@ -1045,7 +1045,10 @@ fn kv_commands_on_a_typed_store_name_its_schema_instead_of_advising_salvage() {
 fn the_cli_and_open_agree_on_what_a_store_is() {
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path().join("store");
-    KvStore::open(&dir, Options::default()).unwrap().close().unwrap();
+    KvStore::open(&dir, Options::default())
+        .unwrap()
+        .close()
+        .unwrap();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
