@@ -5,7 +5,7 @@
 //! everything, since nothing more can be acknowledged.
 
 use std::io::{self, BufRead, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -13,6 +13,37 @@ use walstate::{Error, KvApplied, KvCommand, KvOutput};
 
 use crate::output::{self, Failure, JsonBytes};
 use crate::{CliResult, exit};
+
+/// Apply JSON-line commands from stdin, printing one JSON ack line per durable line.
+#[derive(clap::Args, Debug)]
+#[command(
+    long_about = "Applies commands read from stdin, one JSON object per line, and prints one \
+        JSON line per input line to stdout, flushed as soon as that line is durable, so a \
+        script knows exactly what was acknowledged.\n\n\
+        Input lines (keys and values: a JSON string, or {\"hex\":\"..\"} for any bytes):\n  \
+        {\"op\":\"put\",\"key\":\"k\",\"value\":\"v\"}\n  \
+        {\"op\":\"del\",\"key\":\"k\"}\n  \
+        {\"op\":\"cas\",\"key\":\"k\",\"expected\":null,\"value\":\"w\"}   (expected null/missing: \
+        must be absent; value null/missing: delete)\n  \
+        {\"op\":\"delete_prefix\",\"prefix\":\"p/\"}\n  \
+        {\"op\":\"delete_range\",\"start\":\"a\",\"end\":\"m\"}\n  \
+        {\"op\":\"batch\",\"ops\":[...]}   (all-or-nothing: one atomic group)\n\n\
+        Output: a line is durable exactly when its output line has an \"lsn\" (for a batch, \
+        the LSN of its last command, with \"first_lsn\"). A compare-and-set mismatch is \
+        acknowledged too: {\"lsn\":N,\"ok\":false,\"mismatch\":{...}}. A malformed line gets \
+        {\"line\":N,\"ok\":false,\"error\":\"...\"} and no \"lsn\"; processing CONTINUES with the \
+        next line (lines are independent), and the exit code is 65 at the end. A store \
+        failure (I/O, lock) stops at once with exit 3 (2 for corruption). Blank lines are \
+        skipped.",
+    after_help = "Example:\n  printf '%s\\n' '{\"op\":\"put\",\"key\":\"a\",\"value\":\"1\"}' \
+        '{\"op\":\"del\",\"key\":\"b\"}' | walstate apply ./data\n\n\
+        Exit codes: 0 every line applied; 65 some line was malformed (the others were \
+        applied); 2/3 the store failed."
+)]
+pub(crate) struct Args {
+    /// Store directory (created if it does not exist).
+    pub(crate) dir: PathBuf,
+}
 
 /// Longest input line accepted (a batch line can be large: it may carry up to the 1 GiB
 /// group limit, but a line this long is almost surely a mistake).

@@ -2,10 +2,24 @@
 //! what it made redundant (segments, older checkpoints).
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::output;
 use crate::{CliResult, exit};
+
+/// Write a checkpoint now and drop the segments and old checkpoints it makes redundant.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Example:\n  walstate checkpoint ./data\n\n\
+    Opens the key-value store (taking the writer lock), writes checkpoint-<LSN>.ckpt, \
+    keeps the newest 2 checkpoints and deletes the segments the oldest kept one covers. \
+    Exit 3 if another process holds the writer lock.")]
+pub(crate) struct Args {
+    /// Store directory.
+    pub(crate) dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
 
 /// `walstate checkpoint DIR [--json]`.
 pub(crate) fn run(dir: &Path, as_json: bool) -> CliResult {

@@ -6,7 +6,7 @@
 //! `{"hex":"..."}`, so any bytes round-trip.
 
 use std::io::{self, BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -14,6 +14,38 @@ use walstate::{Error, KvApplied, KvCommand, Options, codec};
 
 use crate::output::{self, Failure, JsonBytes};
 use crate::{CliResult, exit};
+
+/// Print the whole key-value state as JSON (bytes round-trip). Works while a writer runs.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Example:\n  walstate export ./data > backup.json\n\n\
+    Format: {\"format\":\"walstate-export\",\"version\":1,\"lsn\":N,\"entries\":[{\"key\":K,\"value\":V}]} \
+    in key order, where K and V are JSON strings when the bytes are valid UTF-8 and \
+    {\"hex\":\"...\"} otherwise. JSON is the only format (--json is accepted for symmetry).")]
+pub(crate) struct ExportArgs {
+    /// Store directory.
+    pub(crate) dir: PathBuf,
+    /// Accepted for symmetry with the other commands; the output is always JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Apply an `export` document from stdin as ONE atomic batch.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example:\n  walstate import ./restored < backup.json\n\n\
+    Every entry becomes a put in one atomic group: after a crash either all are there or \
+    none. With --replace the group first deletes every existing key, so the store ends up \
+    holding exactly the exported state. Limits: each entry at most 4 MiB encoded, the whole \
+    group at most 1 GiB. Creates the store if DIR does not exist.\n\n\
+    Exit codes: 0 imported; 65 malformed document (nothing applied); 2/3 store failure."
+)]
+pub(crate) struct ImportArgs {
+    /// Store directory (created if it does not exist).
+    pub(crate) dir: PathBuf,
+    /// Delete every existing key first, in the same atomic batch.
+    #[arg(long)]
+    pub(crate) replace: bool,
+}
 
 const EXPORT_FORMAT: &str = "walstate-export";
 const EXPORT_VERSION: u32 = 1;

@@ -1,12 +1,67 @@
 //! `put`, `get`, `del` and `scan`: single key-value operations on the built-in state.
 
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
 use crate::output::{self, Failure};
 use crate::{CliResult, exit};
+
+/// Set KEY to VALUE (creates the store if DIR does not exist).
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Example:\n  walstate put ./data config/port 8080\n\n\
+    Prints the LSN of the commit once it is durable. Exit 3 if another process holds the \
+    writer lock.")]
+pub(crate) struct PutArgs {
+    /// Store directory.
+    pub(crate) dir: PathBuf,
+    /// Key (UTF-8).
+    pub(crate) key: String,
+    /// Value (UTF-8; use `apply` with {\"hex\": ...} for binary values).
+    pub(crate) value: String,
+}
+
+/// Print the value of KEY (exit 1 when absent). Works while a writer runs.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Example:\n  walstate get ./data config/port\n\n\
+    Prints the raw value followed by a newline. Exit 1 and a message on stderr when the key \
+    is absent.")]
+pub(crate) struct GetArgs {
+    /// Store directory.
+    pub(crate) dir: PathBuf,
+    /// Key (UTF-8).
+    pub(crate) key: String,
+}
+
+/// Delete KEY (a no-op, still logged, when absent).
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Example:\n  walstate del ./data config/port")]
+pub(crate) struct DelArgs {
+    /// Store directory.
+    pub(crate) dir: PathBuf,
+    /// Key (UTF-8).
+    pub(crate) key: String,
+}
+
+/// List keys and values in key order. Works while a writer runs.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  walstate scan ./data --prefix config/\n  \
+    walstate scan ./data --json | jq '.entries[].key'\n\n\
+    Text mode prints KEY<TAB>VALUE per line; keys or values that are not printable UTF-8 \
+    are shown escaped (\\xNN). --json prints {\"lsn\":N,\"entries\":[{\"key\":..,\"value\":..}]} \
+    where each key/value is a JSON string when it is valid UTF-8 and {\"hex\":\"..\"} \
+    otherwise, so any bytes round-trip.")]
+pub(crate) struct ScanArgs {
+    /// Store directory.
+    pub(crate) dir: PathBuf,
+    /// Only keys starting with this prefix.
+    #[arg(long, default_value = "")]
+    pub(crate) prefix: String,
+    /// Print JSON (bytes round-trip) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
 
 /// `walstate put DIR KEY VALUE`: durable before it prints.
 pub(crate) fn put(dir: &Path, key: &str, value: &str) -> CliResult {

@@ -1,7 +1,7 @@
 //! `repair`: the library's repair, saying exactly what it changed (or would change).
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use walstate::Error;
 use walstate::io::RealFs;
@@ -11,6 +11,40 @@ use walstate::verify::Verdict;
 use crate::output::{self, Failure};
 use crate::verify::verdict_line;
 use crate::{CliResult, exit};
+
+/// Repair a store: truncate a torn tail, remove leftovers; with --salvage, quarantine damage.
+#[derive(clap::Args, Debug)]
+#[command(
+    long_about = "Does what open does for damage a crash can cause (truncate a torn tail, \
+        remove temp files, set aside an unusable checkpoint) and prints exactly what it \
+        changed. Corruption (a flipped bit in synced data, a missing segment) is refused \
+        unless --salvage is given: then the valid prefix of the log is kept, and the damaged \
+        segment and everything after it are moved to DIR/quarantine/ (never deleted); the \
+        lost LSN range is printed. Takes the writer lock. Works on a store of any state type.\n\n\
+        --dry-run runs the very same repair against an in-memory view of the directory (reads \
+        from disk, changes kept in memory), so it lists exactly the steps, files and order of \
+        the real run, and refuses what the real run would refuse (with the same message); it \
+        does not take the writer lock, so a writer running meanwhile can change the outcome.",
+    after_help = "Examples:\n  walstate repair ./data --dry-run\n  \
+        walstate repair ./data --salvage\n\n\
+        Exit codes: 0 repaired (`walstate verify DIR` now exits 0); 4 repaired, but damage \
+        repair does not touch remains (a damaged snapshot: see `walstate verify DIR`), or no \
+        state can be rebuilt (nothing changed); 2 corruption found and \
+        --salvage not given (nothing changed); 3 failure (locked, I/O, not a store)."
+)]
+pub(crate) struct Args {
+    /// Store directory.
+    pub(crate) dir: PathBuf,
+    /// Keep the valid prefix of a corrupted log; move the rest to quarantine/.
+    #[arg(long)]
+    pub(crate) salvage: bool,
+    /// Only print what would be changed.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
 
 /// `walstate repair DIR [--salvage] [--dry-run] [--json]`.
 pub(crate) fn run(dir: &Path, salvage: bool, dry_run: bool, as_json: bool) -> CliResult {

@@ -1,13 +1,81 @@
 //! `snapshot create|list|restore|delete`: named snapshots of the key-value state.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use walstate::checkpoint::list_snapshots;
 use walstate::io::RealFs;
 
 use crate::output;
 use crate::{CliResult, exit};
+
+/// Create, list, restore or delete named snapshots.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  walstate snapshot create ./data before-migration\n  \
+        walstate snapshot list ./data\n  \
+        walstate snapshot restore ./data before-migration\n  \
+        walstate snapshot delete ./data before-migration\n\n\
+        Snapshots live in DIR/snapshots/ and are kept until deleted. `list` works while a \
+        writer runs; the others take the writer lock (exit 3 if it is held)."
+)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Keep the current state under NAME.
+    #[command(after_help = "Example:\n  walstate snapshot create ./data before-migration")]
+    Create {
+        /// Store directory.
+        dir: PathBuf,
+        /// 1..=64 characters of A-Z a-z 0-9 . _ - (not starting with '.').
+        name: String,
+    },
+    /// List the snapshots, marking damaged ones. Works while a writer runs.
+    #[command(after_help = "Example:\n  walstate snapshot list ./data --json\n\n\
+        Each snapshot file is checked (checksum and header); a damaged one is listed with \
+        STATUS DAMAGED (JSON: \"damage\" is a string, null when intact) and cannot be restored.")]
+    List {
+        /// Store directory.
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roll the store back to snapshot NAME (atomic; the replaced state is kept as a snapshot).
+    #[command(
+        after_help = "Example:\n  walstate snapshot restore ./data before-migration\n\n\
+        The state being replaced is first saved as snapshot pre-restore-<LSN>; restore that \
+        one to undo."
+    )]
+    Restore {
+        /// Store directory.
+        dir: PathBuf,
+        /// Snapshot name.
+        name: String,
+    },
+    /// Delete snapshot NAME.
+    #[command(after_help = "Example:\n  walstate snapshot delete ./data before-migration")]
+    Delete {
+        /// Store directory.
+        dir: PathBuf,
+        /// Snapshot name.
+        name: String,
+    },
+}
+
+/// Runs the `snapshot` subcommand given.
+pub(crate) fn run(args: Args) -> CliResult {
+    match args.command {
+        Command::Create { dir, name } => create(&dir, &name),
+        Command::List { dir, json } => list(&dir, json),
+        Command::Restore { dir, name } => restore(&dir, &name),
+        Command::Delete { dir, name } => delete(&dir, &name),
+    }
+}
 
 /// `walstate snapshot create DIR NAME`.
 pub(crate) fn create(dir: &Path, name: &str) -> CliResult {

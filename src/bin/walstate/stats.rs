@@ -18,6 +18,20 @@ use walstate::{KvCommand, KvState, StateMachine, codec, format};
 use crate::output::{self, Failure};
 use crate::{CliResult, exit};
 
+/// Sizes, record counts, LSN range, checkpoints, snapshots, estimated replay time.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Example:\n  walstate stats ./data\n\n\
+    The replay estimate is measured: stats scans the whole journal (checksums and command \
+    decoding, what open does) and loads the newest checkpoint, then scales the measured \
+    speed to the journal bytes after that checkpoint. Read-only; works while a writer runs.")]
+pub(crate) struct Args {
+    /// Store directory.
+    pub(crate) dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
 #[derive(Serialize)]
 struct Stats {
     dir: PathBuf,

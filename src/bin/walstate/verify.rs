@@ -2,13 +2,45 @@
 //! code is the verdict's.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use walstate::io::RealFs;
 use walstate::verify::{FileCheck, Verdict, VerifyReport, verify};
 
 use crate::CliResult;
 use crate::output::{self, Failure};
+
+/// Check every file of a store, read-only: a table per file and a verdict.
+#[derive(clap::Args, Debug)]
+#[command(
+    long_about = "Checks every checkpoint, segment and snapshot of the store in DIR without \
+        changing anything (it never takes the writer lock, so it works while a writer \
+        runs), and prints a table per file (kind, LSN range, bytes, status, detail), the \
+        problems found and a verdict that agrees with what opening the store would do. \
+        Works on a store of any state type.",
+    after_help = "Example:\n  walstate verify ./data && echo clean\n\n\
+        Exit codes:\n  \
+        0  clean: nothing to repair\n  \
+        1  damage that opening the store repairs by itself without losing anything\n     \
+        acknowledged (a torn tail, crash leftovers, an unusable checkpoint with a\n     \
+        fallback); `walstate repair DIR` does the same now\n  \
+        2  damage open refuses (corruption, a missing segment, an LSN gap): run\n     \
+        `walstate repair --salvage DIR` (damaged files go to DIR/quarantine/)\n  \
+        4  damage that needs the operator and that salvage does not help with: a\n     \
+        damaged snapshot (the store opens; that snapshot cannot be restored), a\n     \
+        damaged restore file the journal does not need, a LOCK that is not a\n     \
+        regular file (open fails until it is moved away), no usable checkpoint\n     \
+        with a journal that does not reach LSN 1; each problem says what to do\n  \
+        3  could not verify: not a store, permission, I/O error, unsupported version\n  \
+        64 bad command line"
+)]
+pub(crate) struct Args {
+    /// Store directory.
+    pub(crate) dir: PathBuf,
+    /// Print the full report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
 
 /// `walstate verify DIR [--json]`.
 pub(crate) fn run(dir: &Path, as_json: bool) -> CliResult {
