@@ -201,8 +201,8 @@ pub struct MigrationReport {
     pub steps: Vec<String>,
     /// The LSN of the migrated state (the checkpoint that committed the migration).
     pub lsn: u64,
-    /// The snapshot holding the state as it was before, in the old schema: to roll
-    /// back, open the store with the old release and restore it.
+    /// The snapshot holding the state as it was before, in the old schema: the old
+    /// release rolls back to it with [`Store::open_rolling_back`].
     pub snapshot: String,
 }
 
