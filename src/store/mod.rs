@@ -4,26 +4,28 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
-use crate::checkpoint::{self, SNAPSHOT_DIR_NAME, SnapshotInfo};
-use crate::codec;
+use crate::checkpoint::{self, SNAPSHOT_DIR_NAME};
 use crate::error::{Error, Result};
-use crate::format;
 use crate::io::{EntryKind, LockGuard, VfsRef};
 use crate::journal::{Journal, JournalStats, RecordToAppend};
 use crate::lock::lock_store;
 use crate::options::Options;
-use crate::recovery::{
-    self, Mode, RECORD_KIND_COMMAND, RECORD_KIND_RESTORE, RecoveryReport, RestoreMarker,
-};
+use crate::recovery::{self, Mode, RECORD_KIND_COMMAND, RecoveryReport};
 use crate::schema::{self, Schema};
 use crate::state::StateMachine;
+
+mod checkpointer;
+mod dir;
+mod snapshots;
+
+use checkpointer::{CheckpointProgress, CheckpointSignal};
+use dir::prepare_dir;
 
 /// The state and the LSN of the last command applied to it.
 struct Applied<S> {
@@ -55,26 +57,6 @@ pub struct RestoreInfo {
     pub lsn: u64,
     /// The automatic snapshot holding the state that was replaced.
     pub previous_state_snapshot: String,
-}
-
-/// Journal bytes are counted as "backlog + bytes appended by this process": the backlog
-/// is what open replayed, so a long journal is compacted soon after open even when this
-/// process appends little.
-struct CheckpointProgress {
-    last_lsn: u64,
-    /// Journal bytes replayed at open (not yet covered by a checkpoint of this process).
-    backlog_bytes: u64,
-    /// Backlog + appended bytes at the last checkpoint (0 before the first).
-    journal_bytes_at_last: u64,
-}
-
-/// Wakes the background checkpointer. Kept apart from the store so the waiting thread
-/// holds no reference to it: dropping the store releases the lock at once.
-#[derive(Default)]
-struct CheckpointSignal {
-    triggered: Mutex<bool>,
-    cv: Condvar,
-    stop: AtomicBool,
 }
 
 struct Writer {
@@ -450,119 +432,6 @@ impl<S: StateMachine> Store<S> {
         self.writer()?.journal.sync()
     }
 
-    /// Writes a checkpoint of the current state now, then deletes checkpoints beyond the
-    /// retained count and segments the oldest retained checkpoint covers. Waits for a
-    /// checkpoint already running to finish first.
-    ///
-    /// Like a background checkpoint, the state is encoded, written and checked on a
-    /// helper thread at a low CPU priority (Linux: nice 19), so that commits made
-    /// meanwhile are scheduled first, and written no faster than
-    /// [`Options::checkpoint_write_rate`]; this call returns when the checkpoint is done.
-    pub fn checkpoint(&self) -> Result<CheckpointInfo> {
-        let writer = self.writer()?;
-        self.inner.run_checkpoint(writer)
-    }
-
-    /// Keeps the current state under `name` until deleted.
-    pub fn snapshot(&self, name: &str) -> Result<SnapshotInfo> {
-        checkpoint::validate_snapshot_name(name)?;
-        let writer = self.writer()?;
-        let (state, lsn) = self.inner.clone_state();
-        writer.journal.sync()?;
-        self.write_snapshot(name, state, lsn)
-    }
-
-    /// The named snapshots, by name.
-    pub fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>> {
-        checkpoint::list_snapshots(self.inner.vfs.as_ref(), &self.inner.dir)
-    }
-
-    /// Deletes a named snapshot.
-    pub fn delete_snapshot(&self, name: &str) -> Result<()> {
-        checkpoint::validate_snapshot_name(name)?;
-        self.writer()?;
-        checkpoint::delete_snapshot(self.inner.vfs.as_ref(), &self.inner.dir, name)
-    }
-
-    /// Rolls the store back to snapshot `name`, atomically and durably: a crash in the
-    /// middle leaves either the old or the restored state. The replaced state is kept
-    /// first as the automatic snapshot named in the result.
-    pub fn restore_snapshot(&self, name: &str) -> Result<RestoreInfo> {
-        checkpoint::validate_snapshot_name(name)?;
-        let writer = self.writer()?;
-        let snapshot_dir = self.inner.dir.join(SNAPSHOT_DIR_NAME);
-        let path = snapshot_dir.join(checkpoint::snapshot_file_name(name));
-        if self
-            .inner
-            .vfs
-            .entry_kind(&path)
-            .map_err(|err| Error::io("stat", &path, err))?
-            .is_none()
-        {
-            return Err(Error::SnapshotNotFound {
-                name: name.to_owned(),
-                path: snapshot_dir,
-            });
-        }
-        let identity =
-            crate::journal::identity::read(self.inner.vfs.as_ref(), &self.inner.dir)?.valid();
-        let gate = schema::gate::SchemaGate::new(
-            self.inner.schema.clone(),
-            &self.inner.dir,
-            identity.map(|identity| identity.store_id),
-        );
-        let (snapshot_lsn, recovery::Typed(restored), _) =
-            recovery::load_checkpoint_with::<recovery::Typed<S>>(
-                self.inner.vfs.as_ref(),
-                &path,
-                false,
-                identity,
-                Some(&gate),
-            )?
-            .map_err(|unusable| Error::SnapshotDamaged {
-                name: name.to_owned(),
-                path: path.clone(),
-                detail: unusable.to_string(),
-            })?;
-        // No other append may take the LSN the restore record needs.
-        let _gate = writer.gate.write();
-        let (current, current_lsn) = self.inner.clone_state();
-        writer.journal.sync()?;
-        let previous = self.free_snapshot_name(&format!("pre-restore-{current_lsn}"))?;
-        self.write_snapshot(&previous, current, current_lsn)?;
-
-        let lsn = writer.journal.next_lsn();
-        self.inner.write_state_file(
-            &self.inner.dir,
-            &format::restore_file_name(lsn),
-            lsn,
-            Cow::Borrowed(&restored),
-        )?;
-        let marker = codec::encode(&RestoreMarker {
-            snapshot: name.to_owned(),
-            snapshot_lsn,
-        })?;
-        let applied = Arc::clone(&self.inner.applied);
-        let (record_lsn, ()) = writer.journal.append_with(
-            vec![RecordToAppend {
-                kind: RECORD_KIND_RESTORE,
-                payload: marker,
-            }],
-            move |lsn| {
-                let mut guard = applied.write();
-                guard.state = restored;
-                guard.lsn = lsn;
-            },
-        )?;
-        debug_assert_eq!(record_lsn, lsn);
-        drop(_gate);
-        Ok(RestoreInfo {
-            snapshot: name.to_owned(),
-            lsn: record_lsn,
-            previous_state_snapshot: previous,
-        })
-    }
-
     /// Stops the background checkpointer and makes everything acknowledged durable.
     /// Dropping the store without `close` is safe too (nothing acknowledged is lost
     /// under `Always`).
@@ -580,115 +449,6 @@ impl<S: StateMachine> Store<S> {
         let writer = self.inner.writer.as_ref().ok_or(Error::ReadOnly)?;
         writer.journal.check_usable()?;
         Ok(writer)
-    }
-
-    /// Writes `state` (a snapshot taken for it, consumed as it is written) as the named
-    /// snapshot.
-    fn write_snapshot(&self, name: &str, state: S, lsn: u64) -> Result<SnapshotInfo> {
-        let vfs = self.inner.vfs.as_ref();
-        let snapshot_dir = checkpoint::prepare_snapshot_dir(vfs, &self.inner.dir).map_err(
-            |failure| match failure.poison {
-                true => self.inner.poison(failure.error),
-                false => failure.error,
-            },
-        )?;
-        let file_name = checkpoint::snapshot_file_name(name);
-        if vfs
-            .entry_kind(&snapshot_dir.join(&file_name))
-            .map_err(|err| Error::io("stat", &snapshot_dir, err))?
-            .is_some()
-        {
-            return Err(Error::InvalidArgument(format!(
-                "snapshot {name:?} already exists; delete it first or pick another name"
-            )));
-        }
-        let (path, bytes) =
-            self.inner
-                .write_state_file(&snapshot_dir, &file_name, lsn, Cow::Owned(state))?;
-        Ok(SnapshotInfo {
-            name: name.to_owned(),
-            lsn,
-            bytes,
-            path,
-            damage: None,
-        })
-    }
-
-    fn free_snapshot_name(&self, base: &str) -> Result<String> {
-        let existing: Vec<String> = self.list_snapshots()?.into_iter().map(|s| s.name).collect();
-        let mut name = base.to_owned();
-        let mut n = 1;
-        while existing.contains(&name) {
-            name = format!("{base}-{n}");
-            n += 1;
-        }
-        Ok(name)
-    }
-
-    fn maybe_trigger_checkpoint(&self, writer: &Writer) {
-        let Some(threshold) = self.inner.options.checkpoint_after_bytes else {
-            return;
-        };
-        // A running checkpoint needs no trigger (its counters are not updated yet, so
-        // this would count its bytes again and queue a second one at once).
-        if writer.checkpoint_running.is_locked() {
-            return;
-        }
-        // Held only to read or update counters: a commit never waits for a checkpoint.
-        let since = {
-            let progress = writer.progress.lock();
-            (writer.journal.stats().bytes + progress.backlog_bytes)
-                .saturating_sub(progress.journal_bytes_at_last)
-        };
-        if since >= threshold {
-            *writer.signal.triggered.lock() = true;
-            writer.signal.cv.notify_one();
-        }
-    }
-
-    fn start_checkpointer(&self) -> Result<()> {
-        let weak: Weak<Inner<S>> = Arc::downgrade(&self.inner);
-        let Some(writer) = &self.inner.writer else {
-            return Ok(());
-        };
-        let signal = Arc::clone(&writer.signal);
-        let handle = std::thread::Builder::new()
-            .name("walstate-checkpointer".into())
-            .spawn(move || checkpointer_loop(weak, signal))
-            .map_err(|err| Error::io("spawn checkpoint thread", PathBuf::new(), err))?;
-        *writer.checkpointer.lock() = Some(handle);
-        Ok(())
-    }
-
-    /// The error of the last background checkpoint, if it failed.
-    pub fn last_checkpoint_error(&self) -> Option<String> {
-        self.inner
-            .writer
-            .as_ref()
-            .and_then(|w| w.last_checkpoint_error.lock().clone())
-    }
-}
-
-fn checkpointer_loop<S: StateMachine>(weak: Weak<Inner<S>>, signal: Arc<CheckpointSignal>) {
-    loop {
-        {
-            let mut triggered = signal.triggered.lock();
-            while !*triggered && !signal.stop.load(Ordering::Acquire) {
-                signal.cv.wait(&mut triggered);
-            }
-            *triggered = false;
-        }
-        if signal.stop.load(Ordering::Acquire) {
-            return;
-        }
-        let Some(inner) = weak.upgrade() else {
-            return;
-        };
-        let Some(writer) = &inner.writer else {
-            return;
-        };
-        let result = inner.run_checkpoint(writer);
-        *writer.last_checkpoint_error.lock() = result.err().map(|e| e.to_string());
     }
 }
 
@@ -729,46 +489,6 @@ impl<S: StateMachine> Inner<S> {
         )
     }
 
-    /// [`Inner::write_state_file`] for a checkpoint, on a helper thread that lowers its
-    /// own CPU priority first (see [`lower_thread_priority`]) and then encodes, writes,
-    /// checks and syncs the file: seconds of CPU for a large state, which would otherwise
-    /// delay committers on a busy machine. Only this part runs at low priority: it takes
-    /// no lock a commit needs (but to poison the store after a failed fsync), so a
-    /// starved helper cannot hold commits up. If no thread can be spawned, the work runs
-    /// here. `state`, the checkpoint's snapshot, is consumed as it is written.
-    fn write_checkpoint_file(
-        &self,
-        dir: &Path,
-        name: &str,
-        lsn: u64,
-        state: S,
-    ) -> Result<(PathBuf, u64)> {
-        // Handed over through a slot, so that it is still here if the helper cannot be
-        // spawned (a failed spawn drops its closure).
-        let slot = Mutex::new(Some(state));
-        let write = || match slot.lock().take() {
-            Some(state) => self.write_state_file(dir, name, lsn, Cow::Owned(state)),
-            // Not reached: the helper and the fallback below never both run.
-            None => Err(Error::InvalidArgument(
-                "the checkpoint's state was already written".into(),
-            )),
-        };
-        std::thread::scope(|scope| {
-            let helper = std::thread::Builder::new()
-                .name("walstate-checkpoint-writer".into())
-                .spawn_scoped(scope, || {
-                    lower_thread_priority();
-                    write()
-                });
-            match helper {
-                Ok(helper) => helper
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(_) => write(),
-            }
-        })
-    }
-
     /// A failed fsync: poisons the store (every later call errors until reopened) and
     /// returns the error to give the caller. A read-only store has nothing to poison.
     fn poison(&self, error: Error) -> Error {
@@ -778,54 +498,6 @@ impl<S: StateMachine> Inner<S> {
         let cause = error.to_string();
         writer.journal.poison(cause.clone());
         Error::Poisoned { cause }
-    }
-
-    fn run_checkpoint(&self, writer: &Writer) -> Result<CheckpointInfo> {
-        let _running = writer.checkpoint_running.lock();
-        writer.journal.check_usable()?;
-        let journal_bytes = writer.journal.stats().bytes + writer.progress.lock().backlog_bytes;
-        // The only pause for writers: an O(1) clone for persistent collections.
-        let (state, lsn) = self.clone_state();
-        // Everything up to `lsn` must be durable before a checkpoint claims it.
-        writer.journal.sync()?;
-        let vfs = self.vfs.as_ref();
-        let dir = &self.dir;
-        // Consumes the snapshot as it is written: what commits copied on write since the
-        // snapshot is freed as the encoding passes it, not when the checkpoint returns.
-        let (path, bytes) =
-            self.write_checkpoint_file(dir, &format::checkpoint_file_name(lsn), lsn, state)?;
-        let checkpoints_deleted =
-            checkpoint::prune_checkpoints(vfs, dir, self.options.checkpoints_retained)?;
-        let oldest = checkpoint::list_checkpoints(vfs, dir)?
-            .first()
-            .map_or(lsn, |c| c.lsn);
-        let segments_deleted = writer.journal.delete_segments_through(oldest)?;
-        remove_restore_files_through(vfs, dir, oldest)?;
-        let mut progress = writer.progress.lock();
-        progress.last_lsn = lsn;
-        progress.journal_bytes_at_last = journal_bytes;
-        drop(progress);
-        Ok(CheckpointInfo {
-            path,
-            lsn,
-            bytes,
-            segments_deleted,
-            checkpoints_deleted,
-        })
-    }
-    fn stop_checkpointer(&self) {
-        let Some(writer) = &self.writer else {
-            return;
-        };
-        writer.signal.stop.store(true, Ordering::Release);
-        *writer.signal.triggered.lock() = true;
-        writer.signal.cv.notify_all();
-        let handle = writer.checkpointer.lock().take();
-        if let Some(handle) = handle
-            && handle.thread().id() != std::thread::current().id()
-        {
-            let _ = handle.join();
-        }
     }
 }
 
@@ -852,96 +524,4 @@ impl<S: StateMachine> Drop for Inner<S> {
     fn drop(&mut self) {
         self.stop_checkpointer();
     }
-}
-
-/// Niceness of checkpoint threads: the lowest priority short of `SCHED_IDLE`.
-#[cfg(target_os = "linux")]
-const CHECKPOINT_NICE: libc::c_int = 19;
-
-/// Lowers the calling thread's CPU priority to [`CHECKPOINT_NICE`] (Linux: niceness is
-/// per thread; unprivileged, it cannot be raised again, so only short-lived helper
-/// threads call this). Checkpoint work then yields the CPU to commits: on a busy core a
-/// woken committer preempts it instead of waiting for the next scheduler tick (4 ms at
-/// HZ=250). Not `SCHED_IDLE`, which measured no better here and would let any busy
-/// thread of the application starve checkpoints (and the journal grow) indefinitely.
-/// A failure changes nothing and is not an error: the checkpoint just competes at
-/// normal priority.
-fn lower_thread_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain syscalls on the calling thread; no memory is passed.
-        unsafe {
-            let tid = libc::gettid();
-            if let Ok(tid) = libc::id_t::try_from(tid) {
-                let _ = libc::setpriority(libc::PRIO_PROCESS, tid, CHECKPOINT_NICE);
-            }
-        }
-    }
-}
-
-/// Makes sure `dir` is a store (or, when allowed, creates it). Returns true if created.
-fn prepare_dir(vfs: &VfsRef, dir: &Path, create: bool) -> Result<bool> {
-    match vfs
-        .entry_kind(dir)
-        .map_err(|err| Error::io("stat", dir, err))?
-    {
-        None if create => {
-            // Every directory created here must be made durable in its parent.
-            let mut missing = vec![dir.to_path_buf()];
-            let mut cursor = dir.parent();
-            while let Some(parent) = cursor.filter(|p| !p.as_os_str().is_empty()) {
-                if vfs
-                    .entry_kind(parent)
-                    .map_err(|err| Error::io("stat", parent, err))?
-                    .is_some()
-                {
-                    break;
-                }
-                missing.push(parent.to_path_buf());
-                cursor = parent.parent();
-            }
-            vfs.create_dir_all(dir)
-                .map_err(|err| Error::io("create store directory", dir, err))?;
-            for created in missing.iter().rev() {
-                if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    vfs.sync_dir(parent)
-                        .map_err(|err| Error::io("fsync directory", parent, err))?;
-                }
-            }
-            Ok(true)
-        }
-        None | Some(EntryKind::File) => Err(Error::NotAStore {
-            path: dir.to_path_buf(),
-        }),
-        Some(EntryKind::Dir) => {
-            let names = vfs
-                .read_dir(dir)
-                .map_err(|err| Error::io("list directory", dir, err))?;
-            if recovery::looks_like_store(&names) {
-                Ok(false)
-            } else if names.is_empty() && create {
-                Ok(true)
-            } else {
-                Err(Error::NotAStore {
-                    path: dir.to_path_buf(),
-                })
-            }
-        }
-    }
-}
-
-fn remove_restore_files_through(vfs: &dyn crate::io::Vfs, dir: &Path, lsn: u64) -> Result<()> {
-    let names = vfs
-        .read_dir(dir)
-        .map_err(|err| Error::io("list directory", dir, err))?;
-    for name in names {
-        if format::parse_restore_file_name(&name).is_some_and(|n| n <= lsn) {
-            let path = dir.join(&name);
-            vfs.remove_file(&path)
-                .map_err(|err| Error::io("delete restore file", &path, err))?;
-            vfs.sync_dir(dir)
-                .map_err(|err| Error::io("fsync directory", dir, err))?;
-        }
-    }
-    Ok(())
 }

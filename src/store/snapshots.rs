@@ -1,0 +1,160 @@
+//! Named snapshots of a store: write, list, delete, and restore one atomically.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::checkpoint::{self, SNAPSHOT_DIR_NAME, SnapshotInfo};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::format;
+use crate::journal::RecordToAppend;
+use crate::recovery::{self, RECORD_KIND_RESTORE, RestoreMarker};
+use crate::schema::{self};
+use crate::state::StateMachine;
+
+use super::{RestoreInfo, Store};
+
+impl<S: StateMachine> Store<S> {
+    /// Keeps the current state under `name` until deleted.
+    pub fn snapshot(&self, name: &str) -> Result<SnapshotInfo> {
+        checkpoint::validate_snapshot_name(name)?;
+        let writer = self.writer()?;
+        let (state, lsn) = self.inner.clone_state();
+        writer.journal.sync()?;
+        self.write_snapshot(name, state, lsn)
+    }
+
+    /// The named snapshots, by name.
+    pub fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        checkpoint::list_snapshots(self.inner.vfs.as_ref(), &self.inner.dir)
+    }
+
+    /// Deletes a named snapshot.
+    pub fn delete_snapshot(&self, name: &str) -> Result<()> {
+        checkpoint::validate_snapshot_name(name)?;
+        self.writer()?;
+        checkpoint::delete_snapshot(self.inner.vfs.as_ref(), &self.inner.dir, name)
+    }
+
+    /// Rolls the store back to snapshot `name`, atomically and durably: a crash in the
+    /// middle leaves either the old or the restored state. The replaced state is kept
+    /// first as the automatic snapshot named in the result.
+    pub fn restore_snapshot(&self, name: &str) -> Result<RestoreInfo> {
+        checkpoint::validate_snapshot_name(name)?;
+        let writer = self.writer()?;
+        let snapshot_dir = self.inner.dir.join(SNAPSHOT_DIR_NAME);
+        let path = snapshot_dir.join(checkpoint::snapshot_file_name(name));
+        if self
+            .inner
+            .vfs
+            .entry_kind(&path)
+            .map_err(|err| Error::io("stat", &path, err))?
+            .is_none()
+        {
+            return Err(Error::SnapshotNotFound {
+                name: name.to_owned(),
+                path: snapshot_dir,
+            });
+        }
+        let identity =
+            crate::journal::identity::read(self.inner.vfs.as_ref(), &self.inner.dir)?.valid();
+        let gate = schema::gate::SchemaGate::new(
+            self.inner.schema.clone(),
+            &self.inner.dir,
+            identity.map(|identity| identity.store_id),
+        );
+        let (snapshot_lsn, recovery::Typed(restored), _) =
+            recovery::load_checkpoint_with::<recovery::Typed<S>>(
+                self.inner.vfs.as_ref(),
+                &path,
+                false,
+                identity,
+                Some(&gate),
+            )?
+            .map_err(|unusable| Error::SnapshotDamaged {
+                name: name.to_owned(),
+                path: path.clone(),
+                detail: unusable.to_string(),
+            })?;
+        // No other append may take the LSN the restore record needs.
+        let _gate = writer.gate.write();
+        let (current, current_lsn) = self.inner.clone_state();
+        writer.journal.sync()?;
+        let previous = self.free_snapshot_name(&format!("pre-restore-{current_lsn}"))?;
+        self.write_snapshot(&previous, current, current_lsn)?;
+
+        let lsn = writer.journal.next_lsn();
+        self.inner.write_state_file(
+            &self.inner.dir,
+            &format::restore_file_name(lsn),
+            lsn,
+            Cow::Borrowed(&restored),
+        )?;
+        let marker = codec::encode(&RestoreMarker {
+            snapshot: name.to_owned(),
+            snapshot_lsn,
+        })?;
+        let applied = Arc::clone(&self.inner.applied);
+        let (record_lsn, ()) = writer.journal.append_with(
+            vec![RecordToAppend {
+                kind: RECORD_KIND_RESTORE,
+                payload: marker,
+            }],
+            move |lsn| {
+                let mut guard = applied.write();
+                guard.state = restored;
+                guard.lsn = lsn;
+            },
+        )?;
+        debug_assert_eq!(record_lsn, lsn);
+        drop(_gate);
+        Ok(RestoreInfo {
+            snapshot: name.to_owned(),
+            lsn: record_lsn,
+            previous_state_snapshot: previous,
+        })
+    }
+
+    /// Writes `state` (a snapshot taken for it, consumed as it is written) as the named
+    /// snapshot.
+    pub(super) fn write_snapshot(&self, name: &str, state: S, lsn: u64) -> Result<SnapshotInfo> {
+        let vfs = self.inner.vfs.as_ref();
+        let snapshot_dir = checkpoint::prepare_snapshot_dir(vfs, &self.inner.dir).map_err(
+            |failure| match failure.poison {
+                true => self.inner.poison(failure.error),
+                false => failure.error,
+            },
+        )?;
+        let file_name = checkpoint::snapshot_file_name(name);
+        if vfs
+            .entry_kind(&snapshot_dir.join(&file_name))
+            .map_err(|err| Error::io("stat", &snapshot_dir, err))?
+            .is_some()
+        {
+            return Err(Error::InvalidArgument(format!(
+                "snapshot {name:?} already exists; delete it first or pick another name"
+            )));
+        }
+        let (path, bytes) =
+            self.inner
+                .write_state_file(&snapshot_dir, &file_name, lsn, Cow::Owned(state))?;
+        Ok(SnapshotInfo {
+            name: name.to_owned(),
+            lsn,
+            bytes,
+            path,
+            damage: None,
+        })
+    }
+
+    pub(super) fn free_snapshot_name(&self, base: &str) -> Result<String> {
+        let existing: Vec<String> = self.list_snapshots()?.into_iter().map(|s| s.name).collect();
+        let mut name = base.to_owned();
+        let mut n = 1;
+        while existing.contains(&name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        Ok(name)
+    }
+}
