@@ -41,7 +41,7 @@ pub struct RepairReport {
 
 /// Repairs the store in `dir` (taking the writer lock). Without `salvage`, corruption is
 /// refused with the same error open gives. A dry run runs the very same repair against a
-/// copy-on-write view of the directory ([`crate::plan_fs`]) that keeps every change in
+/// copy-on-write view of the directory (`plan_fs`) that keeps every change in
 /// memory: its actions (and its refusals) are exactly those of the real run.
 pub fn repair(vfs: &dyn Vfs, dir: &Path, options: RepairOptions) -> Result<RepairReport> {
     let before = verify::verify(vfs, dir)?.verdict;

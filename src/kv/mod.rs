@@ -32,7 +32,7 @@ pub const KV_SCHEMA_NAME: &str = "walstate.kv";
 ///
 /// Backed by a persistent B-tree (`imbl::OrdMap`): `clone` is O(1) and shares structure
 /// with the original, which is what lets checkpoints snapshot it under a short lock.
-/// Keys and values are reference-counted behind one-word pointers ([`SharedBytes`]), so
+/// Keys and values are reference-counted behind one-word pointers (`SharedBytes`), so
 /// the copy-on-write of a shared B-tree leaf after a snapshot copies 24-byte entries (key
 /// head, key pointer, value pointer), not the bytes; and each key keeps its first 8 bytes
 /// inline and compares them first, so most comparisons in the tree's binary searches
@@ -101,7 +101,7 @@ impl StateMachine for KvState {
 
     /// Same result as [`apply`](StateMachine::apply); a rejected compare-and-set moves
     /// the command's key and expected value into the [`CasMismatch`] instead of cloning
-    /// them. A `Put` still copies its bytes once, into the map's [`SharedBytes`]
+    /// them. A `Put` still copies its bytes once, into the map's `SharedBytes`
     /// allocations (a reference-counted allocation cannot adopt a `Vec`'s buffer), but
     /// frees the command's buffers right away.
     fn apply_owned(&mut self, command: KvCommand) -> KvOutput {

@@ -44,7 +44,7 @@ impl<S: StateMachine> Store<S> {
     /// Like a background checkpoint, the state is encoded, written and checked on a
     /// helper thread at a low CPU priority (Linux: nice 19), so that commits made
     /// meanwhile are scheduled first, and written no faster than
-    /// [`Options::checkpoint_write_rate`]; this call returns when the checkpoint is done.
+    /// [`crate::Options::checkpoint_write_rate`]; this call returns when the checkpoint is done.
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
         let writer = self.writer()?;
         self.inner.run_checkpoint(writer)
