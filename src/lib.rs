@@ -39,11 +39,14 @@ mod store;
 pub mod upgrade;
 pub mod verify;
 
+pub use codec::Codec;
 pub use error::{Error, Result};
 pub use journal::SyncPolicy;
 pub use kv::{CasMismatch, KvApplied, KvCommand, KvOutput, KvState};
 pub use kv_store::KvStore;
+pub use migrate::Migrations;
 pub use options::{CHECKPOINT_WRITE_RATE_DEFAULT, CHECKPOINTS_RETAINED_MAX, Options};
 pub use recovery::RecoveryReport;
+pub use schema::SchemaName;
 pub use state::StateMachine;
 pub use store::{CheckpointInfo, RestoreInfo, Store};

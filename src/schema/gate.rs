@@ -87,14 +87,13 @@ impl SchemaGate {
                 ));
             }
         };
-        let changes = changes(&stored, &self.wanted);
         if stored.codec() == Codec::Evolvable
             && self.wanted.codec() == Codec::Evolvable
             && compatible_release(&stored, &self.wanted)
         {
             return Ok(Admission::Evolved(stored_id));
         }
-        Err(self.mismatch(file, stored.describe(), changes))
+        Err(self.mismatch(file, stored.describe(), changes(&stored, &self.wanted)))
     }
 
     /// The error for bytes of `file` that passed the gate as `admission` but do not
