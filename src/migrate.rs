@@ -78,7 +78,7 @@ use crate::store::Store;
 /// let migrations = Migrations::<Config>::new().step::<v1::Config, Config>();
 /// let store = Store::open_migrating(dir.path(), Options::default(), &migrations)?;
 /// assert_eq!(store.read(|c| c.clone())?, Config { workers: 8, timeout_secs: 30 });
-/// let done = store.recovery_report().migration.unwrap();
+/// let done = store.recovery_report().migration.unwrap(); // ok: this open migrated
 /// assert!(done.snapshot.starts_with("pre-migration-"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

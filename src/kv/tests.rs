@@ -1,5 +1,6 @@
 //! Unit tests of the key-value state machine: keys and their order, commands, queries
 //! and encodings. The comparison against the reference model is `tests/kv_model.rs`.
+//! Compiled only under `#[cfg(test)]`, where `mod.rs` declares this module.
 
 use std::borrow::Borrow;
 use std::ops::Bound;

@@ -1,5 +1,6 @@
 //! Tests of the simulator as a whole: they drive it through the `Vfs` trait and check
 //! the images crashes leave, so they span every file of the module.
+//! Compiled only under `#[cfg(test)]`, where `mod.rs` declares this module.
 
 use std::collections::BTreeSet;
 use std::io;
