@@ -34,19 +34,30 @@ pub fn list_segments(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<SegmentFile>> {
     Ok(segments)
 }
 
+/// Why [`create_segment`] failed, which decides whether the journal must be poisoned.
+#[derive(Debug)]
+pub(crate) enum CreateFailure {
+    /// Failed before the rename; the temp file was removed and nothing changed.
+    NothingChanged(Error),
+    /// The segment is in place but the directory fsync failed: its name may not be
+    /// durable, so the journal must not build on it.
+    NameNotDurable(Error),
+}
+
 /// Creates segment `header.segment_seq` in `dir`: the header is written to a temp file,
 /// preallocated if asked, fsynced, renamed into place and the directory fsynced, so a
 /// segment under its final name always has a durable, valid header.
 ///
-/// On an error before the rename the temp file is removed and nothing changed. A failed
-/// directory fsync is returned as `Err((err, true))`: the caller must poison, since the
-/// new name may not be durable.
+/// On an error before the rename the temp file is removed and nothing changed
+/// ([`CreateFailure::NothingChanged`]). A failed directory fsync is
+/// [`CreateFailure::NameNotDurable`]: the caller must poison, since the new name may not
+/// be durable.
 pub(crate) fn create_segment(
     vfs: &dyn Vfs,
     dir: &Path,
     header: &SegmentHeader,
     preallocate_bytes: Option<u64>,
-) -> std::result::Result<(Box<dyn VfsFile>, PathBuf), (Error, bool)> {
+) -> std::result::Result<(Box<dyn VfsFile>, PathBuf), CreateFailure> {
     let final_path = dir.join(format::segment_file_name(header.segment_seq));
     let temp_path = dir.join(format!(
         "{}.tmp",
@@ -74,10 +85,10 @@ pub(crate) fn create_segment(
         Ok(file) => file,
         Err(err) => {
             let _ = vfs.remove_file(&temp_path);
-            return Err((err, false));
+            return Err(CreateFailure::NothingChanged(err));
         }
     };
     vfs.sync_dir(dir)
-        .map_err(|err| (Error::io("fsync directory", dir, err), true))?;
+        .map_err(|err| CreateFailure::NameNotDurable(Error::io("fsync directory", dir, err)))?;
     Ok((file, final_path))
 }
