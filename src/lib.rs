@@ -49,4 +49,4 @@ pub use options::{CHECKPOINT_WRITE_RATE_DEFAULT, CHECKPOINTS_RETAINED_MAX, Optio
 pub use recovery::RecoveryReport;
 pub use schema::SchemaName;
 pub use state::StateMachine;
-pub use store::{CheckpointInfo, RestoreInfo, Store};
+pub use store::{CheckpointInfo, Refreshed, RestoreInfo, Store};

@@ -3,6 +3,7 @@
 //! every defect (see `wal-format.md`, "Reading a journal").
 
 mod classify;
+pub(crate) mod follow;
 pub mod identity;
 mod options;
 pub mod scan;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::classify::{classify_v1, classify_v2, later_frames};
+use super::follow::FrameMark;
 use super::identity::{self, IdentityFile};
 use super::segment::{SegmentFile, list_segments};
 use crate::error::{Error, Result};
@@ -55,6 +56,10 @@ pub struct SegmentSummary {
     /// The segment is known synced up to this offset: the furthest durable frontier its
     /// valid frames record (version 1: the valid end less the torn window).
     pub synced_through: u64,
+    /// The last frame of the valid part (of its last complete group, or its seal): where
+    /// a follower re-checks that what it read is still there.
+    #[serde(skip)]
+    pub(crate) last_frame: Option<FrameMark>,
 }
 
 /// The class of a defect, which decides what open does with it.
@@ -417,6 +422,7 @@ fn scan_segment(
         version: 0,
         sealed: false,
         synced_through: 0,
+        last_frame: None,
     };
 
     let header = match SegmentHeader::decode(bytes) {
@@ -494,10 +500,12 @@ fn scan_segment(
             return Ok(SegmentEnd::Defect(defect, next_lsn));
         }
         summary.synced_through = summary.synced_through.max(record.synced_end);
+        let mark = FrameMark::of(&bytes[offset..], offset as u64, &record);
         offset += record.frame_len();
         if record.is_seal() && !header.is_v1() {
             summary.valid_end = offset as u64;
             summary.sealed = true;
+            summary.last_frame = Some(mark);
             continue;
         }
         summary.sealed = false;
@@ -528,6 +536,7 @@ fn scan_segment(
         summary.records += group.len() as u64;
         summary.last_lsn = Some(group_lsn_end - 1);
         summary.valid_end = offset as u64;
+        summary.last_frame = Some(mark);
         next_lsn = group_lsn_end;
         group.clear();
     };
@@ -582,7 +591,7 @@ fn scan_segment(
 /// Why a frame with valid checksums cannot stand where it is, if it cannot: the wrong
 /// LSN (stale or misplaced data), a seal inside an atomic group or with the wrong LSN,
 /// or a durable frontier that is not before the frame.
-fn frame_problem(
+pub(super) fn frame_problem(
     header: &SegmentHeader,
     record: &RecordView<'_>,
     offset: usize,

@@ -3,6 +3,7 @@
 //! corruption, and say exactly what was done in a [`RecoveryReport`].
 
 mod cleanup;
+mod follow;
 mod identity_check;
 mod replay;
 mod report;
@@ -22,6 +23,7 @@ use crate::state::StateMachine;
 pub use crate::format::{RECORD_KIND_COMMAND, RECORD_KIND_RESTORE};
 pub use crate::journal::QUARANTINE_DIR_NAME;
 use cleanup::{remove_orphan_restore_files, remove_temp_files};
+pub(crate) use follow::{CaughtUp, catch_up};
 pub(crate) use identity_check::foreign_file;
 use identity_check::prepare_identity;
 use replay::replay;

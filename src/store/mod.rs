@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::checkpoint::{self, SNAPSHOT_DIR_NAME};
 use crate::error::{Error, Result};
 use crate::io::{EntryKind, LockGuard, VfsRef};
+use crate::journal::follow::TailPosition;
 use crate::journal::{Journal, JournalStats, RecordToAppend};
 use crate::lock::lock_store;
 use crate::options::Options;
@@ -48,6 +49,20 @@ pub struct CheckpointInfo {
     pub checkpoints_deleted: Vec<PathBuf>,
 }
 
+/// What [`Store::refresh`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refreshed {
+    /// Records applied by this refresh.
+    pub records: u64,
+    /// The LSN of the last command applied, after the refresh.
+    pub last_lsn: u64,
+    /// `None` when only the records appended since the last look were read; otherwise
+    /// why the store had to be recovered again from its newest checkpoint (a checkpoint
+    /// deleted the segment it stood in, a snapshot was restored, bytes it had read were
+    /// rewritten, ...). [`Store::recovery_report`] then describes that recovery.
+    pub reloaded: Option<String>,
+}
+
 /// What a snapshot restore did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RestoreInfo {
@@ -80,6 +95,9 @@ struct Inner<S: StateMachine> {
     vfs: VfsRef,
     applied: Arc<RwLock<Applied<S>>>,
     report: RwLock<RecoveryReport>,
+    /// Where the journal was last read up to (read-only stores follow it from there).
+    /// Held across a refresh: one runs at a time.
+    tail: Mutex<TailPosition>,
     /// The schema of `S`, which every file this store writes names.
     schema: Schema,
     writer: Option<Writer>,
@@ -120,6 +138,7 @@ impl<S: StateMachine> Store<S> {
                 lsn: recovered.lsn,
             })),
             report: RwLock::new(recovered.report),
+            tail: Mutex::new(TailPosition::after(&recovered.outcome)),
             schema,
             writer,
         });
@@ -257,22 +276,76 @@ impl<S: StateMachine> Store<S> {
         ))
     }
 
-    /// Re-reads a read-only store from disk to see what the writer committed since.
-    pub fn refresh(&self) -> Result<()> {
-        if self.inner.writer.is_some() {
-            return Ok(());
+    /// Catches a read-only store up with what the writer committed since the open or the
+    /// last refresh. Reads only the records appended since (O(new records)); recovers
+    /// again from the newest checkpoint only when the journal changed in a way that
+    /// needs it, and says why in [`Refreshed::reloaded`]. The state is replaced at once,
+    /// never left half-applied; on an error it stays as it was. A writer store is always
+    /// current: nothing to do.
+    ///
+    /// A reader sees commits the writer has written, which it acknowledges once they are
+    /// durable: a refresh racing a commit may show it a moment before the writer's
+    /// caller hears of it.
+    pub fn refresh(&self) -> Result<Refreshed> {
+        let inner = &self.inner;
+        if inner.writer.is_some() {
+            return Ok(Refreshed {
+                records: 0,
+                last_lsn: self.last_lsn(),
+                reloaded: None,
+            });
         }
-        let recovered =
-            recovery::recover::<S>(self.inner.vfs.as_ref(), &self.inner.dir, Mode::ReadOnly)?;
-        *self.inner.applied.write() = Applied {
-            state: recovered.state,
-            lsn: recovered.lsn,
+        let mut tail = inner.tail.lock();
+        let store_id = inner.report.read().store_id;
+        let gate = schema::gate::SchemaGate::new(inner.schema.clone(), &inner.dir, store_id);
+        let caught_up = {
+            let applied = inner.applied.read();
+            recovery::catch_up(
+                inner.vfs.as_ref(),
+                &inner.dir,
+                &applied.state,
+                *tail,
+                store_id,
+                &gate,
+            )?
         };
-        *self.inner.report.write() = recovered.report;
-        Ok(())
+        match caught_up {
+            recovery::CaughtUp::At {
+                state,
+                lsn,
+                records,
+                position,
+            } => {
+                if let Some(state) = state {
+                    *inner.applied.write() = Applied { state, lsn };
+                }
+                *tail = position;
+                Ok(Refreshed {
+                    records,
+                    last_lsn: self.last_lsn(),
+                    reloaded: None,
+                })
+            }
+            recovery::CaughtUp::Reload(why) => {
+                let recovered =
+                    recovery::recover::<S>(inner.vfs.as_ref(), &inner.dir, Mode::ReadOnly)?;
+                *tail = TailPosition::after(&recovered.outcome);
+                let records = recovered.report.records_replayed;
+                *inner.applied.write() = Applied {
+                    state: recovered.state,
+                    lsn: recovered.lsn,
+                };
+                *inner.report.write() = recovered.report;
+                Ok(Refreshed {
+                    records,
+                    last_lsn: self.last_lsn(),
+                    reloaded: Some(why),
+                })
+            }
+        }
     }
 
-    /// What the last open (or refresh) found and did.
+    /// What the last open (or a refresh that had to recover again) found and did.
     pub fn recovery_report(&self) -> RecoveryReport {
         self.inner.report.read().clone()
     }
