@@ -75,8 +75,8 @@ impl Options {
     }
 
     /// Extend segments with zeros ahead of the write position, so commits rarely pay for a
-    /// file-size change in their fdatasync (default on; see
-    /// [`JournalOptions::preallocate`](crate::journal::JournalOptions::preallocate)).
+    /// file-size change in their fdatasync (default on): about one commit per
+    /// preallocation step pays for a size change instead of every commit.
     pub fn preallocate_segments(mut self, on: bool) -> Self {
         self.journal.preallocate = on;
         self
@@ -159,7 +159,8 @@ impl Options {
         self
     }
 
-    /// The journal part of the options.
+    /// The journal part of the options (with the `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn journal_options(&self) -> &JournalOptions {
         &self.journal
     }

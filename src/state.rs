@@ -87,9 +87,8 @@ pub trait StateMachine:
     /// streamed back from the file just written — decodes as a state. The store calls
     /// it for every checkpoint and snapshot, so an undecodable state is never written as
     /// one. The default decodes a full copy, which needs memory for a second state; a
-    /// state that can check its encoding piece by piece should override it with
-    /// [`crate::codec::for_each_in_seq`] or similar, as [`crate::KvState`] does, to keep
-    /// checkpoint memory flat.
+    /// state that can check its encoding piece by piece should override it to decode one piece at a time, as [`crate::KvState`] does,
+    /// to keep checkpoint memory flat.
     fn check_encoded(encoded: &mut dyn std::io::Read, len: u64) -> crate::Result<()> {
         Self::CODEC
             .decode_from_reader::<Self>(encoded, len)

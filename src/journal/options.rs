@@ -90,6 +90,7 @@ impl Default for JournalOptions {
 impl JournalOptions {
     /// The torn-tail window written into each segment header: the most bytes that can be
     /// written but not synced, which is the larger of the unsynced bound and one frame.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn torn_window_bytes(&self) -> u64 {
         let frame_max = u64::from(self.record_payload_max) + RECORD_HEADER_LEN as u64;
         self.unsynced_bytes_max.max(frame_max)
