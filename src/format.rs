@@ -11,10 +11,9 @@ mod schema;
 pub mod v1;
 
 pub use identity::{Identity, StoreId};
-pub use schema::{
-    SCHEMA_NAME_MAX, SCHEMA_RECORD_VERSION, SCHEMA_SHAPE_MAX, SchemaId, SchemaRecord,
-    SchemaRecordError,
-};
+pub use schema::{SCHEMA_NAME_MAX, SchemaId, SchemaRecord};
+#[cfg(feature = "internals")]
+pub use schema::{SCHEMA_RECORD_VERSION, SCHEMA_SHAPE_MAX, SchemaRecordError};
 
 /// The on-disk format version written by this build.
 pub const FORMAT_VERSION: u32 = 3;
@@ -22,6 +21,7 @@ pub const FORMAT_VERSION: u32 = 3;
 /// no schema files. Read as version 3 with "no schema recorded".
 pub const FORMAT_VERSION_V2: u32 = 2;
 /// The oldest format version this build reads (and upgrades).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub const FORMAT_VERSION_OLDEST_READ: u32 = v1::FORMAT_VERSION_V1;
 
 /// Magic bytes at the start of every segment file.

@@ -8,7 +8,40 @@ use crate::kv::{CasMismatch, KvApplied, KvCommand, KvState, PreparedPut};
 use crate::options::Options;
 use crate::store::Store;
 
-/// A durable ordered map of byte keys to byte values.
+/// A durable ordered map of byte keys to byte values: a [`Store`] of [`KvState`] with
+/// byte-oriented methods. It derefs to the store for everything else (snapshots,
+/// checkpoints, [`Store::read`] for range scans without copying).
+///
+/// ```
+/// use walstate::{KvStore, Options};
+///
+/// # let tmp = tempfile::tempdir()?;
+/// # let dir = tmp.path().join("kv");
+/// let store = KvStore::open(&dir, Options::default())?;
+/// assert_eq!(store.put("user/1", "ada")?, None); // returns the previous value
+/// store.put("user/2", "grace")?;
+/// store.put("group/1", "admins")?;
+/// assert_eq!(store.get(b"user/1")?.as_deref(), Some(&b"ada"[..]));
+///
+/// // Prefix scans come back in key order.
+/// let users: Vec<Vec<u8>> = store.scan_prefix(b"user/")?.into_iter().map(|e| e.0).collect();
+/// assert_eq!(users, [b"user/1".to_vec(), b"user/2".to_vec()]);
+///
+/// // Compare-and-set changes the key only if it holds what the caller expects; a
+/// // mismatch changes nothing and says what is there.
+/// assert!(store.cas("user/1", Some(b"ada"), Some(b"ada lovelace"))?.is_ok());
+/// let mismatch = store.cas("user/1", Some(b"ada"), None)?.unwrap_err();
+/// assert_eq!(mismatch.actual.as_deref(), Some(&b"ada lovelace"[..]));
+///
+/// assert_eq!(store.delete("group/1")?.as_deref(), Some(&b"admins"[..]));
+/// assert_eq!(store.len()?, 2);
+/// store.close()?;
+///
+/// let store = KvStore::open(&dir, Options::default())?;
+/// assert_eq!(store.get(b"user/1")?.as_deref(), Some(&b"ada lovelace"[..]));
+/// assert_eq!(store.get(b"group/1")?, None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct KvStore {
     store: Store<KvState>,

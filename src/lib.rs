@@ -6,47 +6,94 @@
 //! checkpoint file; on open the store replays checkpoint + journal, truncates a torn
 //! tail and refuses to guess past real corruption.
 //!
-//! ```no_run
+//! ```
 //! use walstate::{KvStore, Options};
-//! let store = KvStore::open("./my-store", Options::default())?;
+//! # let tmp = tempfile::tempdir()?;
+//! # let dir = tmp.path().join("my-store");
+//! let store = KvStore::open(&dir, Options::default())?;
 //! store.put("config/port", "8080")?;
 //! assert_eq!(store.get(b"config/port")?.as_deref(), Some(&b"8080"[..]));
-//! # Ok::<(), walstate::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Where to start
+//!
+//! - [`KvStore`]: a ready-made byte key-value store (put, get, delete, scan, compare
+//!   and swap).
+//! - [`Store`] with your own [`StateMachine`]: typed commands and outputs, your state.
+//! - [`Options`] and [`SyncPolicy`]: what an acknowledged commit promises, and the limits.
+//! - [`RecoveryReport`]: what opening a store found and did (torn tail, salvage).
+//! - Snapshots ([`Store::snapshot`], [`Store::restore_snapshot`]) and offline tools
+//!   ([`verify()`], [`repair()`], [`upgrade()`]), which the `walstate` CLI wraps.
+//! - [`io::SimFs`]: a simulated file system that crashes, tears and fails I/O on
+//!   command, for your own crash tests.
+//!
+//! # Public API and the `internals` feature
+//!
+//! The API is what the crate root re-exports plus the [`io`] module. The machinery under
+//! it (journal, on-disk format, recovery, checkpoint files, codecs, schema tracing, and
+//! the simulator's corruption helpers) is public only with the `internals` feature, which
+//! the CLI, the tests, benches and fuzz targets enable. Internals carry no stability
+//! promise.
 //!
 //! The byte-level format is specified in `wal-format.md`.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-pub mod checkpoint;
-pub mod codec;
-pub mod error;
-pub mod format;
+/// Declares a module that is public with the `internals` feature and crate-private
+/// without it. Visibility cannot be switched with `cfg_attr`, hence two declarations.
+macro_rules! internal_mod {
+    ($($(#[$attr:meta])* $name:ident;)*) => {$(
+        #[cfg(feature = "internals")]
+        $(#[$attr])*
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        $(#[$attr])*
+        pub(crate) mod $name;
+    )*};
+}
+
+// The deliberate API is the re-export list below plus `io` (the file-system seam, with
+// `SimFs` for users' own crash tests). Everything a public method takes or returns is
+// nameable from here. The modules below are the machinery; with the `internals` feature
+// (the CLI, the integration tests, benches and fuzz targets enable it) they are public,
+// with no stability promise.
+internal_mod! {
+    checkpoint;
+    codec;
+    error;
+    format;
+    journal;
+    kv;
+    lock;
+    migrate;
+    recovery;
+    repair;
+    schema;
+    state;
+    upgrade;
+    verify;
+}
 pub mod io;
-pub mod journal;
-pub mod kv;
 mod kv_store;
-pub mod lock;
-pub mod migrate;
 mod options;
 mod plan_fs;
-pub mod recovery;
-pub mod repair;
-pub mod schema;
-pub mod state;
 mod store;
-pub mod upgrade;
-pub mod verify;
 
+pub use checkpoint::SnapshotInfo;
 pub use codec::Codec;
 pub use error::{Error, Result};
-pub use journal::SyncPolicy;
-pub use kv::{CasMismatch, KvApplied, KvCommand, KvOutput, KvState};
+pub use format::{SchemaId, StoreId};
+pub use journal::{Defect, DefectKind, JournalStats, SyncPolicy, TornTailTruncation};
+pub use kv::{CasMismatch, Entries as KvEntries, KvApplied, KvCommand, KvOutput, KvState};
 pub use kv_store::KvStore;
-pub use migrate::Migrations;
+pub use migrate::{MigrationReport, Migrations, RollbackReport};
 pub use options::{CHECKPOINT_WRITE_RATE_DEFAULT, CHECKPOINTS_RETAINED_MAX, Options};
-pub use recovery::RecoveryReport;
+pub use recovery::{CheckpointUsed, RecoveryReport, SalvageAction, SkippedCheckpoint};
+pub use repair::{RepairOptions, RepairReport, repair};
 pub use schema::SchemaName;
 pub use state::StateMachine;
 pub use store::{CheckpointInfo, Refreshed, RestoreInfo, Store};
+pub use upgrade::{UpgradeReport, upgrade};
+pub use verify::{FileCheck, FileKind, FileStatus, Verdict, VerifyReport, verify};

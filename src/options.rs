@@ -14,6 +14,36 @@ pub const CHECKPOINT_WRITE_RATE_DEFAULT: u64 = 32 << 20;
 pub const CHECKPOINTS_RETAINED_MAX: usize = 16;
 
 /// How a store is opened and run. Start from `Options::default()` and chain setters.
+///
+/// The knobs that matter most: the [`SyncPolicy`] (what an acknowledged commit
+/// promises), how much journal accumulates before a background checkpoint, whether a
+/// missing store is created, and whether open may salvage past corruption.
+///
+/// ```
+/// use std::time::Duration;
+/// use walstate::{KvStore, Options, SyncPolicy};
+///
+/// # let tmp = tempfile::tempdir()?;
+/// # let dir = tmp.path().join("tuned");
+/// let options = Options::default()
+///     // Acknowledge once written to the OS; fdatasync every 10 ms in the background.
+///     .sync_policy(SyncPolicy::Interval(Duration::from_millis(10)))
+///     // Checkpoint after 64 MiB of journal (None: only on `checkpoint()`).
+///     .checkpoint_after_bytes(Some(64 << 20))
+///     // Wait up to a second for another process's writer lock.
+///     .lock_timeout(Some(Duration::from_secs(1)));
+/// options.validate()?;
+/// let store = KvStore::open(&dir, options)?;
+/// store.put("k", "v")?;
+/// store.sync()?; // everything acknowledged is durable now
+/// store.close()?;
+///
+/// // `create_if_missing(false)` refuses a directory that holds no store.
+/// let strict = Options::default().create_if_missing(false);
+/// let missing = KvStore::open(tmp.path().join("typo"), strict);
+/// assert!(missing.is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Options {
     pub(crate) journal: JournalOptions,
@@ -75,8 +105,8 @@ impl Options {
     }
 
     /// Extend segments with zeros ahead of the write position, so commits rarely pay for a
-    /// file-size change in their fdatasync (default on; see
-    /// [`JournalOptions::preallocate`](crate::journal::JournalOptions::preallocate)).
+    /// file-size change in their fdatasync (default on): about one commit per
+    /// preallocation step pays for a size change instead of every commit.
     pub fn preallocate_segments(mut self, on: bool) -> Self {
         self.journal.preallocate = on;
         self
@@ -159,7 +189,8 @@ impl Options {
         self
     }
 
-    /// The journal part of the options.
+    /// The journal part of the options (with the `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn journal_options(&self) -> &JournalOptions {
         &self.journal
     }

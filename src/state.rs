@@ -8,6 +8,64 @@ pub use crate::schema::SchemaName;
 
 /// A deterministic state machine whose commands the store logs before applying.
 ///
+/// A small typed example: a bank of accounts whose `Withdraw` can be refused. The
+/// refusal is an output, not a store error: it is logged and replay reaches it again.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use serde::{Deserialize, Serialize};
+/// use walstate::{Options, StateMachine, Store};
+///
+/// #[derive(Default, Clone, Serialize, Deserialize)]
+/// struct Accounts { balances: BTreeMap<String, u64> }
+///
+/// #[derive(Serialize, Deserialize)]
+/// enum Command {
+///     Deposit { account: String, amount: u64 },
+///     Withdraw { account: String, amount: u64 },
+/// }
+///
+/// #[derive(Debug, PartialEq)]
+/// enum Output { Balance(u64), Insufficient { balance: u64 } }
+///
+/// impl StateMachine for Accounts {
+///     type Command = Command;
+///     type Output = Output;
+///     fn apply(&mut self, command: &Command) -> Output {
+///         match command {
+///             Command::Deposit { account, amount } => {
+///                 let balance = self.balances.entry(account.clone()).or_default();
+///                 *balance += amount;
+///                 Output::Balance(*balance)
+///             }
+///             Command::Withdraw { account, amount } => {
+///                 let balance = self.balances.entry(account.clone()).or_default();
+///                 if *balance < *amount {
+///                     return Output::Insufficient { balance: *balance };
+///                 }
+///                 *balance -= amount;
+///                 Output::Balance(*balance)
+///             }
+///         }
+///     }
+/// }
+///
+/// # let tmp = tempfile::tempdir()?;
+/// # let dir = tmp.path().join("accounts");
+/// let store = Store::<Accounts>::open(&dir, Options::default())?;
+/// let deposit = Command::Deposit { account: "alice".into(), amount: 100 };
+/// assert_eq!(store.apply(deposit)?, Output::Balance(100));
+/// let withdraw = Command::Withdraw { account: "alice".into(), amount: 250 };
+/// assert_eq!(store.apply(withdraw)?, Output::Insufficient { balance: 100 });
+/// store.close()?;
+///
+/// // Both commands were logged; replay applies them again and reaches the same state.
+/// let store = Store::<Accounts>::open(&dir, Options::default())?;
+/// assert_eq!(store.last_lsn(), 2);
+/// assert_eq!(store.read(|s| s.balances["alice"])?, 100);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Rules
 /// - `apply` must be deterministic: the same state and command always give the same new
 ///   state and output. Replay after a crash depends on it. No clocks, no randomness, no I/O.
@@ -87,9 +145,8 @@ pub trait StateMachine:
     /// streamed back from the file just written — decodes as a state. The store calls
     /// it for every checkpoint and snapshot, so an undecodable state is never written as
     /// one. The default decodes a full copy, which needs memory for a second state; a
-    /// state that can check its encoding piece by piece should override it with
-    /// [`crate::codec::for_each_in_seq`] or similar, as [`crate::KvState`] does, to keep
-    /// checkpoint memory flat.
+    /// state that can check its encoding piece by piece should override it, as
+    /// [`crate::KvState`] does, to keep checkpoint memory flat.
     fn check_encoded(encoded: &mut dyn std::io::Read, len: u64) -> crate::Result<()> {
         Self::CODEC
             .decode_from_reader::<Self>(encoded, len)

@@ -138,8 +138,7 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// What a read-only recovery found, when it succeeded.
     pub recovery: Option<RecoveryReport>,
-    /// The schema the store is written with now, described
-    /// ([`crate::schema::describe_store_schema`]).
+    /// The schema the store is written with now, described (state and command types).
     pub schema: String,
 }
 

@@ -344,7 +344,7 @@ impl Codec {
         }
     }
 
-    /// Encodes `value`; Compact is [`encode`].
+    /// Encodes `value`; Compact is the module's `encode`.
     #[inline]
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>> {
         match self {
@@ -353,7 +353,7 @@ impl Codec {
         }
     }
 
-    /// Decodes a `T` that must fill `bytes` exactly; Compact is [`decode`]. Allocation is
+    /// Decodes a `T` that must fill `bytes` exactly; Compact is the module's `decode`. Allocation is
     /// bounded and nesting limited as the module docs say.
     #[inline]
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T> {
@@ -364,7 +364,7 @@ impl Codec {
     }
 
     /// Encodes `value` straight into `writer`, returning the number of bytes written;
-    /// Compact is [`encode_into`]. Neither codec buffers the encoding.
+    /// Compact is the module's `encode_into`. Neither codec buffers the encoding.
     #[inline]
     pub fn encode_into<T: Serialize + ?Sized, W: std::io::Write>(
         self,
@@ -378,7 +378,7 @@ impl Codec {
     }
 
     /// Decodes one `T` from `reader`, which holds `input_len` bytes, and checks that
-    /// nothing follows it; Compact is [`decode_from_reader`]. Evolvable reads the input
+    /// nothing follows it; Compact is the module's `decode_from_reader`. Evolvable reads the input
     /// into memory first (at most `input_len` bytes, allocated as they arrive).
     #[inline]
     pub fn decode_from_reader<T: DeserializeOwned>(
@@ -393,7 +393,7 @@ impl Codec {
     }
 
     /// Encodes `value`, decodes the bytes back, and returns both; Compact is
-    /// [`encode_verified`]. Callers apply the decoded value, never the original.
+    /// the module's `encode_verified`. Callers apply the decoded value, never the original.
     #[inline]
     pub fn encode_verified<T: Serialize + DeserializeOwned>(
         self,

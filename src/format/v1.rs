@@ -4,7 +4,7 @@
 //! the encoders here exist for tests and fixtures only.
 
 use super::{
-    FrameError, KNOWN_RECORD_FLAGS, LSN_MAX, RECORD_PAYLOAD_MAX_HARD, RecordView, SEGMENT_MAGIC,
+    FrameError, KNOWN_RECORD_FLAGS, LSN_MAX, RECORD_PAYLOAD_MAX_HARD, RecordView,
     SegmentHeader, SegmentHeaderError, crc, le_u32, le_u64,
 };
 
@@ -39,9 +39,10 @@ pub(super) fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, Segme
 }
 
 /// Encodes a version-1 segment header (tests and fixtures only).
+#[cfg(any(test, feature = "internals"))]
 pub fn encode_segment_header(header: &SegmentHeader) -> [u8; SEGMENT_HEADER_LEN_V1] {
     let mut out = [0u8; SEGMENT_HEADER_LEN_V1];
-    out[0..8].copy_from_slice(&SEGMENT_MAGIC);
+    out[0..8].copy_from_slice(&super::SEGMENT_MAGIC);
     out[8..12].copy_from_slice(&FORMAT_VERSION_V1.to_le_bytes());
     out[12..16].copy_from_slice(&header.flags.to_le_bytes());
     out[16..24].copy_from_slice(&header.segment_seq.to_le_bytes());
@@ -59,6 +60,7 @@ fn frame_checksum(frame: &[u8]) -> u32 {
 }
 
 /// Appends one version-1 record frame to `out` (tests and fixtures only).
+#[cfg(any(test, feature = "internals"))]
 pub fn encode_record(out: &mut Vec<u8>, lsn: u64, kind: u8, flags: u8, payload: &[u8]) {
     let mut header = [0u8; RECORD_HEADER_LEN_V1];
     header[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -117,6 +119,7 @@ pub fn decode_record(bytes: &[u8], payload_max: u32) -> Result<RecordView<'_>, F
 }
 
 /// Encodes a whole version-1 checkpoint file (tests and fixtures only).
+#[cfg(any(test, feature = "internals"))]
 pub fn encode_checkpoint(lsn: u64, state: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(36 + state.len());
     out.extend_from_slice(&super::CHECKPOINT_MAGIC);

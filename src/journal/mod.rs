@@ -11,9 +11,15 @@ mod segment;
 mod writer;
 
 pub use options::{JournalOptions, SyncPolicy};
-pub use scan::{Defect, DefectKind, ScanOptions, ScanOutcome, SegmentSummary, scan};
-pub use segment::{SegmentFile, list_segments};
-pub use writer::{GROUP_BYTES_MAX, Journal, JournalStats, PREALLOCATE_STEP_BYTES, RecordToAppend};
+#[cfg(feature = "internals")]
+pub use scan::SegmentSummary;
+pub use scan::{Defect, DefectKind, ScanOptions, ScanOutcome, scan};
+#[cfg(feature = "internals")]
+pub use segment::SegmentFile;
+pub use segment::list_segments;
+#[cfg(feature = "internals")]
+pub use writer::{GROUP_BYTES_MAX, PREALLOCATE_STEP_BYTES};
+pub use writer::{Journal, JournalStats, RecordToAppend};
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};

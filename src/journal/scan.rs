@@ -99,7 +99,7 @@ pub struct Defect {
     pub kind: DefectKind,
     /// The file it is in.
     pub path: PathBuf,
-    /// Index into [`ScanOutcome::segments`] of that file (segments after it are not scanned).
+    /// Index into the scan's list of segments of that file (segments after it are not scanned).
     pub segment_index: usize,
     /// Byte offset of the defect in the file (for a torn tail: where to truncate).
     pub offset: u64,

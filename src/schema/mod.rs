@@ -22,8 +22,12 @@ mod trace;
 pub use crate::format::SchemaId;
 pub use diff::differences;
 pub use files::describe_store_schema;
-pub use shape::{Container, Field, Shape, Ty, Variant, VariantBody};
-pub use trace::{TraceError, trace};
+pub use shape::Shape;
+#[cfg(feature = "internals")]
+pub use shape::{Container, Field, Ty, Variant, VariantBody};
+#[cfg(feature = "internals")]
+pub use trace::TraceError;
+pub use trace::trace;
 
 use crate::codec::Codec;
 use crate::error::{Error, Result};

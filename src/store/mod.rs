@@ -104,6 +104,51 @@ struct Inner<S: StateMachine> {
 }
 
 /// A crash-safe store of a state machine `S`. Clone it freely: clones share one store.
+///
+/// Every command is logged and made durable (under the [`SyncPolicy`](crate::SyncPolicy))
+/// before it is applied, so reopening replays exactly what was acknowledged:
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use walstate::{Options, StateMachine, Store};
+///
+/// #[derive(Default, Clone, Serialize, Deserialize)]
+/// struct Counter { total: u64 }
+///
+/// #[derive(Serialize, Deserialize)]
+/// enum Command { Add(u64) }
+///
+/// impl StateMachine for Counter {
+///     type Command = Command;
+///     type Output = u64; // the total after the command
+///     fn apply(&mut self, command: &Command) -> u64 {
+///         match command {
+///             Command::Add(n) => self.total += n,
+///         }
+///         self.total
+///     }
+/// }
+///
+/// # let tmp = tempfile::tempdir()?;
+/// # let dir = tmp.path().join("counter");
+/// let store = Store::<Counter>::open(&dir, Options::default())?;
+/// assert!(store.recovery_report().created);
+/// assert_eq!(store.apply(Command::Add(2))?, 2);
+/// // A batch is one atomic, durable group: after a crash all of it is there or none.
+/// assert_eq!(store.apply_batch(vec![Command::Add(3), Command::Add(5)])?, vec![5, 10]);
+/// assert_eq!(store.read(|counter| counter.total)?, 10);
+/// assert_eq!(store.last_lsn(), 3); // one LSN per command
+/// store.close()?;
+///
+/// // Reopening replays the journal and says what it found.
+/// let store = Store::<Counter>::open(&dir, Options::default())?;
+/// let report = store.recovery_report();
+/// assert!(!report.created);
+/// assert_eq!(report.last_lsn, 3);
+/// assert!(report.torn_tail.is_none());
+/// assert_eq!(store.read(|counter| counter.total)?, 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Store<S: StateMachine> {
     inner: Arc<Inner<S>>,
     _lifetime: Arc<Lifetime<S>>,

@@ -16,6 +16,35 @@ use super::{RestoreInfo, Store};
 
 impl<S: StateMachine> Store<S> {
     /// Keeps the current state under `name` until deleted.
+    ///
+    /// A snapshot is a durable copy of the state at one LSN; restoring one rolls the
+    /// store back to it (and is itself logged, so it survives a crash and a reopen):
+    ///
+    /// ```
+    /// use walstate::{KvStore, Options};
+    ///
+    /// # let tmp = tempfile::tempdir()?;
+    /// # let dir = tmp.path().join("snap");
+    /// let store = KvStore::open(&dir, Options::default())?;
+    /// store.put("release", "v1")?;
+    /// let before = store.snapshot("before-upgrade")?;
+    /// assert_eq!(before.lsn, 1);
+    /// store.put("release", "v2-broken")?;
+    ///
+    /// let restored = store.restore_snapshot("before-upgrade")?;
+    /// assert_eq!(store.get(b"release")?.as_deref(), Some(&b"v1"[..]));
+    /// // The replaced state was kept first, under an automatic snapshot.
+    /// let names: Vec<String> = store.list_snapshots()?.into_iter().map(|s| s.name).collect();
+    /// assert!(names.contains(&"before-upgrade".to_string()));
+    /// assert!(names.contains(&restored.previous_state_snapshot));
+    /// store.close()?;
+    ///
+    /// let store = KvStore::open(&dir, Options::default())?;
+    /// assert_eq!(store.get(b"release")?.as_deref(), Some(&b"v1"[..]));
+    /// store.delete_snapshot("before-upgrade")?;
+    /// assert_eq!(store.list_snapshots()?.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn snapshot(&self, name: &str) -> Result<SnapshotInfo> {
         checkpoint::validate_snapshot_name(name)?;
         let writer = self.writer()?;

@@ -2,11 +2,19 @@
 //! content and names directly (`corrupt`, `file_bytes`, `write_durable`,
 //! `remove_durable`, `list_files`). None of them is an I/O call: they are not counted,
 //! traced, faulted or refused after a crash point.
+//!
+//! Tracing is public: it shows which I/O calls a store makes, the numbers
+//! [`SimFs::crash_at_mutating_call`] takes. The content helpers damage or read the image
+//! behind the store's back; they are the `internals` feature's (and this crate's tests').
 
-use std::path::{Path, PathBuf};
+#[cfg(any(test, feature = "internals"))]
+use std::path::Path;
+use std::path::PathBuf;
 
 use super::SimFs;
+#[cfg(any(test, feature = "internals"))]
 use super::namespace::{Entry, norm, split};
+
 /// One traced I/O call (see [`SimFs::set_trace`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TraceEntry {
@@ -32,6 +40,7 @@ impl SimFs {
         std::mem::take(&mut self.state.lock().trace)
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// XORs the byte at `offset` with `xor` in both the current and the durable content
     /// (pending ops are untouched). Returns whether any byte was changed (false when the
     /// file is missing or too short). Not an I/O call; works while dead.
@@ -54,6 +63,7 @@ impl SimFs {
         changed
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// The current content of a file, or `None` if it does not exist. Not an I/O call.
     pub fn file_bytes(&self, path: &Path) -> Option<Vec<u8>> {
         let path = norm(path);
@@ -64,6 +74,7 @@ impl SimFs {
         }
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// Creates or replaces a file so that both its name (and its parent directories)
     /// and its content `bytes` are durable, as if written and synced long ago. Handles
     /// on a replaced file keep the old inode. Does nothing when a file is in the way of
@@ -93,6 +104,7 @@ impl SimFs {
             .insert(name, Entry::File(ino));
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// Removes a file's name from both the current and the durable namespace. Returns
     /// whether a file was there. Not an I/O call.
     pub fn remove_durable(&self, path: &Path) -> bool {
@@ -118,6 +130,7 @@ impl SimFs {
         found
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// Every file in the current namespace (normalized absolute paths), sorted.
     pub fn list_files(&self) -> Vec<PathBuf> {
         let st = self.state.lock();

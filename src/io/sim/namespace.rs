@@ -189,7 +189,8 @@ impl State {
     }
 
     /// Makes sure every directory from the root to `dir` exists in both namespaces.
-    /// Fails when a file is in the way.
+    /// Fails when a file is in the way. (For `write_durable`, an `internals` helper.)
+    #[cfg(any(test, feature = "internals"))]
     pub(super) fn ensure_dirs_durably(&mut self, dir: &Path) -> bool {
         let mut at = root();
         for component in dir.components() {

@@ -29,6 +29,7 @@ use parking_lot::Mutex;
 
 use self::barrier::{Barrier, FastPath, Requests};
 use self::health::Health;
+#[cfg(feature = "internals")]
 pub use self::segment_writer::PREALLOCATE_STEP_BYTES;
 use self::segment_writer::{LiveSegment, ResumedSegment, SegmentPlan, SegmentWriter};
 use self::strategy::{SyncStrategy, SyncerDuty};
@@ -186,6 +187,7 @@ impl Journal {
     }
 
     /// The options the journal runs with.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn options(&self) -> &JournalOptions {
         &self.shared.options
     }
@@ -207,6 +209,7 @@ impl Journal {
     }
 
     /// Appends one record; returns its LSN once durable under the sync policy.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn append(&self, kind: u8, payload: Vec<u8>) -> Result<u64> {
         self.append_record_with(RecordToAppend { kind, payload }, |_| ())
             .map(|(lsn, ())| lsn)
@@ -214,6 +217,7 @@ impl Journal {
 
     /// Appends records as one atomic group with consecutive LSNs: after a crash either all
     /// of them are there or none. Returns the first LSN once durable.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn append_group(&self, records: Vec<RecordToAppend>) -> Result<u64> {
         self.append_with(records, |_| ())
             .map(|(first_lsn, ())| first_lsn)
@@ -277,6 +281,7 @@ impl Journal {
     }
 
     /// The poison cause, if the journal is poisoned.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn poison_cause(&self) -> Option<String> {
         self.shared.health.cause()
     }
@@ -308,6 +313,7 @@ impl Journal {
     }
 
     /// Paths of the live segment files, oldest first.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn segment_paths(&self) -> Vec<PathBuf> {
         self.shared.writer.lock().segment_paths()
     }

@@ -225,6 +225,7 @@ impl SegmentWriter {
     }
 
     /// Paths of the live segments, oldest first.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub(super) fn segment_paths(&self) -> Vec<PathBuf> {
         self.segments.iter().map(|s| s.path.clone()).collect()
     }

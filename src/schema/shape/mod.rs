@@ -386,6 +386,7 @@ impl Shape {
     /// enum Command { 0 SetListen(str), 1 SetWorkers(u16) }
     /// struct Config { listen: str, workers: u16 }
     /// ```
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn render(&self) -> String {
         let mut out = format!(
             "state: {}\ncommand: {}",
