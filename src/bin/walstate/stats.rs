@@ -10,9 +10,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 use walstate::checkpoint::{SnapshotInfo, list_checkpoints, list_snapshots};
+use walstate::format::RECORD_KIND_COMMAND;
 use walstate::io::RealFs;
 use walstate::journal::{self, ScanOptions};
-use walstate::recovery::{QUARANTINE_DIR_NAME, RECORD_KIND_COMMAND};
+use walstate::recovery::QUARANTINE_DIR_NAME;
 use walstate::{KvCommand, KvState, StateMachine, codec, format};
 
 use crate::output::{self, Failure};
