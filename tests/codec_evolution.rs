@@ -69,7 +69,7 @@ fn upgrade<Old: Serialize, New: DeserializeOwned>(old: &Old) -> walstate::Result
 
 fn codec_message<T: std::fmt::Debug>(r: walstate::Result<T>) -> String {
     match r {
-        Err(Error::Codec(msg)) => msg,
+        Err(Error::Codec(err)) => err.message().to_owned(),
         other => panic!("expected Error::Codec, got {other:?}"),
     }
 }

@@ -336,7 +336,10 @@ fn unsorted_or_duplicate_keys_rejected() {
     ] {
         let bytes = codec::encode(&pairs).unwrap();
         match codec::decode::<KvState>(&bytes) {
-            Err(crate::Error::Codec(msg)) => assert!(msg.contains("not greater"), "{msg}"),
+            Err(crate::Error::Codec(err)) => {
+                assert!(err.message().contains("not greater"), "{err}");
+                assert_eq!(err.failure(), crate::error::CodecFailure::Decode);
+            }
             other => panic!("expected a codec error, got {other:?}"),
         }
     }
