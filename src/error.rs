@@ -4,6 +4,10 @@
 use std::io;
 use std::path::PathBuf;
 
+mod show;
+
+pub use show::{SHOW_BYTES_MAX, ShowBytes, ShowValue, article, human_bytes, sized};
+
 /// Result alias used throughout walstate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -555,9 +555,9 @@ fn assert_hostile_fails_small<T: DeserializeOwned + std::fmt::Debug>(bytes: &[u8
     let (result, largest) = largest_allocation_of(|| EVO.decode::<T>(bytes));
     assert!(
         largest <= HOSTILE_ALLOCATION_BYTES_MAX,
-        "{} allocated {largest} bytes for a {}-byte input",
+        "{} allocated {largest} bytes for {} input",
         std::any::type_name::<T>(),
-        bytes.len()
+        walstate::error::sized(bytes.len() as u64)
     );
     assert_codec_error(result, &["claims"]);
     let (result, largest) =

@@ -7,6 +7,7 @@ use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
+use walstate::error::{SHOW_BYTES_MAX, ShowBytes, ShowValue};
 use walstate::format::{RecordKind, RecordView, RestoreMarker, SEGMENT_HEADER_LEN, SegmentHeader};
 use walstate::io::RealFs;
 use walstate::journal::{self, Defect, DefectKind, ScanOptions};
@@ -280,7 +281,7 @@ impl Shown<'_> {
 }
 
 fn hex_text(payload: &[u8]) -> String {
-    let shown = &payload[..payload.len().min(output::SHOW_BYTES_MAX)];
+    let shown = &payload[..payload.len().min(SHOW_BYTES_MAX)];
     let cut = if shown.len() < payload.len() {
         format!("... ({} bytes)", payload.len())
     } else {
@@ -290,11 +291,13 @@ fn hex_text(payload: &[u8]) -> String {
 }
 
 fn opt_text(bytes: Option<&[u8]>) -> String {
-    bytes.map_or("absent".into(), output::show_bytes_cut)
+    ShowValue(bytes).to_string()
 }
 
 fn command_text(command: &KvCommand) -> String {
-    use output::show_bytes_cut as show;
+    fn show(bytes: &[u8]) -> ShowBytes<'_> {
+        ShowBytes::quoted(bytes)
+    }
     match command {
         KvCommand::Put { key, value } => format!("put {} = {}", show(key), show(value)),
         KvCommand::Delete { key } => format!("del {}", show(key)),
