@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use walstate::Error;
 use walstate::codec::{self, Codec, EVOLVABLE_DEPTH_MAX};
+use walstate::error::CodecFailure;
 
 // ---- A counting allocator: the largest single allocation each thread asked for. ----
 
@@ -159,6 +160,11 @@ fn added_default_field_decodes_old_bytes_with_the_default() {
 #[test]
 fn added_field_without_default_fails_naming_the_field() {
     let r = upgrade::<_, added_field::V2NoDefault>(&added_field::V1 { name: "a".into() });
+    assert_eq!(
+        r.as_ref().err().and_then(Error::codec_failure),
+        Some(CodecFailure::StructureMismatch),
+        "a well-formed value of another structure is a mismatch, not damage"
+    );
     assert_codec_error(r, &["missing field `port`", "V2NoDefault"]);
 }
 

@@ -460,6 +460,19 @@ mod tests {
         }
     }
 
+    /// The failure kind a message of this shape must carry.
+    fn kind_of_message(msg: &str) -> CodecFailure {
+        if msg.contains("cannot be stored") {
+            CodecFailure::Unstorable
+        } else if msg.contains("trailing bytes") {
+            CodecFailure::TrailingBytes
+        } else if msg.starts_with("cannot encode") {
+            CodecFailure::Encode
+        } else {
+            CodecFailure::Decode
+        }
+    }
+
     fn assert_codec<T: std::fmt::Debug>(r: Result<T>, needles: &[&str]) {
         match r {
             Err(Error::Codec(err)) => {
@@ -467,6 +480,7 @@ mod tests {
                 for n in needles {
                     assert!(msg.contains(n), "{msg:?} lacks {n:?}");
                 }
+                assert_eq!(err.failure(), kind_of_message(msg), "{msg}");
             }
             other => panic!("expected Error::Codec, got {other:?}"),
         }

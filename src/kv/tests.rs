@@ -125,7 +125,7 @@ fn mismatch_display_binary_and_long() {
         actual: Some("é".as_bytes().to_vec()),
     };
     let msg = err.to_string();
-    assert!(msg.contains("key 0x00ff0a"), "{msg}");
+    assert!(msg.contains(r#"key "\x00\xff\n""#), "{msg}");
     assert!(
         msg.contains(&format!("\"{}\"... (100 bytes)", "a".repeat(64))),
         "{msg}"
