@@ -124,8 +124,8 @@ impl Replayer for Untyped {
     }
 }
 
-/// The error of a record whose kind replay has no meaning for. (Seals never reach
-/// replay: the scan consumes them.)
+/// The error of a record whose kind replay has no meaning for. (Version-2 seals never
+/// reach replay, the scan consumes them; kind 3 in a version-1 segment is unassigned.)
 fn unknown_kind(kind: u8) -> Error {
     Error::codec(
         CodecFailure::UnknownRecordKind,

@@ -203,6 +203,8 @@ impl Shown<'_> {
     fn kind_name(&self) -> String {
         match self.record.record_kind() {
             Some(kind @ (RecordKind::Command | RecordKind::Restore)) => kind.name().into(),
+            // The scan consumes version-2 seals; a kind-3 record it delivers is of a
+            // version-1 segment, where 3 was never assigned.
             Some(RecordKind::Seal) | None => format!("kind-{}", self.record.kind),
         }
     }
