@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{CodecFailure, Error, Result};
 use crate::format;
 use std::io;
 
@@ -307,16 +307,18 @@ fn stream_state<S: StateMachine>(
         return Err(Error::io("read back checkpoint", path, err));
     }
     checked.map_err(|err| {
-        Error::Codec(format!(
-            "the state cannot be checkpointed because it does not decode back: {err}"
-        ))
+        Error::codec(
+            CodecFailure::Unstorable,
+            format!("the state cannot be checkpointed because it does not decode back: {err}"),
+        )
     })?;
     if back.offset != back.end
         || back.pos != back.buf.len()
         || back.crc.clone().finalize() != out.crc.clone().finalize()
     {
-        return Err(Error::Codec(
-            "the checkpoint read back differs from what was written".into(),
+        return Err(Error::codec(
+            CodecFailure::ReadBackMismatch,
+            "the checkpoint read back differs from what was written",
         ));
     }
     Ok(out.offset + format::CHECKPOINT_TRAILER_LEN as u64)

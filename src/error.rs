@@ -4,6 +4,13 @@
 use std::io;
 use std::path::PathBuf;
 
+mod show;
+
+pub use show::{ShowBytes, ShowValue};
+// Used by the CLI (the `internals` feature).
+#[cfg(feature = "internals")]
+pub use show::{SHOW_BYTES_MAX, article, human_bytes, sized};
+
 /// Result alias used throughout walstate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -174,9 +181,10 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
-    /// A command or state could not be encoded, or would not decode back to itself.
+    /// A command or state could not be encoded, or would not decode back to itself; or
+    /// stored bytes do not decode. [`CodecError::failure`] says which.
     #[error("codec error: {0}")]
-    Codec(String),
+    Codec(CodecError),
 
     /// A named snapshot does not exist.
     #[error(
@@ -200,7 +208,83 @@ pub enum Error {
     Closed,
 }
 
+/// What kind of codec failure an [`Error::Codec`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CodecFailure {
+    /// The value's `Serialize` failed, or writing the encoded bytes did.
+    Encode,
+    /// The type cannot be stored by the codec: it emits a sequence of unknown length,
+    /// needs `deserialize_any`, or encodes but does not decode back to itself.
+    Unstorable,
+    /// The bytes do not decode as the type: malformed, truncated, or a length that
+    /// claims more than the input can hold.
+    Decode,
+    /// A complete value was decoded but bytes follow it.
+    TrailingBytes,
+    /// The evolvable codec's bytes are well-formed but do not fit the type's structure
+    /// (a renamed or added field without `alias`/`default`, a removed variant, a changed
+    /// type).
+    StructureMismatch,
+    /// The bytes decode, but to a value that breaks the type's invariant (a state's
+    /// keys not sorted, say).
+    InvalidValue,
+    /// A checkpoint read back from disk is not what was written.
+    ReadBackMismatch,
+    /// A journal record of a kind this build gives no meaning to.
+    UnknownRecordKind,
+}
+
+/// A codec failure: its kind, and a message with the context (the type, the length,
+/// the file) an operator needs. Displays as the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecError {
+    failure: CodecFailure,
+    message: String,
+}
+
+impl CodecError {
+    /// A failure of kind `failure`, described by `message`.
+    pub fn new(failure: CodecFailure, message: impl Into<String>) -> Self {
+        CodecError {
+            failure,
+            message: message.into(),
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn failure(&self) -> CodecFailure {
+        self.failure
+    }
+
+    /// The message, without the "codec error: " that [`Error`] puts before it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for CodecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CodecError {}
+
 impl Error {
+    /// A codec failure of kind `failure`, described by `message`.
+    pub fn codec(failure: CodecFailure, message: impl Into<String>) -> Self {
+        Error::Codec(CodecError::new(failure, message))
+    }
+
+    /// The kind of codec failure, when this is an [`Error::Codec`].
+    pub fn codec_failure(&self) -> Option<CodecFailure> {
+        match self {
+            Error::Codec(err) => Some(err.failure()),
+            _ => None,
+        }
+    }
+
     /// Wraps an I/O error with the operation and path; permission errors become
     /// [`Error::PermissionDenied`]. (ENOSPC is mapped to [`Error::DiskFull`] by callers
     /// that know the offset.)

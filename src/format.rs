@@ -1,16 +1,21 @@
 //! Byte layouts of everything walstate writes: the identity file, segment headers,
-//! record frames and checkpoint files, exactly as `wal-format.md` specifies them
-//! (version 2; version 1, still read, is in [`v1`]).
+//! record frames, record kinds and the restore record's payload, checkpoint files and
+//! schema files, exactly as `wal-format.md` specifies them (versions 2 and 3; version 1,
+//! still read, is in [`v1`]), and the rules that tell the versions apart.
 //!
 //! This module owns the bytes and nothing else: it never does I/O, never allocates a
 //! length read from disk, and never panics on any input, so fuzz targets can call its
 //! decoders directly.
 
 mod identity;
+mod record;
 mod schema;
 pub mod v1;
 
 pub use identity::{Identity, StoreId};
+pub use record::{
+    RECORD_KIND_COMMAND, RECORD_KIND_RESTORE, RECORD_KIND_SEAL, RecordKind, RestoreMarker,
+};
 pub use schema::{SCHEMA_NAME_MAX, SchemaId, SchemaRecord};
 #[cfg(feature = "internals")]
 pub use schema::{SCHEMA_RECORD_VERSION, SCHEMA_SHAPE_MAX, SchemaRecordError};
@@ -23,6 +28,19 @@ pub const FORMAT_VERSION_V2: u32 = 2;
 /// The oldest format version this build reads (and upgrades).
 #[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub const FORMAT_VERSION_OLDEST_READ: u32 = v1::FORMAT_VERSION_V1;
+
+/// The format version a segment or checkpoint-format file claims: bytes `8..12`, where
+/// every version of both headers keeps it. Unchecked (no magic, no checksum): for
+/// sorting files by version before reading them; `None` when `bytes` is shorter.
+pub fn claimed_version(bytes: &[u8]) -> Option<u32> {
+    (bytes.len() >= 12).then(|| le_u32(bytes, 8))
+}
+
+/// True when files of format `version` name their store (a store id in every header):
+/// version 2 and later. Version-1 files name none.
+pub const fn version_names_store(version: u32) -> bool {
+    version >= FORMAT_VERSION_V2
+}
 
 /// Magic bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"WALSTSEG";
@@ -69,16 +87,6 @@ pub const SECTOR_BYTES: usize = 512;
 /// Anything larger in a file or file name is refused as damage, so `+ 1` on any of them
 /// can never overflow. At a million records a second it lasts 146,000 years.
 pub const LSN_MAX: u64 = 1 << 62;
-
-/// Record kind of a logged command (payload: the encoded command).
-pub const RECORD_KIND_COMMAND: u8 = 1;
-/// Record kind of a snapshot restore (payload: the encoded restore marker); the state
-/// it switches to is in `restore-<lsn>.ckpt`.
-pub const RECORD_KIND_RESTORE: u8 = 2;
-/// Record kind of a seal (empty payload): written and synced by a clean close, it
-/// takes no LSN of its own (its LSN field is the next record's) and proves that every
-/// byte before it was durable.
-pub const RECORD_KIND_SEAL: u8 = 3;
 
 /// Record flag: the record belongs to an atomic group and is not its last record.
 pub const FLAG_GROUP_CONTINUES: u8 = 0b0000_0001;
@@ -314,6 +322,12 @@ impl RecordView<'_> {
     /// True for a seal (a clean close's proof that everything before it was durable).
     pub fn is_seal(&self) -> bool {
         self.kind == RECORD_KIND_SEAL
+    }
+
+    /// The record's kind, or `None` for a kind byte this build assigns no meaning to.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
+    pub fn record_kind(&self) -> Option<RecordKind> {
+        RecordKind::from_u8(self.kind)
     }
 }
 

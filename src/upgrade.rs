@@ -137,7 +137,7 @@ fn is_v1(vfs: &dyn Vfs, path: &Path) -> Result<bool> {
     let bytes = vfs
         .read_file(path, false)
         .map_err(|err| Error::io("read", path, err))?;
-    Ok(bytes.get(8..12) == Some(&v1::FORMAT_VERSION_V1.to_le_bytes()[..]))
+    Ok(format::claimed_version(&bytes) == Some(v1::FORMAT_VERSION_V1))
 }
 
 fn rewrite(vfs: &dyn Vfs, file: &Planned, store_id: StoreId) -> Result<()> {

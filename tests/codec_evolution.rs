@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use walstate::Error;
 use walstate::codec::{self, Codec, EVOLVABLE_DEPTH_MAX};
+use walstate::error::CodecFailure;
 
 // ---- A counting allocator: the largest single allocation each thread asked for. ----
 
@@ -69,7 +70,7 @@ fn upgrade<Old: Serialize, New: DeserializeOwned>(old: &Old) -> walstate::Result
 
 fn codec_message<T: std::fmt::Debug>(r: walstate::Result<T>) -> String {
     match r {
-        Err(Error::Codec(msg)) => msg,
+        Err(Error::Codec(err)) => err.message().to_owned(),
         other => panic!("expected Error::Codec, got {other:?}"),
     }
 }
@@ -159,6 +160,11 @@ fn added_default_field_decodes_old_bytes_with_the_default() {
 #[test]
 fn added_field_without_default_fails_naming_the_field() {
     let r = upgrade::<_, added_field::V2NoDefault>(&added_field::V1 { name: "a".into() });
+    assert_eq!(
+        r.as_ref().err().and_then(Error::codec_failure),
+        Some(CodecFailure::StructureMismatch),
+        "a well-formed value of another structure is a mismatch, not damage"
+    );
     assert_codec_error(r, &["missing field `port`", "V2NoDefault"]);
 }
 
@@ -555,9 +561,9 @@ fn assert_hostile_fails_small<T: DeserializeOwned + std::fmt::Debug>(bytes: &[u8
     let (result, largest) = largest_allocation_of(|| EVO.decode::<T>(bytes));
     assert!(
         largest <= HOSTILE_ALLOCATION_BYTES_MAX,
-        "{} allocated {largest} bytes for a {}-byte input",
+        "{} allocated {largest} bytes for {} input",
         std::any::type_name::<T>(),
-        bytes.len()
+        walstate::error::sized(bytes.len() as u64)
     );
     assert_codec_error(result, &["claims"]);
     let (result, largest) =

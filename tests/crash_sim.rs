@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use common::kv_model;
 
-use walstate::io::sim::{CrashMode, Fault, FaultKind, OpClass};
+use walstate::io::sim::{CrashMode, FAULT_CLASSES, Fault};
 use walstate::io::{SimFs, VfsRef};
 use walstate::{KvCommand, KvStore, Options};
 
@@ -436,18 +436,6 @@ fn error_loop_fails_every_io_call_once_and_persistently() {
         Step::Commands(vec![KvCommand::delete("b")]),
         Step::Checkpoint,
     ];
-    let classes = [
-        (OpClass::Write, FaultKind::Enospc),
-        (OpClass::Write, FaultKind::Eio),
-        (OpClass::Write, FaultKind::ShortWrite),
-        (OpClass::Sync, FaultKind::Eio),
-        (OpClass::Rename, FaultKind::Eio),
-        (OpClass::SyncDir, FaultKind::Eio),
-        (OpClass::SetLen, FaultKind::Eio),
-        (OpClass::Create, FaultKind::Enospc),
-        (OpClass::Remove, FaultKind::Eio),
-        (OpClass::Any, FaultKind::Eio),
-    ];
     // The I/O call sites (operation + kind of file) the workload makes; each must be
     // failed at least once by the loop so a new call site cannot hide from it.
     let mut sites_hit: BTreeMap<String, bool> = BTreeMap::new();
@@ -463,7 +451,7 @@ fn error_loop_fails_every_io_call_once_and_persistently() {
             }
         }
     }
-    for (op, kind) in classes {
+    for &(op, kind) in FAULT_CLASSES {
         for persistent in [false, true] {
             let mut nth = 0;
             loop {
@@ -491,7 +479,7 @@ fn error_loop_fails_every_io_call_once_and_persistently() {
                 // Which call site did the fault hit? The nth call of its class.
                 let hit = trace
                     .iter()
-                    .filter(|e| e.call != u64::MAX && matches_class(e.op, op))
+                    .filter(|e| e.call != u64::MAX && op.covers(e.op, true))
                     .nth(nth as usize);
                 let Some(in_flight) = expectation.after_in_flight.clone() else {
                     // The workload completed: the fault never fired (or was absorbed,
@@ -561,20 +549,6 @@ fn error_loop_fails_every_io_call_once_and_persistently() {
         missed.is_empty(),
         "I/O call sites never failed by the loop: {missed:?}"
     );
-}
-
-fn matches_class(op: &str, class: OpClass) -> bool {
-    match class {
-        OpClass::Write => op == "write_at",
-        OpClass::Sync => op == "sync_data" || op == "sync_all",
-        OpClass::SetLen => op == "set_len" || op == "allocate",
-        OpClass::Rename => op == "rename",
-        OpClass::Remove => op == "remove_file",
-        OpClass::SyncDir => op == "sync_dir",
-        OpClass::Create => op == "create_new" || op == "create_dir_all",
-        OpClass::Any => true,
-        _ => false,
-    }
 }
 
 /// A call site: the operation and the kind of file it touches.

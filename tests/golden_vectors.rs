@@ -767,7 +767,7 @@ fn v1_vectors_still_decode_and_encode() {
 
 #[test]
 fn restore_marker_payload_golden_encode_and_decode() {
-    use walstate::recovery::{RECORD_KIND_COMMAND, RECORD_KIND_RESTORE, RestoreMarker};
+    use walstate::format::{RECORD_KIND_COMMAND, RECORD_KIND_RESTORE, RestoreMarker};
     assert_eq!((RECORD_KIND_COMMAND, RECORD_KIND_RESTORE), (1, 2));
     let marker = RestoreMarker {
         snapshot: "nightly".into(),

@@ -25,13 +25,12 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use walstate::format::{
-    self, FLAG_GROUP_CONTINUES, Identity, RECORD_PAYLOAD_MAX_HARD, SEGMENT_FLAG_PREALLOCATED,
-    SegmentHeader, StoreId, v1,
+    self, FLAG_GROUP_CONTINUES, Identity, RECORD_KIND_COMMAND, RECORD_KIND_RESTORE,
+    RECORD_PAYLOAD_MAX_HARD, RestoreMarker, SEGMENT_FLAG_PREALLOCATED, SegmentHeader, StoreId, v1,
 };
 use walstate::io::sim::CrashMode;
 use walstate::io::{SimFs, VfsRef};
 use walstate::journal::JournalOptions;
-use walstate::recovery::{RECORD_KIND_COMMAND, RECORD_KIND_RESTORE, RestoreMarker};
 use walstate::verify::{self, Verdict};
 use walstate::{Error, KvCommand, KvState, KvStore, Options, StateMachine, codec};
 use walstate_fuzz::{Input, Map, command, env_flag, hex, key, state_map, value};

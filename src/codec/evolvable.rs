@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{EVOLVABLE_DEPTH_MAX, expect_end};
-use crate::error::{Error, Result};
+use crate::error::{CodecFailure, Error, Result};
 
 pub(super) fn cbor_encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -46,13 +46,20 @@ impl<W: std::io::Write> std::io::Write for CountingWriter<'_, W> {
 pub(super) fn cbor_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let ty = std::any::type_name::<T>();
     let len = bytes.len();
-    let end = check_cbor(bytes)
-        .map_err(|e| Error::Codec(format!("cannot decode {ty} from {len} bytes: {e}")))?;
+    let end = check_cbor(bytes).map_err(|e| {
+        Error::codec(
+            CodecFailure::Decode,
+            format!("cannot decode {ty} from {len} bytes: {e}"),
+        )
+    })?;
     if end != len {
-        return Err(Error::Codec(format!(
-            "{} trailing bytes after a complete {ty} ({end} of {len} bytes used): the bytes are corrupt or hold a different type",
-            len - end,
-        )));
+        return Err(Error::codec(
+            CodecFailure::TrailingBytes,
+            format!(
+                "{} trailing bytes after a complete {ty} ({end} of {len} bytes used): the bytes are corrupt or hold a different type",
+                len - end,
+            ),
+        ));
     }
     // The structure check bounds nesting at EVOLVABLE_DEPTH_MAX containers; ciborium
     // counts a few more levels of its own (enum variants), so its limit is a backstop.
@@ -71,13 +78,16 @@ pub(super) fn cbor_decode_from_reader<T: DeserializeOwned>(
     reader
         .take(input_len)
         .read_to_end(&mut bytes)
-        .map_err(|e| Error::Codec(format!("reading encoded bytes: {e}")))?;
+        .map_err(|e| Error::codec(CodecFailure::Decode, format!("reading encoded bytes: {e}")))?;
     if (bytes.len() as u64) < input_len {
-        return Err(Error::Codec(format!(
-            "cannot decode {}: input ends early ({} of {input_len} bytes; truncated or corrupt)",
-            std::any::type_name::<T>(),
-            bytes.len()
-        )));
+        return Err(Error::codec(
+            CodecFailure::Decode,
+            format!(
+                "cannot decode {}: input ends early ({} of {input_len} bytes; truncated or corrupt)",
+                std::any::type_name::<T>(),
+                bytes.len()
+            ),
+        ));
     }
     expect_end(reader)?;
     cbor_decode(&bytes)
@@ -307,8 +317,13 @@ impl CborWalker<'_> {
 fn cbor_encode_error<T: ?Sized>(err: &ciborium::ser::Error<std::io::Error>) -> Error {
     let ty = std::any::type_name::<T>();
     match err {
-        ciborium::ser::Error::Io(e) => Error::Codec(format!("cannot encode {ty}: writing: {e}")),
-        ciborium::ser::Error::Value(msg) => Error::Codec(format!("cannot encode {ty}: {msg}")),
+        ciborium::ser::Error::Io(e) => Error::codec(
+            CodecFailure::Encode,
+            format!("cannot encode {ty}: writing: {e}"),
+        ),
+        ciborium::ser::Error::Value(msg) => {
+            Error::codec(CodecFailure::Encode, format!("cannot encode {ty}: {msg}"))
+        }
     }
 }
 
@@ -316,17 +331,27 @@ fn cbor_decode_error<T>(err: &ciborium::de::Error<std::io::Error>, len: usize) -
     use ciborium::de::Error as De;
     let ty = std::any::type_name::<T>();
     match err {
-        De::Semantic(_, msg) => Error::Codec(format!(
-            "cannot decode {ty} from {len} bytes: {msg} (a field renamed without #[serde(alias)], a field added without #[serde(default)], a removed variant, or a changed type; see the codec module's evolution rules)"
-        )),
-        De::Syntax(offset) => Error::Codec(format!(
-            "cannot decode {ty} from {len} bytes: malformed CBOR at byte {offset} (corrupt bytes)"
-        )),
-        De::RecursionLimitExceeded => Error::Codec(format!(
-            "cannot decode {ty} from {len} bytes: nesting deeper than the decoder allows (corrupt or hostile bytes)"
-        )),
-        De::Io(e) => Error::Codec(format!(
-            "cannot decode {ty} from {len} bytes: {e} (truncated or corrupt)"
-        )),
+        De::Semantic(_, msg) => Error::codec(
+            CodecFailure::StructureMismatch,
+            format!(
+                "cannot decode {ty} from {len} bytes: {msg} (a field renamed without #[serde(alias)], a field added without #[serde(default)], a removed variant, or a changed type; see the codec module's evolution rules)"
+            ),
+        ),
+        De::Syntax(offset) => Error::codec(
+            CodecFailure::Decode,
+            format!(
+                "cannot decode {ty} from {len} bytes: malformed CBOR at byte {offset} (corrupt bytes)"
+            ),
+        ),
+        De::RecursionLimitExceeded => Error::codec(
+            CodecFailure::Decode,
+            format!(
+                "cannot decode {ty} from {len} bytes: nesting deeper than the decoder allows (corrupt or hostile bytes)"
+            ),
+        ),
+        De::Io(e) => Error::codec(
+            CodecFailure::Decode,
+            format!("cannot decode {ty} from {len} bytes: {e} (truncated or corrupt)"),
+        ),
     }
 }

@@ -80,7 +80,7 @@ use bincode::error::{DecodeError, EncodeError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, Result};
+use crate::error::{CodecFailure, Error, Result};
 
 mod evolvable;
 
@@ -158,11 +158,14 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     };
     let (value, read) = decoded.map_err(|e| decode_error::<T>(&e, len))?;
     if read != len {
-        return Err(Error::Codec(format!(
-            "{} trailing bytes after a complete {} ({read} of {len} bytes used): the bytes are corrupt or hold a different type",
-            len.saturating_sub(read),
-            std::any::type_name::<T>(),
-        )));
+        return Err(Error::codec(
+            CodecFailure::TrailingBytes,
+            format!(
+                "{} trailing bytes after a complete {} ({read} of {len} bytes used): the bytes are corrupt or hold a different type",
+                len.saturating_sub(read),
+                std::any::type_name::<T>(),
+            ),
+        ));
     }
     Ok(value)
 }
@@ -200,9 +203,12 @@ pub fn for_each_in_seq<T: DeserializeOwned>(
     // elements.
     let count = read_one::<u64>(reader, input_len)?;
     if count > input_len {
-        return Err(Error::Codec(format!(
-            "sequence claims {count} elements but only {input_len} bytes exist: the bytes are corrupt"
-        )));
+        return Err(Error::codec(
+            CodecFailure::Decode,
+            format!(
+                "sequence claims {count} elements but only {input_len} bytes exist: the bytes are corrupt"
+            ),
+        ));
     }
     for _ in 0..count {
         each(read_one::<T>(reader, input_len)?)?;
@@ -228,11 +234,14 @@ fn expect_end(reader: &mut dyn std::io::Read) -> Result<()> {
     let mut probe = [0u8; 1];
     match reader.read(&mut probe) {
         Ok(0) => Ok(()),
-        Ok(_) => Err(Error::Codec(
-            "trailing bytes after a complete value: the bytes are corrupt or hold a different type"
-                .into(),
+        Ok(_) => Err(Error::codec(
+            CodecFailure::TrailingBytes,
+            "trailing bytes after a complete value: the bytes are corrupt or hold a different type",
         )),
-        Err(err) => Err(Error::Codec(format!("reading encoded bytes: {err}"))),
+        Err(err) => Err(Error::codec(
+            CodecFailure::Decode,
+            format!("reading encoded bytes: {err}"),
+        )),
     }
 }
 
@@ -245,16 +254,7 @@ fn expect_end(reader: &mut dyn std::io::Read) -> Result<()> {
 /// [`Error::Codec`] saying why.
 pub fn encode_verified<T: Serialize + DeserializeOwned>(value: &T) -> Result<(Vec<u8>, T)> {
     let bytes = encode(value)?;
-    let decoded = decode::<T>(&bytes).map_err(|e| {
-        let detail = match e {
-            Error::Codec(msg) => msg,
-            other => other.to_string(),
-        };
-        Error::Codec(format!(
-            "{} cannot be stored: it encodes but does not decode back ({detail})",
-            std::any::type_name::<T>()
-        ))
-    })?;
+    let decoded = decode::<T>(&bytes).map_err(refused::<T>)?;
     Ok((bytes, decoded))
 }
 
@@ -274,14 +274,15 @@ const ANY_HINT: &str = "its Deserialize needs deserialize_any, which bincode can
 fn encode_error<T: ?Sized>(err: &EncodeError) -> Error {
     let ty = std::any::type_name::<T>();
     match err {
-        EncodeError::Serde(bincode::serde::EncodeError::SequenceMustHaveLength) => {
-            Error::Codec(format!(
+        EncodeError::Serde(bincode::serde::EncodeError::SequenceMustHaveLength) => Error::codec(
+            CodecFailure::Unstorable,
+            format!(
                 "{ty} cannot be stored: it serializes a sequence or map of unknown length, \
                  which bincode cannot encode (#[serde(flatten)] does this; so does collect_seq/collect_map \
                  over an iterator without an exact size)"
-            ))
-        }
-        other => Error::Codec(format!("cannot encode {ty}: {other}")),
+            ),
+        ),
+        other => Error::codec(CodecFailure::Encode, format!("cannot encode {ty}: {other}")),
     }
 }
 
@@ -293,15 +294,27 @@ fn decode_error<T>(err: &DecodeError, len: usize) -> Error {
             SerdeErr::AnyNotSupported
             | SerdeErr::IgnoredAnyNotSupported
             | SerdeErr::IdentifierNotSupported,
-        ) => Error::Codec(format!("{ty} cannot be stored: {ANY_HINT}")),
-        DecodeError::LimitExceeded => Error::Codec(format!(
-            "cannot decode {ty} from {len} bytes: a length prefix claims more memory than such an input \
+        ) => Error::codec(
+            CodecFailure::Unstorable,
+            format!("{ty} cannot be stored: {ANY_HINT}"),
+        ),
+        DecodeError::LimitExceeded => Error::codec(
+            CodecFailure::Decode,
+            format!(
+                "cannot decode {ty} from {len} bytes: a length prefix claims more memory than such an input \
              can hold (corrupt or hostile bytes)"
-        )),
-        DecodeError::UnexpectedEnd { additional } => Error::Codec(format!(
-            "cannot decode {ty} from {len} bytes: input ends early (at least {additional} more bytes needed; truncated or corrupt)"
-        )),
-        other => Error::Codec(format!("cannot decode {ty} from {len} bytes: {other}")),
+            ),
+        ),
+        DecodeError::UnexpectedEnd { additional } => Error::codec(
+            CodecFailure::Decode,
+            format!(
+                "cannot decode {ty} from {len} bytes: input ends early (at least {additional} more bytes needed; truncated or corrupt)"
+            ),
+        ),
+        other => Error::codec(
+            CodecFailure::Decode,
+            format!("cannot decode {ty} from {len} bytes: {other}"),
+        ),
     }
 }
 
@@ -413,13 +426,16 @@ impl Codec {
 /// The error of a value that encodes but does not decode back.
 fn refused<T>(err: Error) -> Error {
     let detail = match err {
-        Error::Codec(msg) => msg,
+        Error::Codec(err) => err.to_string(),
         other => other.to_string(),
     };
-    Error::Codec(format!(
-        "{} cannot be stored: it encodes but does not decode back ({detail})",
-        std::any::type_name::<T>()
-    ))
+    Error::codec(
+        CodecFailure::Unstorable,
+        format!(
+            "{} cannot be stored: it encodes but does not decode back ({detail})",
+            std::any::type_name::<T>()
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -444,12 +460,27 @@ mod tests {
         }
     }
 
+    /// The failure kind a message of this shape must carry.
+    fn kind_of_message(msg: &str) -> CodecFailure {
+        if msg.contains("cannot be stored") {
+            CodecFailure::Unstorable
+        } else if msg.contains("trailing bytes") {
+            CodecFailure::TrailingBytes
+        } else if msg.starts_with("cannot encode") {
+            CodecFailure::Encode
+        } else {
+            CodecFailure::Decode
+        }
+    }
+
     fn assert_codec<T: std::fmt::Debug>(r: Result<T>, needles: &[&str]) {
         match r {
-            Err(Error::Codec(msg)) => {
+            Err(Error::Codec(err)) => {
+                let msg = err.message();
                 for n in needles {
                     assert!(msg.contains(n), "{msg:?} lacks {n:?}");
                 }
+                assert_eq!(err.failure(), kind_of_message(msg), "{msg}");
             }
             other => panic!("expected Error::Codec, got {other:?}"),
         }

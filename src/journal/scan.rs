@@ -235,7 +235,7 @@ pub fn scan(
         seen_v2 |= outcome
             .segments
             .last()
-            .is_some_and(|s| s.version >= format::FORMAT_VERSION_V2);
+            .is_some_and(|s| format::version_names_store(s.version));
         match result {
             SegmentEnd::Clean(next) => {
                 expected_lsn = Some(next);

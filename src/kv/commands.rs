@@ -5,7 +5,6 @@
 //! Owns the meaning of every command; the bytes they are logged as belong to
 //! `encoding` (the serde attributes here only name its helpers).
 
-use std::fmt;
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +13,7 @@ use super::KvState;
 use super::encoding::{PutRef, bytes, opt_bytes};
 use super::keys::{KeyProbe, MapKey, SharedBytes, probe};
 use super::queries::prefix_end;
+use crate::error::{ShowBytes, ShowValue};
 
 /// A mutation of a [`KvState`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
@@ -132,9 +132,9 @@ pub enum KvApplied {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[error(
     "compare-and-set on key {} failed: expected {}, found {}",
-    ShowBytes(key),
-    ShowOpt(expected.as_deref()),
-    ShowOpt(actual.as_deref())
+    ShowBytes::quoted(key),
+    ShowValue(expected.as_deref()),
+    ShowValue(actual.as_deref())
 )]
 pub struct CasMismatch {
     /// The key.
@@ -143,46 +143,6 @@ pub struct CasMismatch {
     pub expected: Option<Vec<u8>>,
     /// The value actually present (`None`: absent).
     pub actual: Option<Vec<u8>>,
-}
-
-/// Displays bytes as a quoted string when they are printable UTF-8, else as hex;
-/// long values are cut after [`SHOW_MAX`] bytes.
-pub(super) struct ShowBytes<'a>(pub(super) &'a [u8]);
-
-/// Bytes shown before a value is cut in messages.
-const SHOW_MAX: usize = 64;
-
-impl fmt::Display for ShowBytes<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let all = self.0;
-        let shown = &all[..all.len().min(SHOW_MAX)];
-        match std::str::from_utf8(shown) {
-            Ok(s) if !s.chars().any(char::is_control) => write!(f, "{s:?}")?,
-            // A cut inside a multi-byte character, or binary data: hex.
-            _ => {
-                f.write_str("0x")?;
-                for b in shown {
-                    write!(f, "{b:02x}")?;
-                }
-            }
-        }
-        if shown.len() < all.len() {
-            write!(f, "... ({} bytes)", all.len())?;
-        }
-        Ok(())
-    }
-}
-
-/// Displays an optional value, `None` as "absent".
-struct ShowOpt<'a>(Option<&'a [u8]>);
-
-impl fmt::Display for ShowOpt<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(b) => ShowBytes(b).fmt(f),
-            None => f.write_str("absent"),
-        }
-    }
 }
 
 impl KvState {

@@ -15,8 +15,8 @@ use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::KvState;
-use super::commands::ShowBytes;
 use super::keys::{MapKey, SharedBytes};
+use crate::error::ShowBytes;
 
 /// Serializes as [`KvCommand::Put`] of these bytes (variant 0, then the key and value
 /// as bytes), without owning them.
@@ -217,8 +217,8 @@ impl<'de> Deserialize<'de> for KvState {
                         return Err(de::Error::custom(format_args!(
                             "KvState entry {index}: key {} is not greater than the previous key {} \
                              (keys must be unique and sorted; the data is corrupt)",
-                            ShowBytes(&key.bytes),
-                            ShowBytes(&last.bytes),
+                            ShowBytes::quoted(&key.bytes),
+                            ShowBytes::quoted(&last.bytes),
                         )));
                     }
                     state.insert(key, value);

@@ -75,9 +75,10 @@ impl StateMachine for KvState {
             len,
             |(bytes::De(key), _)| {
                 if previous.as_ref().is_some_and(|last| key <= *last) {
-                    return Err(crate::Error::Codec(format!(
-                        "KvState entry {index}: keys are not unique and sorted"
-                    )));
+                    return Err(crate::Error::codec(
+                        crate::error::CodecFailure::InvalidValue,
+                        format!("KvState entry {index}: keys are not unique and sorted"),
+                    ));
                 }
                 previous = Some(key);
                 index += 1;

@@ -125,7 +125,7 @@ fn mismatch_display_binary_and_long() {
         actual: Some("é".as_bytes().to_vec()),
     };
     let msg = err.to_string();
-    assert!(msg.contains("key 0x00ff0a"), "{msg}");
+    assert!(msg.contains(r#"key "\x00\xff\n""#), "{msg}");
     assert!(
         msg.contains(&format!("\"{}\"... (100 bytes)", "a".repeat(64))),
         "{msg}"
@@ -336,7 +336,10 @@ fn unsorted_or_duplicate_keys_rejected() {
     ] {
         let bytes = codec::encode(&pairs).unwrap();
         match codec::decode::<KvState>(&bytes) {
-            Err(crate::Error::Codec(msg)) => assert!(msg.contains("not greater"), "{msg}"),
+            Err(crate::Error::Codec(err)) => {
+                assert!(err.message().contains("not greater"), "{err}");
+                assert_eq!(err.failure(), crate::error::CodecFailure::Decode);
+            }
             other => panic!("expected a codec error, got {other:?}"),
         }
     }

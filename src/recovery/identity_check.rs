@@ -5,18 +5,14 @@ use std::path::{Path, PathBuf};
 
 use super::Mode;
 use crate::error::{Error, Result};
-use crate::format::{self, Identity};
+use crate::format::{self, Identity, v1};
 use crate::io::Vfs;
 use crate::journal::identity::{self, IdentityFile};
 
 pub(crate) fn version_of(vfs: &dyn Vfs, path: &Path) -> u32 {
     vfs.read_file(path, false)
         .ok()
-        .and_then(|bytes| {
-            bytes
-                .get(8..12)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        })
+        .and_then(|bytes| format::claimed_version(&bytes))
         .unwrap_or(0)
 }
 
@@ -28,11 +24,11 @@ pub(crate) fn foreign_file(
     identity: Option<Identity>,
 ) -> Option<String> {
     match (header.version, identity) {
-        (1, Some(identity)) if !identity.legacy_v1() => Some(
+        (v1::FORMAT_VERSION_V1, Some(identity)) if !identity.legacy_v1() => Some(
             "a version-1 file in a store created by format version 2: it belongs to another store"
                 .into(),
         ),
-        (1, _) => None,
+        (v1::FORMAT_VERSION_V1, _) => None,
         (_, None) => Some(format!(
             "the file belongs to store {:016x}, but this store has no identity file",
             header.store_id
@@ -64,7 +60,10 @@ pub(crate) fn prepare_identity(vfs: &dyn Vfs, dir: &Path, mode: Mode) -> Result<
         }),
         IdentityFile::Missing => {
             let files = store_file_versions(vfs, dir)?;
-            if let Some(v2_file) = files.iter().find(|(_, version)| *version >= 2) {
+            if let Some(v2_file) = files
+                .iter()
+                .find(|(_, version)| format::version_names_store(*version))
+            {
                 return Err(Error::Corruption {
                     path,
                     offset: 0,

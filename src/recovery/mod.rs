@@ -20,7 +20,10 @@ use crate::lock::LOCK_FILE_NAME;
 use crate::schema::gate::SchemaGate;
 use crate::state::StateMachine;
 
-pub use crate::format::{RECORD_KIND_COMMAND, RECORD_KIND_RESTORE};
+// Re-exported from their home in `format`, where the byte layouts are.
+#[cfg(feature = "internals")]
+#[doc(no_inline)]
+pub use crate::format::{RECORD_KIND_COMMAND, RECORD_KIND_RESTORE, RestoreMarker};
 pub use crate::journal::QUARANTINE_DIR_NAME;
 use cleanup::{remove_orphan_restore_files, remove_temp_files};
 pub(crate) use follow::{CaughtUp, catch_up};
@@ -28,7 +31,7 @@ pub(crate) use identity_check::foreign_file;
 use identity_check::prepare_identity;
 use replay::replay;
 pub(crate) use replay::{Replayer, Typed, Untyped, load_checkpoint_with};
-pub use report::{CheckpointUsed, RecoveryReport, RestoreMarker, SalvageAction, SkippedCheckpoint};
+pub use report::{CheckpointUsed, RecoveryReport, SalvageAction, SkippedCheckpoint};
 pub(crate) use salvage::move_into_quarantine;
 use salvage::quarantine;
 
@@ -162,7 +165,11 @@ pub(crate) fn recover_with<R: Replayer>(
     }
     report.last_lsn = recovered.lsn;
     report.segments_scanned = recovered.outcome.segments.len();
-    report.read_format_v1 |= recovered.outcome.segments.iter().any(|s| s.version == 1);
+    report.read_format_v1 |= recovered
+        .outcome
+        .segments
+        .iter()
+        .any(|s| s.version == format::v1::FORMAT_VERSION_V1);
     report.schemas = schemas_named(vfs, &report, &recovered.outcome);
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     recovered.report = report;

@@ -3,19 +3,10 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::format::{SchemaId, StoreId};
 use crate::journal::{Defect, TornTailTruncation};
-
-/// Payload of a restore record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RestoreMarker {
-    /// The snapshot that was restored.
-    pub snapshot: String,
-    /// The LSN of the snapshot's state.
-    pub snapshot_lsn: u64,
-}
 
 /// The checkpoint recovery started from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -156,13 +156,14 @@ fn root_line(lines: &mut Vec<String>, which: &str, stored: &Ty, wanted: &Ty) {
     }
 }
 
+/// The kind of a container with its article ("a struct", "an enum").
 fn kind(container: &Container) -> &'static str {
     match container {
-        Container::UnitStruct => "unit struct",
-        Container::NewTypeStruct(_) => "newtype struct",
-        Container::TupleStruct(_) => "tuple struct",
-        Container::Struct(_) => "struct",
-        Container::Enum(_) => "enum",
+        Container::UnitStruct => "a unit struct",
+        Container::NewTypeStruct(_) => "a newtype struct",
+        Container::TupleStruct(_) => "a tuple struct",
+        Container::Struct(_) => "a struct",
+        Container::Enum(_) => "an enum",
     }
 }
 
@@ -182,7 +183,7 @@ fn container_lines(lines: &mut Vec<String>, name: &str, stored: &Container, want
             render_container(name, wanted)
         )),
         _ => lines.push(format!(
-            "{name}: is a {} in the store (`{}`), a {} here (`{}`)",
+            "{name}: is {} in the store (`{}`), {} here (`{}`)",
             kind(stored),
             render_container(name, stored),
             kind(wanted),

@@ -12,12 +12,13 @@ use serde::Serialize;
 
 use crate::checkpoint::{self, SNAPSHOT_DIR_NAME};
 use crate::error::{Error, Result};
+use crate::format::RECORD_KIND_COMMAND;
 use crate::io::{EntryKind, LockGuard, VfsRef};
 use crate::journal::follow::TailPosition;
 use crate::journal::{Journal, JournalStats, RecordToAppend};
 use crate::lock::lock_store;
 use crate::options::Options;
-use crate::recovery::{self, Mode, RECORD_KIND_COMMAND, RecoveryReport};
+use crate::recovery::{self, Mode, RecoveryReport};
 use crate::schema::{self, Schema};
 use crate::state::StateMachine;
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use crate::checkpoint::{self, SNAPSHOT_DIR_NAME, SnapshotInfo};
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::format;
+use crate::format::{self, RECORD_KIND_RESTORE, RestoreMarker};
 use crate::journal::RecordToAppend;
-use crate::recovery::{self, RECORD_KIND_RESTORE, RestoreMarker};
+use crate::recovery;
 use crate::schema::{self};
 use crate::state::StateMachine;
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use walstate::error::CodecFailure;
 use walstate::{Error, KvApplied, KvCommand, KvOutput};
 
 use crate::output::{self, Failure, JsonBytes};
@@ -164,9 +165,14 @@ fn outcome_json(command: &KvCommand, output: &KvOutput) -> Map<String, Value> {
 }
 
 /// True for store errors raised before anything was written: the line is bad, the store
-/// is fine, and later lines can still be applied.
+/// is fine, and later lines can still be applied. (A command is only encoded here, so
+/// of the codec failures only these two can come from the line.)
 fn is_input_error(err: &Error) -> bool {
-    matches!(err, Error::InvalidArgument(_) | Error::Codec(_))
+    matches!(err, Error::InvalidArgument(_))
+        || matches!(
+            err.codec_failure(),
+            Some(CodecFailure::Encode | CodecFailure::Unstorable)
+        )
 }
 
 enum LineRead {

@@ -4,6 +4,8 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use walstate::error::human_bytes;
+
 use crate::output;
 use crate::{CliResult, exit};
 
@@ -39,7 +41,7 @@ pub(crate) fn run(dir: &Path, as_json: bool) -> CliResult {
         "wrote {} (state at LSN {}, {})",
         output::short_path(dir, &info.path),
         info.lsn,
-        output::human_bytes(info.bytes)
+        human_bytes(info.bytes)
     )?;
     if info.segments_deleted.is_empty() {
         writeln!(

@@ -13,6 +13,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use walstate::error::ShowBytes;
 use walstate::io::RealFs;
 use walstate::{Error, KvStore, Options, SyncPolicy};
 
@@ -327,7 +328,7 @@ fn check_acks(store: &KvStore, acks: &[Ack]) -> Result<AckCheck, Failure> {
                     "{} (acked at LSN {}) has the wrong value {}",
                     ack.key,
                     ack.lsn,
-                    output::show_bytes_cut(value)
+                    ShowBytes::quoted(value)
                 )),
                 None => problems.push(format!("{} (acked at LSN {}) is missing", ack.key, ack.lsn)),
             }

@@ -7,10 +7,10 @@ use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
-use walstate::format::{RecordView, SEGMENT_HEADER_LEN, SegmentHeader};
+use walstate::error::{SHOW_BYTES_MAX, ShowBytes, ShowValue};
+use walstate::format::{RecordKind, RecordView, RestoreMarker, SEGMENT_HEADER_LEN, SegmentHeader};
 use walstate::io::RealFs;
 use walstate::journal::{self, Defect, DefectKind, ScanOptions};
-use walstate::recovery::{RECORD_KIND_COMMAND, RECORD_KIND_RESTORE, RestoreMarker};
 use walstate::{Error, KvCommand, codec};
 
 use crate::output;
@@ -201,26 +201,29 @@ struct Shown<'a> {
 
 impl Shown<'_> {
     fn kind_name(&self) -> String {
-        match self.record.kind {
-            RECORD_KIND_COMMAND => "command".into(),
-            RECORD_KIND_RESTORE => "restore".into(),
-            other => format!("kind-{other}"),
+        match self.record.record_kind() {
+            Some(kind @ (RecordKind::Command | RecordKind::Restore)) => kind.name().into(),
+            // The scan consumes version-2 seals; a kind-3 record it delivers is of a
+            // version-1 segment, where 3 was never assigned.
+            Some(RecordKind::Seal) | None => format!("kind-{}", self.record.kind),
         }
     }
 
     fn to_text(&self) -> String {
-        let body = match self.record.kind {
-            RECORD_KIND_COMMAND => match codec::decode::<KvCommand>(self.record.payload) {
+        let body = match self.record.record_kind() {
+            Some(RecordKind::Command) => match codec::decode::<KvCommand>(self.record.payload) {
                 Ok(command) => command_text(&command),
                 Err(_) => hex_text(self.record.payload),
             },
-            RECORD_KIND_RESTORE => match codec::decode::<RestoreMarker>(self.record.payload) {
-                Ok(marker) => format!(
-                    "restore snapshot {:?} (its state is of LSN {})",
-                    marker.snapshot, marker.snapshot_lsn
-                ),
-                Err(_) => hex_text(self.record.payload),
-            },
+            Some(RecordKind::Restore) => {
+                match codec::decode::<RestoreMarker>(self.record.payload) {
+                    Ok(marker) => format!(
+                        "restore snapshot {:?} (its state is of LSN {})",
+                        marker.snapshot, marker.snapshot_lsn
+                    ),
+                    Err(_) => hex_text(self.record.payload),
+                }
+            }
             _ => hex_text(self.record.payload),
         };
         let batch = self
@@ -254,11 +257,11 @@ impl Shown<'_> {
             "batch".into(),
             self.batch.map_or(Value::Null, |(a, b)| json!([a, b])),
         );
-        let decoded = match self.record.kind {
-            RECORD_KIND_COMMAND => codec::decode::<KvCommand>(self.record.payload)
+        let decoded = match self.record.record_kind() {
+            Some(RecordKind::Command) => codec::decode::<KvCommand>(self.record.payload)
                 .ok()
                 .map(|c| ("command", command_json(&c))),
-            RECORD_KIND_RESTORE => codec::decode::<RestoreMarker>(self.record.payload)
+            Some(RecordKind::Restore) => codec::decode::<RestoreMarker>(self.record.payload)
                 .ok()
                 .map(|m| {
                     (
@@ -280,7 +283,7 @@ impl Shown<'_> {
 }
 
 fn hex_text(payload: &[u8]) -> String {
-    let shown = &payload[..payload.len().min(output::SHOW_BYTES_MAX)];
+    let shown = &payload[..payload.len().min(SHOW_BYTES_MAX)];
     let cut = if shown.len() < payload.len() {
         format!("... ({} bytes)", payload.len())
     } else {
@@ -290,11 +293,13 @@ fn hex_text(payload: &[u8]) -> String {
 }
 
 fn opt_text(bytes: Option<&[u8]>) -> String {
-    bytes.map_or("absent".into(), output::show_bytes_cut)
+    ShowValue(bytes).to_string()
 }
 
 fn command_text(command: &KvCommand) -> String {
-    use output::show_bytes_cut as show;
+    fn show(bytes: &[u8]) -> ShowBytes<'_> {
+        ShowBytes::quoted(bytes)
+    }
     match command {
         KvCommand::Put { key, value } => format!("put {} = {}", show(key), show(value)),
         KvCommand::Delete { key } => format!("del {}", show(key)),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::json;
+use walstate::error::ShowBytes;
 use walstate::{Error, KvApplied, KvCommand, Options, codec};
 
 use crate::output::{self, Failure, JsonBytes};
@@ -173,7 +174,7 @@ fn to_commands(entries: Vec<ExportEntry>, replace: bool) -> Result<Vec<KvCommand
         let encoded = codec::encode(&command).map_err(Failure::from)?.len();
         if encoded > record_max {
             let key = match &command {
-                KvCommand::Put { key, .. } => output::show_bytes_cut(key),
+                KvCommand::Put { key, .. } => ShowBytes::quoted(key).to_string(),
                 _ => String::new(),
             };
             return Err(Failure::new(

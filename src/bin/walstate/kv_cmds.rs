@@ -4,6 +4,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
+use walstate::error::{ShowBytes, sized};
 
 use crate::output::{self, Failure};
 use crate::{CliResult, exit};
@@ -70,13 +71,13 @@ pub(crate) fn put(dir: &Path, key: &str, value: &str) -> CliResult {
     let lsn = store.last_lsn();
     store.close()?;
     let replaced = match previous {
-        Some(old) => format!("replaced a {}-byte value", old.len()),
+        Some(old) => format!("replaced {} value", sized(old.len() as u64)),
         None => "new key".into(),
     };
     writeln!(
         io::stdout(),
         "put {} at LSN {lsn} ({replaced})",
-        output::show_bytes_cut(key.as_bytes())
+        ShowBytes::quoted(key.as_bytes())
     )?;
     Ok(exit::OK)
 }
@@ -95,7 +96,7 @@ pub(crate) fn get(dir: &Path, key: &str) -> CliResult {
         None => {
             eprintln!(
                 "walstate: key {} is absent (store at LSN {})",
-                output::show_bytes_cut(key.as_bytes()),
+                ShowBytes::quoted(key.as_bytes()),
                 store.last_lsn()
             );
             Ok(exit::KEY_ABSENT)
@@ -110,13 +111,13 @@ pub(crate) fn del(dir: &Path, key: &str) -> CliResult {
     let lsn = store.last_lsn();
     store.close()?;
     let what = match previous {
-        Some(old) => format!("removed a {}-byte value", old.len()),
+        Some(old) => format!("removed {} value", sized(old.len() as u64)),
         None => "it was absent".into(),
     };
     writeln!(
         io::stdout(),
         "deleted {} at LSN {lsn} ({what})",
-        output::show_bytes_cut(key.as_bytes())
+        ShowBytes::quoted(key.as_bytes())
     )?;
     Ok(exit::OK)
 }
@@ -143,8 +144,8 @@ pub(crate) fn scan(dir: &Path, prefix: &str, as_json: bool) -> CliResult {
                 writeln!(
                     out,
                     "{}\t{}",
-                    output::show_bytes(key),
-                    output::show_bytes(value)
+                    ShowBytes::plain(key),
+                    ShowBytes::plain(value)
                 )?;
             }
         }

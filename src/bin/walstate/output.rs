@@ -194,31 +194,6 @@ pub(crate) fn short_path(dir: &Path, path: &Path) -> String {
 // Bytes as text and JSON
 // ---------------------------------------------------------------------------------------
 
-/// Bytes shown before a value is cut in tables.
-pub(crate) const SHOW_BYTES_MAX: usize = 64;
-
-/// Bytes for a human: as-is when printable UTF-8, otherwise escaped (`\xNN`, `\t`, ...),
-/// so a line never breaks and nothing is silently replaced.
-pub(crate) fn show_bytes(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(text) if !text.chars().any(char::is_control) => text.to_owned(),
-        _ => bytes.escape_ascii().to_string(),
-    }
-}
-
-/// Like [`show_bytes`], quoted, and cut after [`SHOW_BYTES_MAX`] bytes.
-pub(crate) fn show_bytes_cut(bytes: &[u8]) -> String {
-    if bytes.len() <= SHOW_BYTES_MAX {
-        return format!("\"{}\"", show_bytes(bytes));
-    }
-    // Cut on a byte boundary; a split character just shows escaped.
-    format!(
-        "\"{}\"... ({} bytes)",
-        show_bytes(&bytes[..SHOW_BYTES_MAX]),
-        bytes.len()
-    )
-}
-
 /// Bytes as JSON: a string when valid UTF-8, else `{"hex": "..."}`. Round-trips through
 /// [`bytes_from_json`].
 pub(crate) fn bytes_json(bytes: &[u8]) -> Value {
@@ -308,22 +283,6 @@ pub(crate) fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
     Ok(())
 }
 
-/// 1536 -> "1.5 KiB".
-pub(crate) fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Progress
 // ---------------------------------------------------------------------------------------
@@ -380,19 +339,5 @@ mod tests {
         assert!(bytes_from_json(&json!({"hex": "abc"})).is_err());
         assert!(bytes_from_json(&json!({"hex": "zz"})).is_err());
         assert!(bytes_from_json(&json!(5)).is_err());
-    }
-
-    #[test]
-    fn show_bytes_escapes_control_and_binary() {
-        assert_eq!(show_bytes(b"abc"), "abc");
-        assert_eq!(show_bytes(b"a\tb"), "a\\tb");
-        assert_eq!(show_bytes(b"\xff"), "\\xff");
-        assert!(show_bytes_cut(&[b'x'; 100]).ends_with("(100 bytes)"));
-    }
-
-    #[test]
-    fn human_bytes_units() {
-        assert_eq!(human_bytes(10), "10 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
     }
 }

@@ -4,6 +4,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use walstate::checkpoint::list_snapshots;
+use walstate::error::human_bytes;
 use walstate::io::RealFs;
 
 use crate::output;
@@ -87,7 +88,7 @@ pub(crate) fn create(dir: &Path, name: &str) -> CliResult {
         "created snapshot {} (state at LSN {}, {}) in {}",
         info.name,
         info.lsn,
-        output::human_bytes(info.bytes),
+        human_bytes(info.bytes),
         output::short_path(dir, &info.path)
     )?;
     Ok(exit::OK)

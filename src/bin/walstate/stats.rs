@@ -10,9 +10,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 use walstate::checkpoint::{SnapshotInfo, list_checkpoints, list_snapshots};
+use walstate::error::human_bytes;
+use walstate::format::RECORD_KIND_COMMAND;
 use walstate::io::RealFs;
 use walstate::journal::{self, ScanOptions};
-use walstate::recovery::{QUARANTINE_DIR_NAME, RECORD_KIND_COMMAND};
+use walstate::recovery::QUARANTINE_DIR_NAME;
 use walstate::{KvCommand, KvState, StateMachine, codec, format};
 
 use crate::output::{self, Failure};
@@ -265,13 +267,13 @@ fn print_text(stats: &Stats) -> Result<(), Failure> {
         out,
         "  files            {} file(s), {} in total",
         stats.total_files,
-        output::human_bytes(stats.total_bytes)
+        human_bytes(stats.total_bytes)
     )?;
     writeln!(
         out,
         "  segments         {} ({}), {} record(s) ({} key-value command(s)), {lsns}",
         stats.segments.count,
-        output::human_bytes(stats.segments.bytes),
+        human_bytes(stats.segments.bytes),
         stats.segments.records,
         stats.segments.kv_commands
     )?;
@@ -284,7 +286,7 @@ fn print_text(stats: &Stats) -> Result<(), Failure> {
             "  checkpoint       {}  LSN {}  {}{}",
             output::short_path(dir, &checkpoint.path),
             checkpoint.lsn,
-            output::human_bytes(checkpoint.bytes),
+            human_bytes(checkpoint.bytes),
             if checkpoint.valid { "" } else { "  (DAMAGED)" }
         )?;
     }
@@ -297,7 +299,7 @@ fn print_text(stats: &Stats) -> Result<(), Failure> {
             "  snapshot         {}  LSN {}  {}",
             snapshot.name,
             snapshot.lsn,
-            output::human_bytes(snapshot.bytes)
+            human_bytes(snapshot.bytes)
         )?;
     }
     if stats.quarantine_files > 0 {
@@ -305,14 +307,14 @@ fn print_text(stats: &Stats) -> Result<(), Failure> {
             out,
             "  quarantine       {} file(s), {} (set aside by repair --salvage)",
             stats.quarantine_files,
-            output::human_bytes(stats.quarantine_bytes)
+            human_bytes(stats.quarantine_bytes)
         )?;
     }
     writeln!(
         out,
         "  since checkpoint {} record(s), {} of journal after LSN {}",
         stats.records_since_checkpoint,
-        output::human_bytes(stats.journal_bytes_since_checkpoint),
+        human_bytes(stats.journal_bytes_since_checkpoint),
         stats.newest_checkpoint_lsn
     )?;
     let replay = &stats.replay;
@@ -322,7 +324,7 @@ fn print_text(stats: &Stats) -> Result<(), Failure> {
         replay.estimated_replay_ms,
         replay.checkpoint_load_ms,
         replay.measured_mib_per_s,
-        output::human_bytes(replay.measured_bytes)
+        human_bytes(replay.measured_bytes)
     )?;
     if let Some(defect) = &stats.defect {
         writeln!(

@@ -1,5 +1,5 @@
-//! The fault model and call admission: [`Fault`], [`FaultKind`], [`OpClass`], and
-//! [`State::begin`], which every I/O call passes (dead process, stale handle, crash
+//! The fault model and call admission: [`Fault`], [`FaultKind`], [`OpClass`], the one
+//! table of fault classes ([`FAULT_CLASSES`]) and [`State::begin`], which every I/O call passes (dead process, stale handle, crash
 //! point, counters, trace, which injected fault fires). Decides only whether and how a
 //! call fails; never changes file or directory contents.
 
@@ -34,6 +34,64 @@ pub enum OpClass {
     /// Every mutating call (see [`SimFs::mutating_calls`](super::SimFs::mutating_calls)).
     Any,
 }
+
+impl OpClass {
+    /// The class of the call named `op` (as [`TraceEntry::op`] names it), `None` for a
+    /// call no fault applies to (`len`, `open` of an existing file, `entry_kind`,
+    /// `try_lock`). [`OpClass::Any`] is never returned: it applies to every mutating call.
+    pub fn of_call(op: &str) -> Option<OpClass> {
+        Some(match op {
+            "write_at" => OpClass::Write,
+            "sync_data" | "sync_all" => OpClass::Sync,
+            "set_len" | "allocate" => OpClass::SetLen,
+            "rename" => OpClass::Rename,
+            "remove_file" => OpClass::Remove,
+            "sync_dir" => OpClass::SyncDir,
+            "create_new" | "create_dir_all" => OpClass::Create,
+            "read_at" | "read_file" | "read_dir" => OpClass::Read,
+            "start_writeback" | "wait_writeback" => OpClass::Writeback,
+            _ => return None,
+        })
+    }
+
+    /// True when a fault of this class applies to the call named `op`, `mutating` telling
+    /// whether that call changes anything (what [`OpClass::Any`] covers).
+    pub fn covers(self, op: &str, mutating: bool) -> bool {
+        match self {
+            OpClass::Any => mutating,
+            class => OpClass::of_call(op) == Some(class),
+        }
+    }
+}
+
+/// The fault classes: every way the simulated file system fails calls that a store must
+/// survive, as the calls and how they fail. Whoever tests fault handling iterates this
+/// table (`tests/crash_sim.rs` fails every I/O call site with each, once and
+/// persistently), so a new fault class is one line here.
+///
+/// Crashes (losing unsynced writes, tearing them at sector boundaries, zero-filled
+/// extents) are not faults of a call but of the crash image: see
+/// [`CrashMode`](super::CrashMode) and [`UnitFate`](super::UnitFate).
+pub const FAULT_CLASSES: &[(OpClass, FaultKind)] = &[
+    // A full disk while appending or writing a checkpoint.
+    (OpClass::Write, FaultKind::Enospc),
+    // A write the device refuses.
+    (OpClass::Write, FaultKind::Eio),
+    // A write that lands only in part.
+    (OpClass::Write, FaultKind::ShortWrite),
+    // A failed fsync / fdatasync: what it covered may be gone.
+    (OpClass::Sync, FaultKind::Eio),
+    (OpClass::Rename, FaultKind::Eio),
+    // A failed directory fsync: a new name may not survive a crash.
+    (OpClass::SyncDir, FaultKind::Eio),
+    // Truncation or preallocation failing.
+    (OpClass::SetLen, FaultKind::Eio),
+    // No space for a new file or directory.
+    (OpClass::Create, FaultKind::Enospc),
+    (OpClass::Remove, FaultKind::Eio),
+    // Any mutating call at all.
+    (OpClass::Any, FaultKind::Eio),
+];
 
 /// How a faulted call fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,6 +173,11 @@ impl State {
                 path: path.to_path_buf(),
             });
         }
+        debug_assert_eq!(
+            class,
+            OpClass::of_call(op),
+            "{op} is listed in OpClass::of_call"
+        );
         let mut fired = None;
         for active in &mut self.faults {
             let applies = match active.fault.op {

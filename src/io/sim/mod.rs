@@ -64,7 +64,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 pub use crash::{CrashMode, UnitFate};
-pub use faults::{Fault, FaultKind, OpClass};
+pub use faults::{FAULT_CLASSES, Fault, FaultKind, OpClass};
 pub use inspect::TraceEntry;
 
 use crash::splitmix64;
