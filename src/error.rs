@@ -206,6 +206,14 @@ pub enum Error {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+
+    /// A command of a stream ([`crate::Store::apply_stream`]) that was not written,
+    /// because an earlier command of the same stream failed: a stream stops at its
+    /// first failure, so nothing after it is applied.
+    #[error(
+        "not written: an earlier command of the same stream failed, and a stream stops at its first failure (nothing after it was applied)"
+    )]
+    StreamStopped,
 }
 
 /// What kind of codec failure an [`Error::Codec`] is.

@@ -94,6 +94,8 @@ pub use recovery::{CheckpointUsed, RecoveryReport, SalvageAction, SkippedCheckpo
 pub use repair::{RepairOptions, RepairReport, repair};
 pub use schema::SchemaName;
 pub use state::StateMachine;
-pub use store::{CheckpointInfo, Refreshed, RestoreInfo, Store};
+pub use store::{
+    CheckpointInfo, Refreshed, RestoreInfo, STREAM_IN_FLIGHT_MAX, Store, StreamStopped, Streamed,
+};
 pub use upgrade::{UpgradeReport, upgrade};
 pub use verify::{FileCheck, FileKind, FileStatus, Verdict, VerifyReport, verify};

@@ -19,7 +19,7 @@ pub use segment::SegmentFile;
 pub use segment::list_segments;
 #[cfg(feature = "internals")]
 pub use writer::{GROUP_BYTES_MAX, PREALLOCATE_STEP_BYTES};
-pub use writer::{Journal, JournalStats, RecordToAppend};
+pub use writer::{AppendStream, Journal, JournalStats, RecordToAppend, Ticket};
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};

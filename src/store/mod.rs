@@ -25,9 +25,11 @@ use crate::state::StateMachine;
 mod checkpointer;
 mod dir;
 mod snapshots;
+mod stream;
 
 use checkpointer::{CheckpointProgress, CheckpointSignal};
 use dir::prepare_dir;
+pub use stream::{STREAM_IN_FLIGHT_MAX, StreamStopped, Streamed};
 
 /// The state and the LSN of the last command applied to it.
 struct Applied<S> {

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use walstate::error::CodecFailure;
-use walstate::{Error, KvApplied, KvCommand, KvOutput};
+use walstate::{KvApplied, KvCommand, KvOutput, Streamed};
 
 use crate::output::{self, Failure, JsonBytes};
 use crate::{CliResult, exit};
@@ -134,10 +133,10 @@ fn op_name(command: &KvCommand) -> &'static str {
     }
 }
 
-/// The outcome of one applied command, without line or LSN.
-fn outcome_json(command: &KvCommand, output: &KvOutput) -> Map<String, Value> {
+/// The outcome of one applied command (op `op`), without line or LSN.
+fn outcome_json(op: &str, output: &KvOutput) -> Map<String, Value> {
     let mut map = Map::new();
-    map.insert("op".into(), op_name(command).into());
+    map.insert("op".into(), op.into());
     map.insert("ok".into(), output.is_ok().into());
     match output {
         Ok(KvApplied::Put { previous }) | Ok(KvApplied::Deleted { previous }) => {
@@ -162,17 +161,6 @@ fn outcome_json(command: &KvCommand, output: &KvOutput) -> Map<String, Value> {
         }
     }
     map
-}
-
-/// True for store errors raised before anything was written: the line is bad, the store
-/// is fine, and later lines can still be applied. (A command is only encoded here, so
-/// of the codec failures only these two can come from the line.)
-fn is_input_error(err: &Error) -> bool {
-    matches!(err, Error::InvalidArgument(_))
-        || matches!(
-            err.codec_failure(),
-            Some(CodecFailure::Encode | CodecFailure::Unstorable)
-        )
 }
 
 enum LineRead {
@@ -220,83 +208,156 @@ fn error_line(line_no: u64, message: &str) -> Map<String, Value> {
     map
 }
 
-/// `walstate apply DIR`.
-pub(crate) fn run(dir: &Path) -> CliResult {
-    let store = output::open_kv_writer(dir, true)?;
-    let mut input = io::stdin().lock();
-    let mut out = io::stdout().lock();
+/// What the output line of an applied input line needs to know about it.
+struct LineContext {
+    line_no: u64,
+    /// The op name of each command.
+    ops: Vec<&'static str>,
+    batch: bool,
+}
+
+/// An input line that is not applied.
+enum NotApplied {
+    /// Malformed: reported, and the next line is read.
+    Bad { line_no: u64, message: String },
+    /// Reading stdin failed: the last item.
+    Unreadable(String),
+}
+
+/// The input lines as stream items, read on the stream's own thread (so later lines are
+/// read and queued while earlier ones are being made durable).
+fn input_items(
+    mut input: impl BufRead + Send,
+) -> impl Iterator<Item = Result<(LineContext, Vec<KvCommand>), NotApplied>> + Send {
     let mut buf = Vec::new();
     let mut line_no: u64 = 0;
-    let mut bad_lines: u64 = 0;
-    loop {
-        let read = read_line(&mut input, &mut buf)
-            .map_err(|err| Failure::new(exit::FAILURE, format!("reading stdin: {err}")))?;
-        line_no += 1;
-        let request = match read {
-            LineRead::Eof => break,
-            LineRead::TooLong => Err(format!("line is longer than {LINE_BYTES_MAX} bytes")),
-            LineRead::Line if buf.trim_ascii().is_empty() => continue,
-            LineRead::Line => parse_line(&buf),
-        };
-        let request = match request {
-            Ok(request) => request,
-            Err(message) => {
-                bad_lines += 1;
-                emit(&mut out, error_line(line_no, &message))?;
-                continue;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        loop {
+            if done {
+                return None;
             }
-        };
-        let result = match request {
-            Request::Single(command) => {
-                store.apply_with_lsn(command.clone()).map(|(lsn, output)| {
-                    let mut map = outcome_json(&command, &output);
-                    map.insert("lsn".into(), lsn.into());
-                    map
-                })
-            }
-            Request::Batch(commands) => {
-                store
-                    .apply_batch_with_lsn(commands.clone())
-                    .map(|(first, outputs)| {
-                        let results: Vec<Value> = commands
-                            .iter()
-                            .zip(&outputs)
-                            .enumerate()
-                            .map(|(i, (command, output))| {
-                                let mut map = outcome_json(command, output);
-                                map.insert("lsn".into(), (first + i as u64).into());
-                                Value::Object(map)
-                            })
-                            .collect();
-                        let mut map = Map::new();
-                        map.insert("op".into(), "batch".into());
-                        map.insert("ok".into(), outputs.iter().all(Result::is_ok).into());
-                        map.insert("first_lsn".into(), first.into());
-                        map.insert("lsn".into(), (first + outputs.len() as u64 - 1).into());
-                        map.insert("results".into(), results.into());
-                        map
-                    })
-            }
-        };
-        match result {
-            Ok(mut ack) => {
-                ack.insert("line".into(), line_no.into());
-                emit(&mut out, ack)?;
-            }
-            Err(err) if is_input_error(&err) => {
-                bad_lines += 1;
-                emit(&mut out, error_line(line_no, &err.to_string()))?;
-            }
-            Err(err) => {
-                let mut line = error_line(line_no, &err.to_string());
-                line.insert("fatal".into(), true.into());
-                emit(&mut out, line)?;
-                return Err(Failure::from(err).hint(format!(
-                    "lines before line {line_no} are durable; `walstate verify {}` shows the state of the store",
-                    dir.display()
-                )));
-            }
+            let read = match read_line(&mut input, &mut buf) {
+                Ok(read) => read,
+                Err(err) => {
+                    done = true;
+                    return Some(Err(NotApplied::Unreadable(format!("reading stdin: {err}"))));
+                }
+            };
+            line_no += 1;
+            let request = match read {
+                LineRead::Eof => return None,
+                LineRead::TooLong => Err(format!("line is longer than {LINE_BYTES_MAX} bytes")),
+                LineRead::Line if buf.trim_ascii().is_empty() => continue,
+                LineRead::Line => parse_line(&buf),
+            };
+            return Some(match request {
+                Err(message) => Err(NotApplied::Bad { line_no, message }),
+                Ok(Request::Single(command)) => Ok((
+                    LineContext {
+                        line_no,
+                        ops: vec![op_name(&command)],
+                        batch: false,
+                    },
+                    vec![command],
+                )),
+                Ok(Request::Batch(commands)) => Ok((
+                    LineContext {
+                        line_no,
+                        ops: commands.iter().map(op_name).collect(),
+                        batch: true,
+                    },
+                    commands,
+                )),
+            });
         }
+    })
+}
+
+/// The ack of an applied line.
+fn ack_json(context: &LineContext, first_lsn: u64, outputs: &[KvOutput]) -> Map<String, Value> {
+    let mut map = if context.batch {
+        let results: Vec<Value> = context
+            .ops
+            .iter()
+            .zip(outputs)
+            .enumerate()
+            .map(|(i, (op, output))| {
+                let mut map = outcome_json(op, output);
+                map.insert("lsn".into(), (first_lsn + i as u64).into());
+                Value::Object(map)
+            })
+            .collect();
+        let mut map = Map::new();
+        map.insert("op".into(), "batch".into());
+        map.insert("ok".into(), outputs.iter().all(Result::is_ok).into());
+        map.insert("first_lsn".into(), first_lsn.into());
+        map.insert("lsn".into(), (first_lsn + outputs.len() as u64 - 1).into());
+        map.insert("results".into(), results.into());
+        map
+    } else {
+        let mut map = outcome_json(context.ops[0], &outputs[0]);
+        map.insert("lsn".into(), first_lsn.into());
+        map
+    };
+    map.insert("line".into(), context.line_no.into());
+    map
+}
+
+/// `walstate apply DIR`.
+///
+/// Lines are read and queued while earlier ones are being made durable (many in flight,
+/// one group commit for them); each ack is printed once its line is durable, in input
+/// order.
+pub(crate) fn run(dir: &Path) -> CliResult {
+    let store = output::open_kv_writer(dir, true)?;
+    let mut out = io::stdout().lock();
+    let mut bad_lines: u64 = 0;
+    let mut unreadable: Option<String> = None;
+    let mut emitted: io::Result<()> = Ok(());
+    let items = input_items(io::BufReader::new(io::stdin()));
+    let streamed = store.apply_stream(items, |done| {
+        let line = match done {
+            Streamed::Applied {
+                context,
+                first_lsn,
+                outputs,
+            } => ack_json(&context, first_lsn, &outputs),
+            // Refused before anything was written (the command does not encode, or is
+            // over the size limit): the line is bad, the store is fine.
+            Streamed::Refused { context, error } => {
+                bad_lines += 1;
+                error_line(context.line_no, &error.to_string())
+            }
+            Streamed::Skipped(NotApplied::Bad { line_no, message }) => {
+                bad_lines += 1;
+                error_line(line_no, &message)
+            }
+            Streamed::Skipped(NotApplied::Unreadable(message)) => {
+                unreadable = Some(message);
+                return;
+            }
+        };
+        if emitted.is_ok() {
+            emitted = emit(&mut out, line);
+        }
+    });
+    emitted?;
+    if let Err(stopped) = streamed {
+        let line_no = stopped.context.as_ref().map(|context| context.line_no);
+        if let Some(line_no) = line_no {
+            let mut line = error_line(line_no, &stopped.error.to_string());
+            line.insert("fatal".into(), true.into());
+            emit(&mut out, line)?;
+        }
+        let before = line_no.map_or("no line".to_string(), |n| format!("lines before line {n}"));
+        return Err(Failure::from(stopped.error).hint(format!(
+            "{before} are durable and nothing after it was applied; `walstate verify {}` shows the state of the store",
+            dir.display()
+        )));
+    }
+    if let Some(message) = unreadable {
+        return Err(Failure::new(exit::FAILURE, message));
     }
     store.close()?;
     if bad_lines > 0 {

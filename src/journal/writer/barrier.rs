@@ -20,7 +20,7 @@
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 use smallvec::SmallVec;
@@ -38,9 +38,21 @@ pub(super) struct Request {
     pub(super) records: Requests<RecordToAppend>,
     pub(super) frame_bytes: u64,
     pub(super) hook: Option<DurableHook>,
-    /// Wakes the appender waiting for this request (its thread's own condvar); `None`
-    /// for a lone leader's own request (nobody waits for it).
+    /// Wakes the appender waiting for this request (its thread's own condvar, or its
+    /// stream's); `None` for a lone leader's own request (nobody waits for it).
     pub(super) waker: Option<Arc<Condvar>>,
+    /// For a request of an [`super::AppendStream`]: the stream's stop flag. Set when any
+    /// of its requests fails; its later requests then fail without being written.
+    pub(super) stream: Option<Arc<AtomicBool>>,
+}
+
+impl Request {
+    /// Whether an earlier request of this request's stream failed.
+    pub(super) fn stream_stopped(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|stopped| stopped.load(Ordering::Acquire))
+    }
 }
 
 thread_local! {
@@ -177,9 +189,22 @@ impl Shared {
         frame_bytes: u64,
         hook: Option<DurableHook>,
     ) -> Result<Completed> {
-        let barrier = &self.barrier;
         let waker = WAKER.with(Arc::clone);
-        let mut queue = barrier.queue.lock();
+        let id = self.enqueue(records, frame_bytes, hook, &waker, None);
+        self.wait_for(id, &waker)
+    }
+
+    /// Queues a request behind every request queued before it (its LSNs follow theirs)
+    /// and returns its id; `waker` wakes whoever will wait for it.
+    pub(super) fn enqueue(
+        &self,
+        records: Requests<RecordToAppend>,
+        frame_bytes: u64,
+        hook: Option<DurableHook>,
+        waker: &Arc<Condvar>,
+        stream: Option<Arc<AtomicBool>>,
+    ) -> u64 {
+        let mut queue = self.barrier.queue.lock();
         let id = queue.next_id;
         queue.next_id += 1;
         queue.pending.push_back(Request {
@@ -187,8 +212,17 @@ impl Shared {
             records,
             frame_bytes,
             hook,
-            waker: Some(Arc::clone(&waker)),
+            waker: Some(Arc::clone(waker)),
+            stream,
         });
+        id
+    }
+
+    /// Waits until request `id` (queued with `waker`) completes, leading rounds whenever
+    /// nobody leads, and returns its result.
+    pub(super) fn wait_for(&self, id: u64, waker: &Arc<Condvar>) -> Result<Completed> {
+        let barrier = &self.barrier;
+        let mut queue = barrier.queue.lock();
         loop {
             if let Some(result) = queue.results.remove(&id) {
                 return result;
@@ -246,6 +280,7 @@ impl Shared {
             frame_bytes,
             hook: None,
             waker: None,
+            stream: None,
         };
         let Round { durable, failed } = self.lead(smallvec::smallvec![request]);
         self.barrier.pass_leadership();

@@ -85,6 +85,7 @@ pub(super) fn retell(err: &Error) -> Error {
             path: path.clone(),
         },
         Error::Closed => Error::Closed,
+        Error::StreamStopped => Error::StreamStopped,
         other => Error::Poisoned {
             cause: other.to_string(),
         },

@@ -17,6 +17,7 @@ mod health;
 mod round;
 mod segment_writer;
 mod strategy;
+mod stream;
 mod syncer;
 
 use std::any::Any;
@@ -33,6 +34,7 @@ use self::health::Health;
 pub use self::segment_writer::PREALLOCATE_STEP_BYTES;
 use self::segment_writer::{LiveSegment, ResumedSegment, SegmentPlan, SegmentWriter};
 use self::strategy::{SyncStrategy, SyncerDuty};
+pub use self::stream::{AppendStream, Ticket};
 use self::syncer::{Syncer, spawn_syncer};
 use super::identity::{self, IdentityFile};
 use super::options::JournalOptions;

@@ -6,6 +6,7 @@
 //! durable; a failure that cannot be undone poisons.
 
 use std::io;
+use std::sync::atomic::Ordering;
 
 use super::barrier::{Outcome, Request, Requests};
 use super::health::retell;
@@ -23,7 +24,11 @@ pub(super) struct Round {
 }
 
 impl Round {
+    /// Fails `request` with `err`; a stream it belongs to stops.
     fn fail(&mut self, request: &Request, err: &Error) {
+        if let Some(stopped) = &request.stream {
+            stopped.store(true, Ordering::Release);
+        }
         self.failed.push(Outcome {
             id: request.id,
             waker: request.waker.clone(),
@@ -61,6 +66,10 @@ impl Shared {
         for request in batch {
             if let Some(err) = &failure {
                 results.fail(&request, err);
+                continue;
+            }
+            if request.stream_stopped() {
+                results.fail(&request, &Error::StreamStopped);
                 continue;
             }
             let step = self.place(
