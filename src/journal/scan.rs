@@ -183,6 +183,41 @@ pub fn scan(
     vfs: &dyn Vfs,
     dir: &Path,
     options: ScanOptions,
+    deliver: impl FnMut(&[RecordView<'_>], RecordPosition<'_>) -> Result<()>,
+) -> Result<ScanOutcome> {
+    let outcome = scan_segments(vfs, dir, options, deliver)?;
+    check_outcome(&outcome, options);
+    Ok(outcome)
+}
+
+/// What every scan's outcome satisfies, whatever the bytes were: the positions it
+/// reports lie inside the files it read (the writer resumes at them, a follower starts
+/// from them, a cut happens at them), and LSNs never go back.
+fn check_outcome(outcome: &ScanOutcome, options: ScanOptions) {
+    debug_assert!(outcome.next_lsn >= options.from_lsn);
+    for segment in &outcome.segments {
+        if let Some(header) = segment.header {
+            let data_start = header.data_start() as u64;
+            debug_assert!(data_start <= segment.valid_end && segment.valid_end <= segment.file_len);
+            debug_assert!(segment.synced_through <= segment.valid_end);
+            if let Some(mark) = segment.last_frame {
+                debug_assert!(mark.offset + mark.header_len <= segment.valid_end);
+            }
+        }
+    }
+    // A gap names the segment after it, which was not read (index one past the end).
+    if let Some(defect) = &outcome.defect
+        && let Some(segment) = outcome.segments.get(defect.segment_index)
+    {
+        debug_assert!(defect.offset <= segment.file_len);
+        debug_assert!(defect.offset + defect.bytes_after <= segment.file_len);
+    }
+}
+
+fn scan_segments(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    options: ScanOptions,
     mut deliver: impl FnMut(&[RecordView<'_>], RecordPosition<'_>) -> Result<()>,
 ) -> Result<ScanOutcome> {
     let segment_files = list_segments(vfs, dir)?;

@@ -163,6 +163,9 @@ pub(crate) fn recover_with<R: Replayer>(
             last.quarantined.extend(moved);
         }
     }
+    // The state's LSN and the journal's next LSN agree: the writer appends right after
+    // what the state holds, and a reader follows from there.
+    debug_assert_eq!(recovered.outcome.next_lsn.max(1), recovered.lsn + 1);
     report.last_lsn = recovered.lsn;
     report.segments_scanned = recovered.outcome.segments.len();
     report.read_format_v1 |= recovered

@@ -246,6 +246,7 @@ pub(crate) fn replay<R: Replayer>(
                         ),
                     });
                 }
+                debug_assert!(record.lsn > lsn, "replay applies LSNs in increasing order");
                 lsn = record.lsn;
             }
             Ok(())
