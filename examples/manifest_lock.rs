@@ -2,14 +2,22 @@
 //! atomic batch, so a crash or a full disk at any point leaves both old or both new —
 //! no more "manifest says v2, lock still says v1" after a failed update.
 //!
-//! Run: `cargo run --example manifest_lock -- ./manifest-store`
+//! Run: `cargo run --example manifest_lock [-- DIR]` (default: `walstate-examples/manifest-store`
+//! under the system's temp directory; it prints where).
 
 use walstate::{KvStore, Options};
+
+/// Where the store goes without an argument: a fixed directory under the system's temp
+/// directory (kept between runs, so a second run reopens it), never the working tree.
+fn default_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join("walstate-examples").join(name)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "./manifest-store".into());
+        .map_or_else(|| default_dir("manifest-store"), Into::into);
+    println!("store: {}", dir.display());
     let store = KvStore::open(&dir, Options::default())?;
 
     let current = store

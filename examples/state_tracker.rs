@@ -3,7 +3,8 @@
 //! starting over or, worse, repeating a step it already did.
 //!
 //! Run it, kill it with Ctrl-C (or `kill -9`) at any moment, and run it again:
-//! `cargo run --example state_tracker -- ./tracker-store`
+//! `cargo run --example state_tracker [-- DIR]` (default: `walstate-examples/tracker-store`
+//! under the system's temp directory; it prints where).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -41,10 +42,17 @@ impl StateMachine for Jobs {
     }
 }
 
+/// Where the store goes without an argument: a fixed directory under the system's temp
+/// directory (kept between runs, so a second run reopens it), never the working tree.
+fn default_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join("walstate-examples").join(name)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "./tracker-store".into());
+        .map_or_else(|| default_dir("tracker-store"), Into::into);
+    println!("store: {}", dir.display());
     let store: Store<Jobs> = Store::open(&dir, Options::default())?;
     let report = store.recovery_report();
     println!(

@@ -89,7 +89,10 @@ pub use journal::{Defect, DefectKind, JournalStats, SyncPolicy, TornTailTruncati
 pub use kv::{CasMismatch, Entries as KvEntries, KvApplied, KvCommand, KvOutput, KvState};
 pub use kv_store::KvStore;
 pub use migrate::{MigrationReport, Migrations, RollbackReport};
-pub use options::{CHECKPOINT_WRITE_RATE_DEFAULT, CHECKPOINTS_RETAINED_MAX, Options};
+pub use options::{
+    CHECKPOINT_AFTER_BYTES_DEFAULT, CHECKPOINT_WRITE_RATE_DEFAULT, CHECKPOINTS_RETAINED_MAX,
+    Options,
+};
 pub use recovery::{CheckpointUsed, RecoveryReport, SalvageAction, SkippedCheckpoint};
 pub use repair::{RepairOptions, RepairReport, repair};
 pub use schema::SchemaName;

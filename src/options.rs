@@ -10,6 +10,9 @@ use crate::journal::{JournalOptions, SyncPolicy};
 /// Default cap on how fast checkpoints are written: 32 MiB/s.
 pub const CHECKPOINT_WRITE_RATE_DEFAULT: u64 = 32 << 20;
 
+/// Default checkpoint trigger ([`Options::checkpoint_after_bytes`]): 32 MiB of journal.
+pub const CHECKPOINT_AFTER_BYTES_DEFAULT: u64 = 32 << 20;
+
 /// Most checkpoints a store may retain.
 pub const CHECKPOINTS_RETAINED_MAX: usize = 16;
 
@@ -48,6 +51,7 @@ pub const CHECKPOINTS_RETAINED_MAX: usize = 16;
 pub struct Options {
     pub(crate) journal: JournalOptions,
     pub(crate) checkpoint_after_bytes: Option<u64>,
+    pub(crate) background_checkpoints: bool,
     pub(crate) checkpoint_write_rate: Option<u64>,
     pub(crate) checkpoints_retained: usize,
     pub(crate) create_if_missing: bool,
@@ -61,6 +65,7 @@ impl fmt::Debug for Options {
         f.debug_struct("Options")
             .field("journal", &self.journal)
             .field("checkpoint_after_bytes", &self.checkpoint_after_bytes)
+            .field("background_checkpoints", &self.background_checkpoints)
             .field("checkpoint_write_rate", &self.checkpoint_write_rate)
             .field("checkpoints_retained", &self.checkpoints_retained)
             .field("create_if_missing", &self.create_if_missing)
@@ -75,7 +80,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             journal: JournalOptions::default(),
-            checkpoint_after_bytes: Some(32 << 20),
+            checkpoint_after_bytes: Some(CHECKPOINT_AFTER_BYTES_DEFAULT),
+            background_checkpoints: true,
             checkpoint_write_rate: Some(CHECKPOINT_WRITE_RATE_DEFAULT),
             checkpoints_retained: 2,
             create_if_missing: true,
@@ -136,9 +142,25 @@ impl Options {
     }
 
     /// Write a checkpoint in the background once this many journal bytes were appended
-    /// since the last one (default 32 MiB); `None` checkpoints only on demand.
+    /// since the last one (default [`CHECKPOINT_AFTER_BYTES_DEFAULT`], 32 MiB); `None`
+    /// checkpoints only on demand.
     pub fn checkpoint_after_bytes(mut self, bytes: Option<u64>) -> Self {
         self.checkpoint_after_bytes = bytes;
+        self
+    }
+
+    /// The current checkpoint trigger (see [`Options::checkpoint_after_bytes`]).
+    pub fn checkpoint_trigger_bytes(&self) -> Option<u64> {
+        self.checkpoint_after_bytes
+    }
+
+    /// Whether a background thread writes a checkpoint once the trigger
+    /// ([`Options::checkpoint_after_bytes`]) is reached (default true). Off, the trigger
+    /// is evaluated only when the application calls [`crate::Store::checkpoint_if_due`]:
+    /// for short-lived processes, which would exit before a background checkpoint
+    /// finishes, and which want to report the checkpoint they wrote.
+    pub fn background_checkpoints(mut self, on: bool) -> Self {
+        self.background_checkpoints = on;
         self
     }
 

@@ -1071,3 +1071,274 @@ fn the_cli_and_open_agree_on_what_a_store_is() {
         assert_eq!(code(&output), 0, "{args:?}: {}", stderr(&output));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The operator's tool: completions, man pages, checkpoints when due, no progress on pipes
+// ---------------------------------------------------------------------------------------
+
+/// Every visible subcommand, as `walstate --help` lists them.
+const SUBCOMMANDS: &[&str] = &[
+    "demo",
+    "put",
+    "get",
+    "del",
+    "scan",
+    "apply",
+    "verify",
+    "dump",
+    "stats",
+    "repair",
+    "upgrade",
+    "checkpoint",
+    "export",
+    "import",
+    "snapshot",
+    "completions",
+    "man",
+];
+
+#[test]
+fn the_subcommand_list_of_these_tests_is_the_one_help_shows() {
+    let help = stdout(&expect_code(&["--help"], 0));
+    let listed: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .expect("a Commands: section")
+        .lines()
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .collect();
+    assert_eq!(listed, SUBCOMMANDS, "{help}");
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_every_subcommand() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = expect_code(&["completions", shell], 0);
+        let script = stdout(&output);
+        assert!(output.stderr.is_empty(), "{shell}: {}", stderr(&output));
+        for sub in SUBCOMMANDS {
+            assert!(script.contains(sub), "{shell} completions lack {sub}");
+        }
+        // Nested subcommands too, and never the hidden demo helper.
+        assert!(script.contains("restore"), "{shell}: snapshot restore");
+        assert!(!script.contains("__demo-writer"), "{shell}: hidden command");
+    }
+    for shell in ["elvish", "powershell"] {
+        assert!(!expect_code(&["completions", shell], 0).stdout.is_empty());
+    }
+    expect_code(&["completions", "tcsh"], 64);
+}
+
+/// Checks roff with groff when it is installed (warnings are errors), else its shape.
+fn assert_valid_roff(page: &str, what: &str) {
+    assert!(
+        page.starts_with(".ie") || page.starts_with(".TH"),
+        "{what}: {page}"
+    );
+    assert!(page.contains("\n.TH "), "{what}: no .TH");
+    assert!(page.contains(".SH NAME"), "{what}: no NAME section");
+    assert!(page.contains(".SH SYNOPSIS"), "{what}: no SYNOPSIS section");
+    let groff = Command::new("groff")
+        .args(["-man", "-ww", "-z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut groff) = groff else {
+        return; // no groff here: the shape checks above
+    };
+    groff
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let checked = groff.wait_with_output().unwrap();
+    assert!(
+        checked.status.success() && checked.stderr.is_empty(),
+        "{what}: groff: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
+#[test]
+fn the_man_page_is_valid_roff_naming_every_subcommand() {
+    let output = expect_code(&["man"], 0);
+    let page = stdout(&output);
+    assert_valid_roff(&page, "walstate.1");
+    for sub in SUBCOMMANDS {
+        assert!(
+            page.contains(&format!("walstate\\-{sub}")) || page.contains(&format!("\n{sub}")),
+            "walstate.1 does not name {sub}:\n{page}"
+        );
+    }
+    assert!(!page.contains("__demo"), "hidden command in the man page");
+
+    let tmp = TempDir::new().unwrap();
+    let out = tmp.path().join("man1");
+    let output = expect_code(&["man", "--out", arg(&out)], 0);
+    assert!(output.stdout.is_empty());
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    for sub in SUBCOMMANDS {
+        assert!(names.contains(&format!("walstate-{sub}.1")), "{names:?}");
+    }
+    assert!(names.contains(&"walstate.1".to_string()), "{names:?}");
+    assert!(names.contains(&"walstate-snapshot-restore.1".to_string()));
+    for name in &names {
+        let page = std::fs::read_to_string(out.join(name)).unwrap();
+        assert_valid_roff(&page, name);
+        assert!(
+            stderr(&output).contains(name.as_str()),
+            "{}",
+            stderr(&output)
+        );
+    }
+}
+
+/// A store with more than the default checkpoint trigger (32 MiB) of journal and no
+/// checkpoint: 40 puts of 1 MiB.
+fn build_long_journal(dir: &Path) {
+    let store = KvStore::open(dir, Options::default().checkpoint_after_bytes(None)).unwrap();
+    for n in 0..40 {
+        store.put(key(n), vec![b'x'; 1 << 20]).unwrap();
+    }
+    store.close().unwrap();
+}
+
+#[test]
+fn stats_says_when_a_checkpoint_is_overdue_and_put_writes_it_before_exiting() {
+    let tmp = TempDir::new().unwrap();
+    let dir = arg(tmp.path());
+    expect_code(&["put", dir, "small", "value"], 0);
+    let stats = json(&expect_code(&["stats", dir, "--json"], 0));
+    assert_eq!(stats["checkpoint_trigger_bytes"], 32 << 20);
+    assert_eq!(stats["checkpoint_overdue"], false);
+    let text = stdout(&expect_code(&["stats", dir], 0));
+    assert!(text.contains("checkpoint due   after 32"), "{text}");
+    assert!(!text.contains("overdue"), "{text}");
+    assert!(!std::fs::read_dir(tmp.path()).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("checkpoint-")
+    }));
+
+    let tmp = TempDir::new().unwrap();
+    let dir = arg(tmp.path());
+    build_long_journal(tmp.path());
+    let stats = json(&expect_code(&["stats", dir, "--json"], 0));
+    assert_eq!(stats["checkpoint_overdue"], true);
+    assert!(stats["journal_bytes_since_checkpoint"].as_u64().unwrap() > 32 << 20);
+    let text = stdout(&expect_code(&["stats", dir], 0));
+    assert!(
+        text.contains(&format!(
+            "checkpoint overdue: run `walstate checkpoint {dir}`"
+        )),
+        "{text}"
+    );
+    // A put does not leave it overdue: it checkpoints before it exits, and says so.
+    let output = expect_code(&["put", dir, "one-more", "value"], 0);
+    assert!(
+        stderr(&output).contains("wrote checkpoint-"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stdout(&output).contains("at LSN 41"), "{}", stdout(&output));
+    let stats = json(&expect_code(&["stats", dir, "--json"], 0));
+    assert_eq!(stats["checkpoint_overdue"], false);
+    assert_eq!(stats["newest_checkpoint_lsn"], 41);
+    assert_eq!(stats["records_since_checkpoint"], 0);
+    // Not due any more: the next put writes none.
+    let output = expect_code(&["del", dir, "one-more"], 0);
+    assert!(
+        !stderr(&output).contains("checkpoint"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(state(tmp.path()).len(), 40);
+}
+
+#[test]
+fn import_checkpoints_when_the_trigger_says_so() {
+    let tmp = TempDir::new().unwrap();
+    let dir = arg(tmp.path());
+    build_long_journal(tmp.path());
+    let document =
+        br#"{"format":"walstate-export","version":1,"entries":[{"key":"a","value":"1"}]}"#;
+    let output = walstate_with_stdin(&["import", dir], document);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("wrote checkpoint-"),
+        "{}",
+        stderr(&output)
+    );
+    let stats = json(&expect_code(&["stats", dir, "--json"], 0));
+    assert_eq!(stats["newest_checkpoint_lsn"], 41);
+}
+
+/// Progress goes to a terminal only: a piped stderr (as here) gets none of it, on any
+/// command that shows progress, in text and in JSON mode.
+#[test]
+fn piped_runs_print_no_progress() {
+    let tmp = TempDir::new().unwrap();
+    let dir = arg(tmp.path());
+    build_store(tmp.path(), 3000);
+    let export = expect_code(&["export", dir], 0);
+    let runs: Vec<(Vec<&str>, Output)> = vec![
+        (vec!["scan", dir], expect_code(&["scan", dir], 0)),
+        (
+            vec!["scan", dir, "--json"],
+            expect_code(&["scan", dir, "--json"], 0),
+        ),
+        (
+            vec!["scan", dir, "--prefix", "key0"],
+            expect_code(&["scan", dir, "--prefix", "key0"], 0),
+        ),
+        (vec!["dump", dir], expect_code(&["dump", dir], 0)),
+        (
+            vec!["dump", dir, "--json"],
+            expect_code(&["dump", dir, "--json"], 0),
+        ),
+        (vec!["stats", dir], expect_code(&["stats", dir], 0)),
+        (
+            vec!["stats", dir, "--json"],
+            expect_code(&["stats", dir, "--json"], 0),
+        ),
+        (vec!["verify", dir], expect_code(&["verify", dir], 0)),
+        (
+            vec!["checkpoint", dir],
+            expect_code(&["checkpoint", dir], 0),
+        ),
+        (
+            vec!["snapshot", "create", dir, "s1"],
+            expect_code(&["snapshot", "create", dir, "s1"], 0),
+        ),
+        (
+            vec!["put", dir, "k", "v"],
+            expect_code(&["put", dir, "k", "v"], 0),
+        ),
+        (
+            vec!["import"],
+            walstate_with_stdin(&["import", arg(&tmp.path().join("copy"))], &export.stdout),
+        ),
+    ];
+    for (args, output) in std::iter::once((vec!["export", dir], export)).chain(runs) {
+        assert_eq!(code(&output), 0, "{args:?}: {}", stderr(&output));
+        let err = stderr(&output);
+        // Only whole lines of walstate's own messages: no bar, spinner, \r or escape.
+        assert!(
+            !err.contains('\r') && !err.contains('\x1b'),
+            "{args:?} drew progress on a pipe: {err:?}"
+        );
+        for line in err.lines() {
+            assert!(line.starts_with("walstate: "), "{args:?}: {err:?}");
+        }
+    }
+}

@@ -285,6 +285,72 @@ fn a_long_journal_left_by_an_earlier_process_is_checkpointed_soon_after_open() {
     assert_eq!(store.len().unwrap(), 300);
 }
 
+fn checkpoint_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("checkpoint-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// What a short-lived process (the CLI) does: no background thread, and the trigger
+/// evaluated before close, counting the journal an earlier process left.
+#[test]
+fn checkpoint_if_due_writes_only_past_the_trigger_and_counts_the_replayed_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || {
+        Options::default()
+            .checkpoint_after_bytes(Some(16 * 1024))
+            .background_checkpoints(false)
+    };
+    {
+        let store = KvStore::open(dir.path(), opts()).unwrap();
+        for i in 0..100 {
+            store.put(format!("k{i}"), vec![1u8; 100]).unwrap();
+        }
+        let since = store.journal_bytes_since_checkpoint();
+        assert!(since > 100 * 100 && since < 16 * 1024, "{since}");
+        assert_eq!(store.checkpoint_if_due().unwrap(), None);
+        store.close().unwrap();
+    }
+    assert!(checkpoint_files(dir.path()).is_empty());
+    let store = KvStore::open(dir.path(), opts()).unwrap();
+    // The backlog counts: 100 more puts pass 16 KiB only together with it.
+    for i in 100..200 {
+        store.put(format!("k{i}"), vec![1u8; 100]).unwrap();
+    }
+    // No background thread: nothing was written on its own.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(checkpoint_files(dir.path()).is_empty());
+    assert!(store.journal_bytes_since_checkpoint() >= 16 * 1024);
+    let info = store
+        .checkpoint_if_due()
+        .unwrap()
+        .expect("a checkpoint is due");
+    assert_eq!(info.lsn, 200);
+    assert_eq!(checkpoint_files(dir.path()).len(), 1);
+    assert_eq!(store.journal_bytes_since_checkpoint(), 0);
+    assert_eq!(store.checkpoint_if_due().unwrap(), None);
+    store.close().unwrap();
+    let store = KvStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(
+        store.recovery_report().checkpoint.as_ref().unwrap().lsn,
+        200
+    );
+    assert_eq!(store.len().unwrap(), 200);
+    // A trigger of None never checkpoints, however long the journal.
+    drop(store);
+    let store = KvStore::open(dir.path(), options()).unwrap();
+    store.put("x", vec![0u8; 64 * 1024]).unwrap();
+    assert_eq!(store.checkpoint_if_due().unwrap(), None);
+    // A read-only store cannot checkpoint.
+    let reader = KvStore::open_read_only(dir.path(), options()).unwrap();
+    assert_eq!(reader.journal_bytes_since_checkpoint(), 0);
+    assert!(matches!(reader.checkpoint_if_due(), Err(Error::ReadOnly)));
+}
+
 /// A state whose commands round-trip but whose *state* does not (apply builds an
 /// untagged enum): a checkpoint of it must be refused, leaving nothing behind.
 #[derive(Default, Clone, Serialize, Deserialize)]

@@ -5,12 +5,13 @@
 //! configuration whole, on disk and in memory. Validation failures are outputs of the
 //! state machine (logged and replayed identically), not store errors.
 //!
-//! Run: `cargo run --example config_manager -- ./config-store`
+//! Run: `cargo run --example config_manager [-- DIR]` (default:
+//! `walstate-examples/config-store` under the system's temp directory; it prints where).
 //!
-//! With `--releases DIR`, it plays four releases of a service instead (see
-//! `releases.rs`): release 1 writes a store, and each later release opens the store the
-//! one before it left, with a field added, a command inserted, a field renamed (a
-//! migration) and a field removed.
+//! With `--releases [DIR]` (default: a new `walstate-examples/config-releases-PID`
+//! there), it plays four releases of a service instead (see `releases.rs`): release 1
+//! writes a store, and each later release opens the store the one before it left, with a
+//! field added, a command inserted, a field renamed (a migration) and a field removed.
 
 use serde::{Deserialize, Serialize};
 use walstate::{Options, StateMachine, Store};
@@ -68,18 +69,28 @@ impl StateMachine for ServiceConfig {
     }
 }
 
+/// Where the store goes without an argument: a fixed directory under the system's temp
+/// directory (kept between runs, so a second run reopens it), never the working tree.
+fn default_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join("walstate-examples").join(name)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--releases") {
-        let dir = args.get(1).map_or("./config-releases", String::as_str);
-        return release_story(std::path::Path::new(dir));
+        // The story starts from an empty store: a new directory for each run.
+        let dir = args.get(1).map_or_else(
+            || default_dir(&format!("config-releases-{}", std::process::id())),
+            Into::into,
+        );
+        println!("store: {}", dir.display());
+        return release_story(&dir);
     }
     let dir = args
         .first()
-        .cloned()
-        .unwrap_or_else(|| "./config-store".into());
+        .map_or_else(|| default_dir("config-store"), Into::into);
     let store: Store<ServiceConfig> = Store::open(&dir, Options::default())?;
-    println!("opened {dir}: {:?}", store.read(Clone::clone)?);
+    println!("opened {}: {:?}", dir.display(), store.read(Clone::clone)?);
 
     let revision = store.apply(ConfigCommand::Save {
         listen: "0.0.0.0:8080".into(),

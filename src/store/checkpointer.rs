@@ -50,7 +50,61 @@ impl<S: StateMachine> Store<S> {
         self.inner.run_checkpoint(writer)
     }
 
+    /// Writes a checkpoint now, as [`Store::checkpoint`] does, if the trigger says one is
+    /// due: at least [`crate::Options::checkpoint_after_bytes`] journal bytes since the
+    /// last checkpoint (counting the journal replayed at open, as the background
+    /// checkpointer does). Returns `None`, writing nothing, when none is due or the trigger
+    /// is off (`None`).
+    ///
+    /// For short-lived processes (command-line tools, batch jobs), which exit before the
+    /// background checkpointer gets to run: call it before [`Store::close`]. With
+    /// [`crate::Options::background_checkpoints`] off the trigger is evaluated only here.
+    ///
+    /// ```
+    /// use walstate::{KvStore, Options};
+    ///
+    /// # let tmp = tempfile::tempdir()?;
+    /// let options = Options::default()
+    ///     .checkpoint_after_bytes(Some(4096))
+    ///     .background_checkpoints(false);
+    /// let store = KvStore::open(tmp.path().join("data"), options)?;
+    /// store.put("small", "value")?;
+    /// assert!(store.checkpoint_if_due()?.is_none()); // far below 4 KiB of journal
+    /// store.put("large", vec![b'x'; 8192])?;
+    /// let info = store.checkpoint_if_due()?.expect("over the trigger");
+    /// assert_eq!(info.lsn, 2);
+    /// assert!(store.checkpoint_if_due()?.is_none()); // nothing since that checkpoint
+    /// store.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn checkpoint_if_due(&self) -> Result<Option<CheckpointInfo>> {
+        let writer = self.writer()?;
+        let Some(threshold) = self.inner.options.checkpoint_after_bytes else {
+            return Ok(None);
+        };
+        // Counted under the checkpoint lock: one that ran meanwhile (in the background)
+        // has updated the counters, and a second one is not written right after it.
+        let _running = writer.checkpoint_running.lock();
+        if journal_bytes_since_checkpoint(writer) < threshold {
+            return Ok(None);
+        }
+        self.inner.run_checkpoint_holding_lock(writer).map(Some)
+    }
+
+    /// Journal bytes since the last checkpoint, as the trigger counts them: what open
+    /// replayed plus what this process appended, less what the last checkpoint of this
+    /// process covered. Always 0 for a read-only store.
+    pub fn journal_bytes_since_checkpoint(&self) -> u64 {
+        self.inner
+            .writer
+            .as_ref()
+            .map_or(0, journal_bytes_since_checkpoint)
+    }
+
     pub(super) fn maybe_trigger_checkpoint(&self, writer: &Writer) {
+        if !self.inner.options.background_checkpoints {
+            return;
+        }
         let Some(threshold) = self.inner.options.checkpoint_after_bytes else {
             return;
         };
@@ -59,12 +113,7 @@ impl<S: StateMachine> Store<S> {
         if writer.checkpoint_running.is_locked() {
             return;
         }
-        // Held only to read or update counters: a commit never waits for a checkpoint.
-        let since = {
-            let progress = writer.progress.lock();
-            (writer.journal.stats().bytes + progress.backlog_bytes)
-                .saturating_sub(progress.journal_bytes_at_last)
-        };
+        let since = journal_bytes_since_checkpoint(writer);
         if since >= threshold {
             *writer.signal.triggered.lock() = true;
             writer.signal.cv.notify_one();
@@ -92,6 +141,14 @@ impl<S: StateMachine> Store<S> {
             .as_ref()
             .and_then(|w| w.last_checkpoint_error.lock().clone())
     }
+}
+
+/// The trigger's count (see [`Store::journal_bytes_since_checkpoint`]). Holds the progress
+/// lock only to read the counters: a commit never waits for a checkpoint.
+fn journal_bytes_since_checkpoint(writer: &Writer) -> u64 {
+    let progress = writer.progress.lock();
+    (writer.journal.stats().bytes + progress.backlog_bytes)
+        .saturating_sub(progress.journal_bytes_at_last)
 }
 
 pub(super) fn checkpointer_loop<S: StateMachine>(
@@ -163,6 +220,11 @@ impl<S: StateMachine> Inner<S> {
 
     pub(super) fn run_checkpoint(&self, writer: &Writer) -> Result<CheckpointInfo> {
         let _running = writer.checkpoint_running.lock();
+        self.run_checkpoint_holding_lock(writer)
+    }
+
+    /// [`Inner::run_checkpoint`] with `writer.checkpoint_running` already held by the caller.
+    fn run_checkpoint_holding_lock(&self, writer: &Writer) -> Result<CheckpointInfo> {
         writer.journal.check_usable()?;
         let journal_bytes = writer.journal.stats().bytes + writer.progress.lock().backlog_bytes;
         // The only pause for writers: an O(1) clone for persistent collections.

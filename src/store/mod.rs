@@ -300,7 +300,9 @@ impl<S: StateMachine> Store<S> {
             _lock: lock,
         };
         let store = Store::from_parts(dir, options, vfs, recovered, schema, Some(writer));
-        if store.inner.options.checkpoint_after_bytes.is_some() {
+        if store.inner.options.checkpoint_after_bytes.is_some()
+            && store.inner.options.background_checkpoints
+        {
             store.start_checkpointer()?;
             if let Some(writer) = &store.inner.writer {
                 store.maybe_trigger_checkpoint(writer);

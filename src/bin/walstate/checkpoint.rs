@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use walstate::KvStore;
 use walstate::error::human_bytes;
 
 use crate::output;
@@ -65,4 +66,37 @@ pub(crate) fn run(dir: &Path, as_json: bool) -> CliResult {
     }
     out.flush()?;
     Ok(exit::OK)
+}
+
+/// What a writing command (`put`, `del`, `import`; `apply` should too) calls before it closes the
+/// store: writes a checkpoint when the trigger says one is due
+/// ([`walstate::Store::checkpoint_if_due`]), as the background checkpointer of a
+/// long-running process would, and says so on stderr. The command's own write is durable
+/// already, so a failed checkpoint is a warning, not a failure of the command (a failed
+/// fsync poisons the store, and closing it then fails the command anyway).
+pub(crate) fn if_due(store: &KvStore, dir: &Path) {
+    let since = store.journal_bytes_since_checkpoint();
+    let trigger = output::cli_options().checkpoint_trigger_bytes();
+    if trigger.is_none_or(|trigger| since < trigger) {
+        return;
+    }
+    let spinner = output::spinner("writing the checkpoint that is due");
+    let result = store.checkpoint_if_due();
+    output::finish(spinner);
+    match result {
+        Ok(Some(info)) => eprintln!(
+            "walstate: {} of journal since the last checkpoint (trigger {}): wrote {} (state at LSN {}, {}; {} segment(s) deleted)",
+            human_bytes(since),
+            human_bytes(trigger.unwrap_or_default()),
+            output::short_path(dir, &info.path),
+            info.lsn,
+            human_bytes(info.bytes),
+            info.segments_deleted.len()
+        ),
+        Ok(None) => {}
+        Err(err) => eprintln!(
+            "walstate: warning: the write is durable, but the checkpoint that was due failed: {err}; run `walstate checkpoint {}`",
+            dir.display()
+        ),
+    }
 }

@@ -5,16 +5,16 @@
 //! in key order; K and V are JSON strings when the bytes are valid UTF-8, otherwise
 //! `{"hex":"..."}`, so any bytes round-trip.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::json;
-use walstate::error::ShowBytes;
+use walstate::error::{ShowBytes, sized};
 use walstate::{Error, KvApplied, KvCommand, Options, codec};
 
 use crate::output::{self, Failure, JsonBytes};
-use crate::{CliResult, exit};
+use crate::{CliResult, checkpoint, exit};
 
 /// Print the whole key-value state as JSON (bytes round-trip). Works while a writer runs.
 #[derive(clap::Args, Debug)]
@@ -73,6 +73,15 @@ struct ExportEntry {
 pub(crate) fn export(dir: &Path) -> CliResult {
     let store = output::open_kv_reader(dir)?;
     let lsn = store.last_lsn();
+    let bar = if output::progress_beside_stdout() {
+        output::counter(
+            Some(store.len()? as u64),
+            output::Units::Items("keys"),
+            "exporting",
+        )
+    } else {
+        None
+    };
     let mut out = BufWriter::new(io::stdout().lock());
     let written: Result<(), Failure> = store.read(|state| {
         write!(
@@ -83,10 +92,12 @@ pub(crate) fn export(dir: &Path) -> CliResult {
             let sep = if index == 0 { "" } else { "," };
             let entry = json!({"key": output::bytes_json(key), "value": output::bytes_json(value)});
             write!(out, "{sep}\n{entry}")?;
+            output::tick(&bar, index);
         }
         writeln!(out, "\n]}}")?;
         Ok(())
     })?;
+    output::finish(bar);
     written?;
     out.flush()?;
     eprintln!(
@@ -99,11 +110,23 @@ pub(crate) fn export(dir: &Path) -> CliResult {
 /// `walstate import DIR [--replace]`: every entry in ONE atomic batch.
 pub(crate) fn import(dir: &Path, replace: bool) -> CliResult {
     let mut input = Vec::new();
-    io::stdin()
-        .lock()
-        .read_to_end(&mut input)
-        .map_err(|err| Failure::new(exit::FAILURE, format!("reading stdin: {err}")))?;
-    let document: ExportDocument = serde_json::from_slice(&input).map_err(|err| {
+    // Not while a person may be typing the document in.
+    let bar = if io::stdin().is_terminal() {
+        None
+    } else {
+        output::counter(
+            None,
+            output::Units::Bytes,
+            "reading the document from stdin",
+        )
+    };
+    let read = read_counting(&mut io::stdin().lock(), &mut input, bar.as_ref());
+    output::finish(bar);
+    read.map_err(|err| Failure::new(exit::FAILURE, format!("reading stdin: {err}")))?;
+    let spinner = output::spinner(&format!("parsing {}", sized(input.len() as u64)));
+    let parsed = serde_json::from_slice::<ExportDocument>(&input);
+    output::finish(spinner);
+    let document = parsed.map_err(|err| {
         Failure::new(
             exit::BAD_INPUT,
             format!("stdin is not a walstate export document: {err}; nothing was imported"),
@@ -141,6 +164,7 @@ pub(crate) fn import(dir: &Path, replace: bool) -> CliResult {
     };
     let last = store.last_lsn();
     let first = last + 1 - outputs.len() as u64;
+    checkpoint::if_due(&store, dir);
     store.close()?;
     let removed = match outputs.first() {
         Some(Ok(KvApplied::DeletedRange { removed })) if replace => Some(*removed),
@@ -159,6 +183,28 @@ pub(crate) fn import(dir: &Path, replace: bool) -> CliResult {
         "imported {puts} entries as one atomic batch at LSNs {first}..{last}"
     )?;
     Ok(exit::OK)
+}
+
+/// `read_to_end`, counting the bytes on `bar`.
+fn read_counting(
+    input: &mut impl Read,
+    into: &mut Vec<u8>,
+    bar: Option<&indicatif::ProgressBar>,
+) -> io::Result<()> {
+    let mut chunk = vec![0; 1 << 20];
+    loop {
+        match input.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                into.extend_from_slice(&chunk[..n]);
+                if let Some(bar) = bar {
+                    bar.inc(n as u64);
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 /// The batch: an optional delete-everything, then one put per entry. Each put is checked

@@ -7,7 +7,7 @@ use serde_json::json;
 use walstate::error::{ShowBytes, sized};
 
 use crate::output::{self, Failure};
-use crate::{CliResult, exit};
+use crate::{CliResult, checkpoint, exit};
 
 /// Set KEY to VALUE (creates the store if DIR does not exist).
 #[derive(clap::Args, Debug)]
@@ -69,6 +69,7 @@ pub(crate) fn put(dir: &Path, key: &str, value: &str) -> CliResult {
     let store = output::open_kv_writer(dir, true)?;
     let previous = store.put(key, value)?;
     let lsn = store.last_lsn();
+    checkpoint::if_due(&store, dir);
     store.close()?;
     let replaced = match previous {
         Some(old) => format!("replaced {} value", sized(old.len() as u64)),
@@ -109,6 +110,7 @@ pub(crate) fn del(dir: &Path, key: &str) -> CliResult {
     let store = output::open_kv_writer(dir, false)?;
     let previous = store.delete(key)?;
     let lsn = store.last_lsn();
+    checkpoint::if_due(&store, dir);
     store.close()?;
     let what = match previous {
         Some(old) => format!("removed {} value", sized(old.len() as u64)),
@@ -126,6 +128,17 @@ pub(crate) fn del(dir: &Path, key: &str) -> CliResult {
 pub(crate) fn scan(dir: &Path, prefix: &str, as_json: bool) -> CliResult {
     let store = output::open_kv_reader(dir)?;
     let lsn = store.last_lsn();
+    // The whole state: a bar over its keys; a prefix: a count (its size is not known).
+    let bar = if output::progress_beside_stdout() {
+        let total = prefix.is_empty().then(|| store.len()).transpose()?;
+        output::counter(
+            total.map(|n| n as u64),
+            output::Units::Items("keys"),
+            "scanning",
+        )
+    } else {
+        None
+    };
     let mut out = BufWriter::new(io::stdout().lock());
     let written: Result<(), Failure> = store.read(|state| {
         let entries = state.scan_prefix(prefix.as_bytes());
@@ -137,20 +150,23 @@ pub(crate) fn scan(dir: &Path, prefix: &str, as_json: bool) -> CliResult {
                 let entry =
                     json!({"key": output::bytes_json(key), "value": output::bytes_json(value)});
                 write!(out, "{sep}\n{entry}")?;
+                output::tick(&bar, index);
             }
             writeln!(out, "\n]}}")?;
         } else {
-            for (key, value) in entries {
+            for (index, (key, value)) in entries.enumerate() {
                 writeln!(
                     out,
                     "{}\t{}",
                     ShowBytes::plain(key),
                     ShowBytes::plain(value)
                 )?;
+                output::tick(&bar, index);
             }
         }
         Ok(())
     })?;
+    output::finish(bar);
     written?;
     out.flush()?;
     Ok(exit::OK)

@@ -10,10 +10,12 @@
 
 mod apply;
 mod checkpoint;
+mod completions;
 mod demo;
 mod dump;
 mod export;
 mod kv_cmds;
+mod man;
 mod output;
 mod repair;
 mod snapshot;
@@ -67,6 +69,8 @@ Examples:
   walstate demo                      # crash a writer with SIGKILL, recover, check
   walstate verify ./data             # what is on disk, and what open would do
   walstate repair --salvage ./data   # keep the valid prefix, quarantine the rest
+  walstate completions bash          # shell completions (also zsh, fish, ...)
+  walstate man | man -l -            # this manual as a man page
 
 Exit codes (all commands):
   0   success; verify/dump: the store is clean
@@ -117,6 +121,8 @@ enum Command {
     Export(export::ExportArgs),
     Import(export::ImportArgs),
     Snapshot(snapshot::Args),
+    Completions(completions::Args),
+    Man(man::Args),
 }
 
 fn main() -> ExitCode {
@@ -131,9 +137,40 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if cli.command.json() {
+        output::disable_progress();
+    }
     match run(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => ExitCode::from(failure.report()),
+    }
+}
+
+impl Command {
+    /// The command line asks for `--json`: no progress bars then, even on a terminal.
+    /// A command that gains a `--json` flag belongs here.
+    fn json(&self) -> bool {
+        match self {
+            Command::Scan(a) => a.json,
+            Command::Verify(a) => a.json,
+            Command::Dump(a) => a.json,
+            Command::Stats(a) => a.json,
+            Command::Repair(a) => a.json,
+            Command::Upgrade(a) => a.json,
+            Command::Checkpoint(a) => a.json,
+            // Its output is always JSON, but that is the data; progress goes to stderr.
+            Command::Export(a) => a.json,
+            Command::Snapshot(a) => a.json(),
+            Command::Apply(_)
+            | Command::Demo(_)
+            | Command::DemoWriter(_)
+            | Command::Put(_)
+            | Command::Get(_)
+            | Command::Del(_)
+            | Command::Import(_)
+            | Command::Completions(_)
+            | Command::Man(_) => false,
+        }
     }
 }
 
@@ -155,6 +192,8 @@ fn run(command: Command) -> CliResult {
         Command::Export(a) => export::export(&a.dir),
         Command::Import(a) => export::import(&a.dir, a.replace),
         Command::Snapshot(a) => snapshot::run(a),
+        Command::Completions(a) => completions::run(a.shell),
+        Command::Man(a) => man::run(a.out.as_deref()),
     }
 }
 

@@ -1,11 +1,14 @@
 //! What every command shares: failures and their exit codes, opening stores, showing
-//! bytes as text or JSON, and progress bars (only when stderr is a terminal).
+//! bytes as text or JSON, and progress bars (only when stderr is a terminal, never with
+//! `--json`).
 
+use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressState, ProgressStyle};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 use walstate::{Error, KvStore, Options};
@@ -97,15 +100,26 @@ impl From<serde_json::Error> for Failure {
 // Opening stores
 // ---------------------------------------------------------------------------------------
 
+/// The options every CLI open starts from: the library's default checkpoint trigger
+/// (what `stats` measures against and `checkpoint::if_due` evaluates), but no background
+/// checkpoints (a CLI process is short-lived and exits before one would finish; writing
+/// commands call `checkpoint::if_due` before they close instead), and checkpoints and
+/// snapshots written on request are not paced: an operator waits.
+pub(crate) fn cli_options() -> Options {
+    Options::default()
+        .background_checkpoints(false)
+        .checkpoint_write_rate(None)
+}
+
 /// Opens the key-value store for writing, creating it when `create` and DIR is missing
-/// or empty. Background checkpoints are off (a CLI process is short-lived), and the
-/// checkpoints and snapshots it writes on request are not paced: an operator waits.
+/// or empty, with [`cli_options`].
 pub(crate) fn open_kv_writer(dir: &Path, create: bool) -> Result<KvStore, Failure> {
-    let options = Options::default()
-        .create_if_missing(create)
-        .checkpoint_after_bytes(None)
-        .checkpoint_write_rate(None);
-    let store = KvStore::open(dir, options).map_err(|err| kv_open_failure(dir, err))?;
+    let options = cli_options().create_if_missing(create);
+    // Recovery replays the journal since the newest checkpoint: seconds for a long one.
+    let spinner = spinner(&format!("opening {} (recovery)", dir.display()));
+    let opened = KvStore::open(dir, options);
+    finish(spinner);
+    let store = opened.map_err(|err| kv_open_failure(dir, err))?;
     note_recovery(&store);
     Ok(store)
 }
@@ -129,8 +143,10 @@ fn kv_open_failure(dir: &Path, err: Error) -> Failure {
 /// Opens the key-value store read-only (no lock; works while a writer runs). Never
 /// creates anything.
 pub(crate) fn open_kv_reader(dir: &Path) -> Result<KvStore, Failure> {
-    KvStore::open_read_only(dir, Options::default().create_if_missing(false))
-        .map_err(|err| kv_open_failure(dir, err))
+    let spinner = spinner(&format!("opening {} (recovery)", dir.display()));
+    let opened = KvStore::open_read_only(dir, cli_options().create_if_missing(false));
+    finish(spinner);
+    opened.map_err(|err| kv_open_failure(dir, err))
 }
 
 /// Tells the operator on stderr when opening changed something on disk.
@@ -287,31 +303,116 @@ pub(crate) fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
 // Progress
 // ---------------------------------------------------------------------------------------
 
-/// A progress bar over `total` units on stderr, or `None` when stderr is not a terminal.
+/// Set once by `main` for a `--json` run: no progress then, even on a terminal (a tool
+/// reading the JSON may well show stderr to a person, mixed with it).
+static PROGRESS_OFF: AtomicBool = AtomicBool::new(false);
+
+/// Turns progress off for the rest of the process (`--json`).
+pub(crate) fn disable_progress() {
+    PROGRESS_OFF.store(true, Ordering::Relaxed);
+}
+
+/// Progress is drawn only on a terminal, and never in `--json` mode: a piped or
+/// redirected stderr gets no bytes from it.
+fn progress_wanted() -> bool {
+    !PROGRESS_OFF.load(Ordering::Relaxed) && io::stderr().is_terminal()
+}
+
+/// Progress for output written to stdout as the work goes (records, entries): only when
+/// stdout is not the same terminal, where a bar would interleave with the output (which
+/// is progress enough there).
+pub(crate) fn progress_beside_stdout() -> bool {
+    progress_wanted() && !io::stdout().is_terminal()
+}
+
+/// What a bar counts.
+#[derive(Clone, Copy)]
+pub(crate) enum Units {
+    Bytes,
+    /// Things, by this (plural) name.
+    Items(&'static str),
+}
+
+/// No estimate before this much of the work is done, or this much time has passed:
+/// the first moments (opening files, a cold cache) say nothing about the rest, and an
+/// estimate from them reads "2d".
+const ETA_MIN_FRACTION: f32 = 0.02;
+const ETA_MIN_ELAPSED: Duration = Duration::from_secs(1);
+
+/// The `{eta}` of our bars: the average rate since the start, not indicatif's
+/// short-window estimator, and nothing until [`ETA_MIN_FRACTION`] and [`ETA_MIN_ELAPSED`].
+fn eta(state: &ProgressState, out: &mut dyn fmt::Write) {
+    let text = eta_text(state.fraction(), state.elapsed());
+    let _ = out.write_str(&text); // ok: writing into indicatif's buffer
+}
+
+/// The text of [`eta`] at `fraction` done after `elapsed`.
+fn eta_text(fraction: f32, elapsed: Duration) -> String {
+    if fraction >= 1.0 {
+        return "done".into();
+    }
+    if fraction < ETA_MIN_FRACTION || elapsed < ETA_MIN_ELAPSED {
+        return "estimating".into();
+    }
+    let fraction = f64::from(fraction);
+    let remaining = elapsed.mul_f64((1.0 - fraction) / fraction);
+    format!("{} left", HumanDuration(remaining))
+}
+
+/// A progress bar over `total` bytes on stderr, or `None` when progress is not wanted
+/// (stderr is not a terminal, or `--json`).
 pub(crate) fn progress_bar(total: u64, message: &str) -> Option<ProgressBar> {
-    if !io::stderr().is_terminal() {
+    counter(Some(total), Units::Bytes, message)
+}
+
+/// A bar over `total` units when the total is known, else a spinner counting them;
+/// `None` when progress is not wanted.
+pub(crate) fn counter(total: Option<u64>, units: Units, message: &str) -> Option<ProgressBar> {
+    if !progress_wanted() {
         return None;
     }
-    let bar = ProgressBar::new(total);
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
-    {
-        bar.set_style(style.progress_chars("=> "));
+    let template = match (total, units) {
+        (Some(_), Units::Bytes) => "{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})".to_owned(),
+        (Some(_), Units::Items(name)) => {
+            format!("{{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {name} ({{eta}})")
+        }
+        (None, Units::Bytes) => "{spinner} {msg} {bytes}".to_owned(),
+        (None, Units::Items(name)) => format!("{{spinner}} {{msg}} {{human_pos}} {name}"),
+    };
+    let bar = match total {
+        Some(total) => ProgressBar::new(total),
+        None => ProgressBar::new_spinner(),
+    };
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style.with_key("eta", eta).progress_chars("=> "));
     }
     bar.set_message(message.to_owned());
+    if total.is_none() {
+        bar.enable_steady_tick(Duration::from_millis(100));
+    }
     Some(bar)
 }
 
-/// A spinner on stderr for work without a known size, or `None` when stderr is not a
-/// terminal.
+/// A spinner on stderr for work without a known size, or `None` when progress is not
+/// wanted.
 pub(crate) fn spinner(message: &str) -> Option<ProgressBar> {
-    if !io::stderr().is_terminal() {
+    if !progress_wanted() {
         return None;
     }
     let bar = ProgressBar::new_spinner();
     bar.set_message(message.to_owned());
     bar.enable_steady_tick(Duration::from_millis(100));
     Some(bar)
+}
+
+/// Counts the item at `index` (0-based) on `bar`, if any, in steps of 1024 items.
+pub(crate) fn tick(bar: &Option<ProgressBar>, index: usize) {
+    const STEP: usize = 1024;
+    if let Some(bar) = bar
+        && (index + 1).is_multiple_of(STEP)
+    {
+        bar.inc(STEP as u64);
+    }
 }
 
 /// Removes a progress bar or spinner, if any.
@@ -339,5 +440,15 @@ mod tests {
         assert!(bytes_from_json(&json!({"hex": "abc"})).is_err());
         assert!(bytes_from_json(&json!({"hex": "zz"})).is_err());
         assert!(bytes_from_json(&json!(5)).is_err());
+    }
+
+    #[test]
+    fn no_eta_until_enough_is_done_then_the_average_rate() {
+        // The first ETA of a dump once read "2d".
+        assert_eq!(eta_text(0.001, Duration::from_millis(300)), "estimating");
+        assert_eq!(eta_text(0.5, Duration::from_millis(300)), "estimating");
+        assert_eq!(eta_text(0.01, Duration::from_secs(30)), "estimating");
+        assert_eq!(eta_text(0.25, Duration::from_secs(10)), "30 seconds left");
+        assert_eq!(eta_text(1.0, Duration::from_secs(10)), "done");
     }
 }

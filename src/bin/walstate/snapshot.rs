@@ -78,10 +78,20 @@ pub(crate) fn run(args: Args) -> CliResult {
     }
 }
 
+impl Args {
+    /// Whether the subcommand prints JSON (no progress then).
+    pub(crate) fn json(&self) -> bool {
+        matches!(self.command, Command::List { json: true, .. })
+    }
+}
+
 /// `walstate snapshot create DIR NAME`.
 pub(crate) fn create(dir: &Path, name: &str) -> CliResult {
     let store = output::open_kv_writer(dir, false)?;
-    let info = store.snapshot(name)?;
+    let spinner = output::spinner(&format!("writing snapshot {name}"));
+    let info = store.snapshot(name);
+    output::finish(spinner);
+    let info = info?;
     store.close()?;
     writeln!(
         io::stdout(),
@@ -135,7 +145,10 @@ pub(crate) fn list(dir: &Path, as_json: bool) -> CliResult {
 /// `walstate snapshot restore DIR NAME`.
 pub(crate) fn restore(dir: &Path, name: &str) -> CliResult {
     let store = output::open_kv_writer(dir, false)?;
-    let info = store.restore_snapshot(name)?;
+    let spinner = output::spinner(&format!("restoring snapshot {name}"));
+    let info = store.restore_snapshot(name);
+    output::finish(spinner);
+    let info = info?;
     let keys = store.len()?;
     store.close()?;
     writeln!(

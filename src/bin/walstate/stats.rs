@@ -25,7 +25,11 @@ use crate::{CliResult, exit};
 #[command(after_help = "Example:\n  walstate stats ./data\n\n\
     The replay estimate is measured: stats scans the whole journal (checksums and command \
     decoding, what open does) and loads the newest checkpoint, then scales the measured \
-    speed to the journal bytes after that checkpoint. Read-only; works while a writer runs.")]
+    speed to the journal bytes after that checkpoint. Read-only; works while a writer runs.\n\n\
+    It also compares the journal bytes after the newest checkpoint with the checkpoint \
+    trigger (32 MiB, the library default, which put, del and import evaluate before they \
+    exit) and says \"checkpoint overdue: run `walstate checkpoint DIR`\" once past it \
+    (--json: checkpoint_trigger_bytes, checkpoint_overdue).")]
 pub(crate) struct Args {
     /// Store directory.
     pub(crate) dir: PathBuf,
@@ -51,6 +55,12 @@ struct Stats {
     newest_checkpoint_lsn: u64,
     records_since_checkpoint: u64,
     journal_bytes_since_checkpoint: u64,
+    /// The checkpoint trigger the CLI's writing commands use (`Options::checkpoint_after_bytes`,
+    /// the library default): journal bytes since the last checkpoint past which one is
+    /// due. An application may open the store with another.
+    checkpoint_trigger_bytes: Option<u64>,
+    /// `journal_bytes_since_checkpoint` has reached the trigger: run `walstate checkpoint DIR`.
+    checkpoint_overdue: bool,
     replay: ReplayEstimate,
     /// The first journal defect, worded as `verify` words it.
     defect: Option<String>,
@@ -87,10 +97,7 @@ struct ReplayEstimate {
 /// `walstate stats DIR [--json]`.
 pub(crate) fn run(dir: &Path, as_json: bool) -> CliResult {
     output::ensure_store(dir)?;
-    let spinner = output::spinner("measuring");
-    let stats = collect(dir);
-    output::finish(spinner);
-    let stats = stats?;
+    let stats = collect(dir)?;
     if as_json {
         output::print_json(&stats)?;
     } else {
@@ -119,9 +126,11 @@ fn collect(dir: &Path) -> Result<Stats, Failure> {
         });
     }
     let newest_checkpoint_lsn = newest_valid.as_ref().map_or(0, |(lsn, _)| *lsn);
+    let spinner = output::spinner("loading the newest checkpoint");
     let checkpoint_load_ms = newest_valid
         .as_ref()
         .map_or(0.0, |(_, path)| time_checkpoint_load(path));
+    output::finish(spinner);
 
     let segment_files = journal::list_segments(&RealFs, dir)?;
     let scan_from = segment_files
@@ -145,6 +154,7 @@ fn collect(dir: &Path) -> Result<Stats, Failure> {
     let mut journal_bytes_since_checkpoint = 0;
     let mut scanned_bytes = 0;
     let mut scratch = KvState::new();
+    let bar = output::progress_bar(segments.bytes, "measuring the journal");
     let started = Instant::now();
     let outcome = journal::scan(
         &RealFs,
@@ -160,6 +170,9 @@ fn collect(dir: &Path) -> Result<Stats, Failure> {
                 segments.first_lsn.get_or_insert(record.lsn);
                 segments.last_lsn = Some(record.lsn);
                 scanned_bytes += frame;
+                if let Some(bar) = &bar {
+                    bar.inc(frame);
+                }
                 if record.lsn > newest_checkpoint_lsn {
                     records_since_checkpoint += 1;
                     journal_bytes_since_checkpoint += frame;
@@ -173,8 +186,10 @@ fn collect(dir: &Path) -> Result<Stats, Failure> {
             }
             Ok(())
         },
-    )?;
+    );
     let scan_secs = started.elapsed().as_secs_f64();
+    output::finish(bar);
+    let outcome = outcome?;
     let measured_mib_per_s = if scan_secs > 0.0 {
         scanned_bytes as f64 / (1024.0 * 1024.0) / scan_secs
     } else {
@@ -185,6 +200,7 @@ fn collect(dir: &Path) -> Result<Stats, Failure> {
     } else {
         0.0
     };
+    let checkpoint_trigger_bytes = output::cli_options().checkpoint_trigger_bytes();
     let defect = outcome.defect.as_ref().map(|d| {
         format!(
             "{:?} at offset {} of {} (expected LSN {}): {}",
@@ -208,6 +224,9 @@ fn collect(dir: &Path) -> Result<Stats, Failure> {
         newest_checkpoint_lsn,
         records_since_checkpoint,
         journal_bytes_since_checkpoint,
+        checkpoint_trigger_bytes,
+        checkpoint_overdue: checkpoint_trigger_bytes
+            .is_some_and(|trigger| journal_bytes_since_checkpoint >= trigger),
         replay: ReplayEstimate {
             checkpoint_load_ms,
             measured_mib_per_s,
@@ -317,6 +336,23 @@ fn print_text(stats: &Stats) -> Result<(), Failure> {
         human_bytes(stats.journal_bytes_since_checkpoint),
         stats.newest_checkpoint_lsn
     )?;
+    match stats.checkpoint_trigger_bytes {
+        Some(trigger) if stats.checkpoint_overdue => writeln!(
+            out,
+            "  checkpoint overdue: run `walstate checkpoint {}` ({} of journal since the last, trigger {})",
+            dir.display(),
+            human_bytes(stats.journal_bytes_since_checkpoint),
+            human_bytes(trigger)
+        )?,
+        Some(trigger) => writeln!(
+            out,
+            "  checkpoint due   after {} of journal (the default trigger; {} so far, {:.0}%)",
+            human_bytes(trigger),
+            human_bytes(stats.journal_bytes_since_checkpoint),
+            stats.journal_bytes_since_checkpoint as f64 * 100.0 / trigger as f64
+        )?,
+        None => writeln!(out, "  checkpoint due   never (no trigger)")?,
+    }
     let replay = &stats.replay;
     writeln!(
         out,
