@@ -359,6 +359,9 @@ pub(crate) fn run(dir: &Path) -> CliResult {
     if let Some(message) = unreadable {
         return Err(Failure::new(exit::FAILURE, message));
     }
+    // A long apply may pass the store's checkpoint trigger; the CLI runs no background
+    // checkpointer, so it writes the checkpoint that is due before it exits.
+    crate::checkpoint::if_due(&store, dir);
     store.close()?;
     if bad_lines > 0 {
         eprintln!(

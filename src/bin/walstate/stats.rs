@@ -27,7 +27,7 @@ use crate::{CliResult, exit};
     decoding, what open does) and loads the newest checkpoint, then scales the measured \
     speed to the journal bytes after that checkpoint. Read-only; works while a writer runs.\n\n\
     It also compares the journal bytes after the newest checkpoint with the checkpoint \
-    trigger (32 MiB, the library default, which put, del and import evaluate before they \
+    trigger (32 MiB, the library default, which put, del, import and apply evaluate before they \
     exit) and says \"checkpoint overdue: run `walstate checkpoint DIR`\" once past it \
     (--json: checkpoint_trigger_bytes, checkpoint_overdue).")]
 pub(crate) struct Args {
