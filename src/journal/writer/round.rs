@@ -11,7 +11,7 @@ use super::barrier::{Outcome, Request, Requests};
 use super::health::retell;
 use super::segment_writer::{SegmentWriter, WriteFailure};
 use super::{RECORD_HEADER_LEN, Shared};
-use crate::error::{Error, Result, is_enospc};
+use crate::error::{DiskFullOp, Error, Result, is_enospc};
 use crate::journal::segment::CreateFailure;
 
 /// What one leader round produced: requests made durable (hooks not yet run) and
@@ -241,6 +241,7 @@ impl Shared {
             Error::DiskFull {
                 path: path.clone(),
                 offset,
+                op: DiskFullOp::Commit,
             }
         } else {
             Error::io("write", &path, err)
