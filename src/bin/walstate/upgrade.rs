@@ -27,9 +27,6 @@ pub(crate) struct Args {
     /// Only print what would be rewritten.
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 /// `walstate upgrade DIR [--dry-run] [--json]`.
