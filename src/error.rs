@@ -350,9 +350,16 @@ impl Error {
 
     /// Says which operation a full disk stopped: a [`Error::DiskFull`] gets `op`, other
     /// errors are returned unchanged.
+    /// An I/O error that is ENOSPC (preallocating, creating a file) becomes a
+    /// [`Error::DiskFull`] too.
     pub(crate) fn during(self, op: DiskFullOp) -> Self {
         match self {
             Error::DiskFull { path, offset, .. } => Error::DiskFull { path, offset, op },
+            Error::Io { path, source, .. } if is_enospc(&source) => Error::DiskFull {
+                path,
+                offset: 0,
+                op,
+            },
             other => other,
         }
     }

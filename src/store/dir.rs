@@ -47,7 +47,11 @@ pub(super) fn prepare_dir(vfs: &VfsRef, dir: &Path, create: bool) -> Result<bool
                 .map_err(|err| Error::io("list directory", dir, err))?;
             if recovery::looks_like_store(&names) {
                 Ok(false)
-            } else if create && names.iter().all(|name| recovery::is_creation_leftover(name)) {
+            } else if create
+                && names
+                    .iter()
+                    .all(|name| recovery::is_creation_leftover(name))
+            {
                 // Empty, or the lock file of a creation that did not finish.
                 Ok(true)
             } else {

@@ -283,7 +283,8 @@ impl<S: StateMachine> Store<S> {
         schema: Schema,
     ) -> Result<Self> {
         recovered.report.created = created;
-        let journal = match Self::start_journal(&dir, &options, &vfs, &recovered, &schema) {
+        let journal = match Self::start_journal(&dir, &options, &vfs, &recovered, &schema, created)
+        {
             Ok(journal) => journal,
             // Still holding the lock: nothing else writes while creation is undone.
             Err(err) => return Err(dir::undo_creation(vfs.as_ref(), &dir, created, err)),
@@ -313,13 +314,15 @@ impl<S: StateMachine> Store<S> {
     }
 
     /// Writes the schema file (first: every segment and checkpoint from now on names it)
-    /// and resumes the journal after what recovery found.
+    /// and resumes the journal after what recovery found. A store being `created` gets
+    /// its first segment now: creation is finished, or fails, within the open.
     fn start_journal(
         dir: &Path,
         options: &Options,
         vfs: &VfsRef,
         recovered: &recovery::Recovered<S>,
         schema: &Schema,
+        created: bool,
     ) -> Result<Journal> {
         let store_id = recovered.report.store_id.ok_or_else(|| {
             Error::InvalidArgument(format!(
@@ -332,7 +335,11 @@ impl<S: StateMachine> Store<S> {
             schema_id: schema.id().get(),
             ..options.journal.clone()
         };
-        Journal::resume(vfs.clone(), dir, journal_options, &recovered.outcome)
+        let journal = Journal::resume(vfs.clone(), dir, journal_options, &recovered.outcome)?;
+        if created {
+            journal.start_first_segment()?;
+        }
+        Ok(journal)
     }
 
     /// Opens the store without taking the writer lock and without ever writing: works

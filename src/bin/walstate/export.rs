@@ -130,7 +130,9 @@ pub(crate) fn import(dir: &Path, replace: bool, as_json: bool) -> CliResult {
     if commands.is_empty() {
         output::note("the document has no entries; nothing to import");
         if as_json {
-            output::print_json(&json!({"entries": 0, "removed": null, "first_lsn": null, "lsn": null}))?;
+            output::print_json(
+                &json!({"entries": 0, "removed": null, "first_lsn": null, "lsn": null}),
+            )?;
         }
         return Ok(exit::OK);
     }
@@ -142,11 +144,10 @@ pub(crate) fn import(dir: &Path, replace: bool, as_json: bool) -> CliResult {
     let outputs = match applied {
         Ok(outputs) => outputs,
         Err(err @ Error::InvalidArgument(_)) => {
-            return Err(Failure::new(
-                exit::BAD_INPUT,
-                format!("{err}; nothing was imported"),
-            )
-            .hint("`walstate help import` shows the limits; split the document"));
+            return Err(
+                Failure::new(exit::BAD_INPUT, format!("{err}; nothing was imported"))
+                    .hint("`walstate help import` shows the limits; split the document"),
+            );
         }
         Err(err) => return Err(err.into()),
     };

@@ -162,7 +162,10 @@ fn usage_error(err: clap::Error) -> ExitCode {
         .map(str::trim)
         .collect::<Vec<_>>()
         .join(" ");
-    let message = message.strip_prefix("error: ").unwrap_or(&message).to_owned();
+    let message = message
+        .strip_prefix("error: ")
+        .unwrap_or(&message)
+        .to_owned();
     let failure = output::Failure::new(exit::USAGE, message)
         .hint("`walstate help` lists the commands; `walstate help COMMAND` shows one's arguments");
     ExitCode::from(failure.report())

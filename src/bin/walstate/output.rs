@@ -177,7 +177,9 @@ fn io_hint(path: &Path, source: &io::Error) -> String {
             "part of {path} is a file, not a directory: check the path and give the store's directory as DIR"
         ),
         io::ErrorKind::NotFound => {
-            format!("{path} does not exist (any more): check the path, then `walstate verify {dir}`")
+            format!(
+                "{path} does not exist (any more): check the path, then `walstate verify {dir}`"
+            )
         }
         io::ErrorKind::AlreadyExists => format!(
             "{path} exists but is not what walstate expects there: move it aside, then retry"

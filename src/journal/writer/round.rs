@@ -317,7 +317,7 @@ impl Shared {
 
     /// Starts a new segment whose first LSN is the next LSN (the previous one has been
     /// synced). A new segment whose name may not be durable poisons.
-    fn rotate(&self, writer: &mut SegmentWriter) -> Result<()> {
+    pub(super) fn rotate(&self, writer: &mut SegmentWriter) -> Result<()> {
         match writer.start_segment() {
             Ok(()) => {
                 self.syncer.count_sync();
