@@ -391,6 +391,7 @@ fn prepare_dir(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
             format!("{} {why}; refusing to delete it", dir.display()),
         )
         .hint("pass another directory: `walstate demo /tmp/walstate-demo`")
+        .path(dir)
     };
     match std::fs::symlink_metadata(dir) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),

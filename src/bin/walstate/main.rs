@@ -146,8 +146,14 @@ fn usage_error(err: clap::Error) -> ExitCode {
         _ => exit::USAGE,
     };
     let json = std::env::args_os().skip(1).any(|arg| arg == "--json");
-    if code == exit::OK || !json {
+    if code == exit::OK {
         let _ = err.print();
+        return ExitCode::from(code);
+    }
+    let next = "`walstate help` lists the commands; `walstate help COMMAND` shows one's arguments and examples";
+    if !json {
+        let _ = err.print();
+        eprintln!("walstate: next: {next}");
         return ExitCode::from(code);
     }
     output::set_json(true);
@@ -166,8 +172,7 @@ fn usage_error(err: clap::Error) -> ExitCode {
         .strip_prefix("error: ")
         .unwrap_or(&message)
         .to_owned();
-    let failure = output::Failure::new(exit::USAGE, message)
-        .hint("`walstate help` lists the commands; `walstate help COMMAND` shows one's arguments");
+    let failure = output::Failure::new(exit::USAGE, message).hint(next);
     ExitCode::from(failure.report())
 }
 

@@ -31,6 +31,7 @@ pub(crate) struct Args {
 
 /// `walstate upgrade DIR [--dry-run] [--json]`.
 pub(crate) fn run(dir: &Path, dry_run: bool, as_json: bool) -> CliResult {
+    output::ensure_store(dir)?;
     let spinner = output::spinner(if dry_run { "checking" } else { "upgrading" });
     let report = walstate::upgrade::upgrade(&RealFs, dir, dry_run);
     output::finish(spinner);
