@@ -53,7 +53,7 @@ pub(crate) mod exit {
     /// snapshot or restore file, a `LOCK` that is not a file (verify), no usable
     /// checkpoint with a journal that does not reach LSN 1. The message says what to do.
     pub const NEEDS_ATTENTION: u8 = 4;
-    /// Bad command line (sysexits EX_USAGE).
+    /// Bad command line (sysexits EX_USAGE), including an invalid snapshot name.
     pub const USAGE: u8 = 64;
     /// Bad input data on stdin: a malformed `apply` line or `import` document (sysexits
     /// EX_DATAERR).
@@ -76,6 +76,8 @@ Exit codes (all commands):
   4   damage that needs the operator, not salvage (a damaged snapshot, a LOCK
       that is not a file, no usable state left); the message says what to do
   64  bad command line     65  bad input on stdin
+Every error ends with a `next:` line. --json (any command): JSON on stdout, and an
+error as one JSON object on stderr: {\"error\",\"path\",\"next\",\"exit_code\"}.
 Run `walstate help COMMAND` for a command's manual.";
 
 /// The recovery tool for walstate stores.
@@ -94,8 +96,8 @@ Run `walstate help COMMAND` for a command's manual.";
     propagate_version = true
 )]
 struct Cli {
-    /// Print JSON: success output on stdout as JSON, and on stderr one JSON object, an
-    /// error as {"error":..,"path":..,"next":..,"exit_code":N} (exit codes unchanged).
+    /// Print JSON: success output as JSON on stdout; an error as one JSON object on
+    /// stderr, {"error":..,"path":..,"next":..,"exit_code":N} (exit codes unchanged).
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
