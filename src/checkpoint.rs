@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::{CodecFailure, Error, Result};
+use crate::error::{CodecFailure, DiskFullOp, Error, Result};
 use crate::format;
 use std::io;
 
@@ -160,6 +160,7 @@ fn write_error(path: &Path, err: io::Error) -> Error {
         Error::DiskFull {
             path: path.to_path_buf(),
             offset: 0,
+            op: DiskFullOp::WriteFile,
         }
     } else {
         Error::io("write", path, err)
@@ -256,6 +257,7 @@ fn stream_state<S: StateMachine>(
             Error::DiskFull {
                 path: path.to_path_buf(),
                 offset: 0,
+                op: DiskFullOp::WriteFile,
             }
         } else {
             Error::io(op, path, err)

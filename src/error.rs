@@ -41,16 +41,20 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// The disk is full: the commit failed, nothing of it was left on disk, and the
-    /// store keeps working once space is freed.
+    /// The disk is full: the operation (`op`: a commit, a checkpoint, a snapshot, ...)
+    /// was not done, nothing of it was left on disk, and the store keeps working once
+    /// space is freed.
     #[error(
-        "no space left writing {path} at offset {offset}: the commit was not made; free disk space and retry"
+        "no space left writing {path} at offset {offset}: {}; free disk space and retry",
+        op.not_done()
     )]
     DiskFull {
-        /// The segment being written.
+        /// The file being written.
         path: PathBuf,
         /// Where the failed write started.
         offset: u64,
+        /// What the full disk stopped.
+        op: DiskFullOp,
     },
 
     /// A previous fsync/fdatasync (or an unrecoverable write) failed. Data the OS reported
@@ -94,7 +98,7 @@ pub enum Error {
 
     /// The directory exists but holds no walstate store (and creation was not requested).
     #[error(
-        "{path} is not a walstate store (no segments, checkpoints or lock file); check the path, or open with `Options::create_if_missing(true)` to create a new store"
+        "{path} is not a walstate store (no identity, segment, checkpoint or schema file); check the path, or open with `Options::create_if_missing(true)` to create a new store"
     )]
     NotAStore {
         /// The directory.
@@ -216,6 +220,48 @@ pub enum Error {
     StreamStopped,
 }
 
+/// What a full disk stopped ([`Error::DiskFull`]): its message says what was not done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DiskFullOp {
+    /// A commit (an append to the journal).
+    Commit,
+    /// Writing a checkpoint.
+    Checkpoint,
+    /// Creating a named snapshot.
+    Snapshot,
+    /// Restoring a named snapshot.
+    Restore,
+    /// `repair --salvage` (quarantining the damaged files).
+    Salvage,
+    /// Creating a new store.
+    CreateStore,
+    /// Writing a store file for some other operation (a schema or identity file, a
+    /// format upgrade, a migration).
+    WriteFile,
+}
+
+impl DiskFullOp {
+    /// What was not done, and that the store is unchanged.
+    pub fn not_done(self) -> &'static str {
+        match self {
+            DiskFullOp::Commit => "the commit was not made and the store is unchanged",
+            DiskFullOp::Checkpoint => {
+                "the checkpoint was not written and the store is unchanged (its journal still holds every commit)"
+            }
+            DiskFullOp::Snapshot => "the snapshot was not created and the store is unchanged",
+            DiskFullOp::Restore => "the snapshot was not restored and the store's state is unchanged",
+            DiskFullOp::Salvage => {
+                "nothing was salvaged and the store is unchanged (no file was moved to quarantine/)"
+            }
+            DiskFullOp::CreateStore => {
+                "the store was not created (what creation had written was removed)"
+            }
+            DiskFullOp::WriteFile => "the file was not written and the store is unchanged",
+        }
+    }
+}
+
 /// What kind of codec failure an [`Error::Codec`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -307,6 +353,22 @@ impl Error {
             op,
             path: path.into(),
             source,
+        }
+    }
+
+    /// Says which operation a full disk stopped: a [`Error::DiskFull`] gets `op`, other
+    /// errors are returned unchanged.
+    /// An I/O error that is ENOSPC (preallocating, creating a file) becomes a
+    /// [`Error::DiskFull`] too.
+    pub(crate) fn during(self, op: DiskFullOp) -> Self {
+        match self {
+            Error::DiskFull { path, offset, .. } => Error::DiskFull { path, offset, op },
+            Error::Io { path, source, .. } if is_enospc(&source) => Error::DiskFull {
+                path,
+                offset: 0,
+                op,
+            },
+            other => other,
         }
     }
 

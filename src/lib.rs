@@ -83,7 +83,7 @@ mod store;
 
 pub use checkpoint::SnapshotInfo;
 pub use codec::Codec;
-pub use error::{CodecError, CodecFailure, Error, Result};
+pub use error::{CodecError, CodecFailure, DiskFullOp, Error, Result};
 pub use format::{SchemaId, StoreId};
 pub use journal::{Defect, DefectKind, JournalStats, SyncPolicy, TornTailTruncation};
 pub use kv::{CasMismatch, Entries as KvEntries, KvApplied, KvCommand, KvOutput, KvState};

@@ -1342,3 +1342,587 @@ fn piped_runs_print_no_progress() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// --json everywhere, and messages that say what to do next (issue 20)
+// ---------------------------------------------------------------------------------------
+
+/// Stderr of a command run with --json that failed: exactly one JSON object with the
+/// error, the path, the next step and the exit code (the process's own).
+#[track_caller]
+fn json_error(output: &Output) -> Value {
+    let text = stderr(output);
+    let value: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|err| panic!("stderr is not one JSON object ({err}): {text}"));
+    assert!(value["error"].is_string(), "{value}");
+    assert!(
+        value["path"].is_string() || value["path"].is_null(),
+        "{value}"
+    );
+    assert!(
+        value["next"].is_string(),
+        "an error has a next step: {value}"
+    );
+    assert_eq!(value["exit_code"], code(output), "{value}");
+    value
+}
+
+/// Runs walstate with --json (and stdin) and asserts the exit code.
+#[track_caller]
+fn expect_json_code(args: &[&str], stdin: &[u8], expected: i32) -> Output {
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let output = walstate_with_stdin(&with_json, stdin);
+    assert_eq!(
+        code(&output),
+        expected,
+        "walstate {with_json:?}\nstdout:\n{}\nstderr:\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    output
+}
+
+/// The `walstate: next: ...` line of a failed text-mode command.
+#[track_caller]
+fn next_line(output: &Output) -> String {
+    let text = stderr(output);
+    text.lines()
+        .find_map(|line| line.strip_prefix("walstate: next: "))
+        .unwrap_or_else(|| panic!("no next: line in\n{text}"))
+        .to_owned()
+}
+
+/// A next step names a command (in backticks) or an action to take.
+fn names_command_or_action(next: &str) -> bool {
+    next.contains("`walstate ")
+        || next.contains('`')
+        || [
+            "free disk space",
+            "wait for",
+            "move ",
+            "check the path",
+            "remount",
+            "run walstate as",
+            "put back",
+        ]
+        .iter()
+        .any(|action| next.contains(action))
+}
+
+const EXPORT_DOC: &[u8] =
+    br#"{"format":"walstate-export","version":1,"entries":[{"key":"i","value":"1"}]}"#;
+
+#[test]
+fn every_command_takes_json_and_prints_json_on_success() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("store");
+    let d = arg(&dir);
+    let put = json(&expect_json_code(&["put", d, "k", "v"], b"", 0));
+    assert_eq!(put["lsn"], 1, "{put}");
+    assert_eq!(put["created"], true, "{put}");
+    let put = json(&expect_json_code(&["put", d, "k2", "v2"], b"", 0));
+    assert_eq!(put["lsn"], 2, "{put}");
+    let got = json(&expect_json_code(&["get", d, "k"], b"", 0));
+    assert_eq!(got["value"], "v", "{got}");
+    let del = json(&expect_json_code(&["del", d, "k2"], b"", 0));
+    assert_eq!(del["removed_bytes"], 2, "{del}");
+    let imported = json(&expect_json_code(&["import", d], EXPORT_DOC, 0));
+    assert_eq!(imported["entries"], 1, "{imported}");
+    let applied = expect_json_code(&["apply", d], br#"{"op":"put","key":"a","value":"1"}"#, 0);
+    for line in stdout(&applied).lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|err| panic!("{err}: {line}"));
+    }
+    for args in [
+        vec!["scan", d],
+        vec!["verify", d],
+        vec!["dump", d],
+        vec!["stats", d],
+        vec!["repair", d],
+        vec!["upgrade", d, "--dry-run"],
+        vec!["checkpoint", d],
+        vec!["export", d],
+        vec!["snapshot", "list", d],
+    ] {
+        let output = expect_json_code(&args, b"", 0);
+        json(&output);
+    }
+    let created = json(&expect_json_code(&["snapshot", "create", d, "s1"], b"", 0));
+    assert_eq!(created["name"], "s1", "{created}");
+    let restored = json(&expect_json_code(&["snapshot", "restore", d, "s1"], b"", 0));
+    assert_eq!(restored["snapshot"], "s1", "{restored}");
+    let deleted = json(&expect_json_code(&["snapshot", "delete", d, "s1"], b"", 0));
+    assert_eq!(deleted["deleted"], "s1", "{deleted}");
+    // The flag is global: before the command too.
+    let output = walstate(&["--json", "get", d, "k"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(json(&output)["value"], "v");
+}
+
+#[test]
+fn every_command_with_json_reports_an_error_as_one_json_object_on_stderr() {
+    let tmp = TempDir::new().unwrap();
+    let file = tmp.path().join("regular-file");
+    std::fs::write(&file, "not a store").unwrap();
+    let f = arg(&file);
+    let cases: Vec<(Vec<&str>, &[u8], i32)> = vec![
+        (vec!["put", f, "k", "v"], b"", 3),
+        (vec!["get", f, "k"], b"", 3),
+        (vec!["del", f, "k"], b"", 3),
+        (vec!["scan", f], b"", 3),
+        (
+            vec!["apply", f],
+            br#"{"op":"put","key":"a","value":"1"}"#,
+            3,
+        ),
+        (vec!["verify", f], b"", 3),
+        (vec!["dump", f], b"", 3),
+        (vec!["stats", f], b"", 3),
+        (vec!["repair", f], b"", 3),
+        (vec!["upgrade", f], b"", 3),
+        (vec!["checkpoint", f], b"", 3),
+        (vec!["export", f], b"", 3),
+        (vec!["import", f], EXPORT_DOC, 3),
+        (vec!["import", f], b"not json", 65),
+        (vec!["snapshot", "create", f, "s"], b"", 3),
+        (vec!["snapshot", "list", f], b"", 3),
+        (vec!["snapshot", "restore", f, "s"], b"", 3),
+        (vec!["snapshot", "delete", f, "s"], b"", 3),
+        (vec!["snapshot", "create", f, "../bad"], b"", 64),
+        (vec!["demo", f], b"", 3),
+        (vec!["put", f], b"", 64),
+    ];
+    for (args, stdin, expected) in cases {
+        let output = expect_json_code(&args, stdin, expected);
+        let error = json_error(&output);
+        assert!(stdout(&output).is_empty(), "{args:?}: {}", stdout(&output));
+        if expected == 3 {
+            assert_eq!(error["path"], f, "{args:?}: {error}");
+        }
+    }
+    // A missing key is exit 1, as before, and a JSON error too.
+    let dir = tmp.path().join("store");
+    expect_code(&["put", arg(&dir), "k", "v"], 0);
+    let absent = expect_json_code(&["get", arg(&dir), "missing"], b"", 1);
+    let error = json_error(&absent);
+    assert!(
+        error["error"].as_str().unwrap().contains("absent"),
+        "{error}"
+    );
+}
+
+#[test]
+fn demo_with_json_prints_one_summary_and_says_why_it_recovers_past_the_acks() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("demo");
+    let output = expect_json_code(&["demo", arg(&dir)], b"", 0);
+    let summary = json(&output);
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(summary["marker_lsn"], 1, "{summary}");
+    let acked = summary["acknowledged"].as_u64().unwrap();
+    let in_flight = summary["durable_not_acknowledged"].as_u64().unwrap();
+    assert_eq!(
+        summary["recovered_lsn"].as_u64().unwrap(),
+        1 + acked + in_flight,
+        "{summary}"
+    );
+    // The text demo explains the difference between acks and the recovered LSN.
+    let text = expect_code(&["demo", arg(&dir)], 0);
+    let text = stdout(&text);
+    assert!(text.contains("LSN 1 is the demo's marker key"), "{text}");
+    assert!(text.contains("in flight at the kill"), "{text}");
+    assert!(
+        text.contains("durable on disk but not yet acknowledged"),
+        "{text}"
+    );
+}
+
+#[test]
+fn os_errors_name_the_file_and_say_what_to_do_next() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("store");
+    let segs = build_store(&dir, 3);
+    // A directory where a segment belongs: was "Is a directory (os error 21)" alone.
+    std::fs::remove_file(&segs[0]).unwrap();
+    std::fs::create_dir(&segs[0]).unwrap();
+    for args in [
+        vec!["get", arg(&dir), "k"],
+        vec!["verify", arg(&dir)],
+        vec!["dump", arg(&dir)],
+        vec!["stats", arg(&dir)],
+        vec!["put", arg(&dir), "k", "v"],
+    ] {
+        let output = expect_code(&args, 3);
+        let text = stderr(&output);
+        assert!(text.contains(arg(&segs[0])), "{args:?}: {text}");
+        let next = next_line(&output);
+        assert!(names_command_or_action(&next), "{args:?}: {next}");
+    }
+    let next = next_line(&walstate(&["get", arg(&dir), "k"]));
+    assert!(
+        next.contains("is a directory where walstate expects a file"),
+        "{next}"
+    );
+
+    // A path through a regular file, and a regular file given as DIR.
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let through = file.join("store");
+    for args in [
+        vec!["put", arg(&through), "k", "v"],
+        vec!["dump", arg(&file)],
+        vec!["stats", arg(&file)],
+        vec!["snapshot", "list", arg(&file)],
+    ] {
+        let output = expect_code(&args, 3);
+        let text = stderr(&output);
+        assert!(
+            text.contains(arg(&through)) || text.contains(arg(&file)),
+            "{args:?}: {text}"
+        );
+        assert!(
+            names_command_or_action(&next_line(&output)),
+            "{args:?}: {text}"
+        );
+    }
+
+    // snapshots/ is a file: creating a snapshot names it and what to do.
+    let other = tmp.path().join("other");
+    build_store(&other, 2);
+    std::fs::write(other.join("snapshots"), "x").unwrap();
+    let output = expect_code(&["snapshot", "create", arg(&other), "s"], 3);
+    assert!(stderr(&output).contains("snapshots"), "{}", stderr(&output));
+    assert!(names_command_or_action(&next_line(&output)));
+
+    // stdin is a directory for import.
+    let output = Command::new(env!("CARGO_BIN_EXE_walstate"))
+        .args(["import", arg(&other)])
+        .stdin(std::fs::File::open(tmp.path()).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    assert!(
+        next_line(&output).contains("walstate import"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn verify_and_dump_name_defect_kinds_in_words_not_rust_variants() {
+    let variants = [
+        "TornTail",
+        "Corruption at",
+        "StaleRecord",
+        "LsnGap",
+        "UnsupportedVersion",
+        "ForeignFile",
+    ];
+    let check = |dir: &Path, code: i32, words: &str| {
+        for command in ["verify", "dump"] {
+            let output = expect_code(&[command, arg(dir)], code);
+            let text = format!("{}{}", stdout(&output), stderr(&output));
+            assert!(text.contains(words), "{command}: {text}");
+            for variant in variants {
+                assert!(!text.contains(variant), "{command} shows {variant}: {text}");
+            }
+        }
+    };
+    let tmp = TempDir::new().unwrap();
+    let torn = tmp.path().join("torn");
+    let segs = build_store(&torn, 20);
+    let last = segs.last().unwrap();
+    let (_, offset, len) = *records_in(last).last().unwrap();
+    truncate(last, offset + len - 3);
+    check(&torn, 1, "torn tail at offset");
+
+    let corrupt = tmp.path().join("corrupt");
+    let segs = build_store(&corrupt, 300);
+    let records = records_in(&segs[1]);
+    let (_, offset, len) = records[records.len() / 2];
+    let mut bytes = std::fs::read(&segs[1]).unwrap();
+    bytes[offset + len / 2] ^= 0x10;
+    std::fs::write(&segs[1], &bytes).unwrap();
+    check(&corrupt, 2, "corruption at offset");
+}
+
+#[test]
+fn an_invalid_snapshot_name_is_bad_usage_exit_64_and_touches_nothing() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("store");
+    build_store(&dir, 2);
+    for command in ["create", "restore", "delete"] {
+        for name in ["../escape", ".hidden", "with space", ""] {
+            let output = expect_code(&["snapshot", command, arg(&dir), name], 64);
+            let next = next_line(&output);
+            assert!(next.contains("walstate help snapshot"), "{next}");
+        }
+    }
+    assert!(!dir.join("snapshots").exists());
+}
+
+#[test]
+fn a_directory_holding_only_a_lock_file_is_not_a_store_until_one_is_created_there() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("half-made");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("LOCK"), "pid 1").unwrap();
+    let d = arg(&dir);
+    for args in [
+        vec!["get", d, "k"],
+        vec!["scan", d],
+        vec!["verify", d],
+        vec!["dump", d],
+        vec!["stats", d],
+        vec!["export", d],
+        vec!["snapshot", "list", d],
+        vec!["del", d, "k"],
+        vec!["checkpoint", d],
+    ] {
+        let output = expect_code(&args, 3);
+        let text = stderr(&output);
+        assert!(text.contains("did not finish"), "{args:?}: {text}");
+        assert!(
+            next_line(&output).contains("walstate put"),
+            "{args:?}: {text}"
+        );
+    }
+    // Creating a store there works as in an empty directory.
+    let put = expect_code(&["put", d, "k", "v"], 0);
+    assert!(
+        stderr(&put).contains("created a new store"),
+        "{}",
+        stderr(&put)
+    );
+    assert_eq!(stdout(&expect_code(&["get", d, "k"], 0)), "v\n");
+}
+
+/// A tmpfs of `size` mounted on a temp directory, unmounted on drop; `None` (with the
+/// reason printed) when mounting is not possible here.
+struct SmallFs {
+    mount_point: TempDir,
+}
+
+impl SmallFs {
+    fn mount(size: &str) -> Option<SmallFs> {
+        let mount_point = TempDir::new().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(mount_point.path())
+            .output();
+        match mounted {
+            Ok(output) if output.status.success() => Some(SmallFs { mount_point }),
+            Ok(output) => {
+                println!(
+                    "skipped: cannot mount a small tmpfs: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                );
+                None
+            }
+            Err(err) => {
+                println!("skipped: cannot run mount: {err}");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.mount_point.path()
+    }
+
+    /// Fills the file system: a file that grows until ENOSPC.
+    fn fill(&self) -> PathBuf {
+        let filler = self.path().join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.write_all(&[0]);
+        filler
+    }
+
+    fn remount(&self, option: &str) -> bool {
+        Command::new("mount")
+            .args(["-o", &format!("remount,{option}")])
+            .arg(self.path())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.mount_point.path()).status();
+    }
+}
+
+#[test]
+fn a_store_creation_on_a_full_real_disk_leaves_no_store_and_get_says_so() {
+    let Some(fs) = SmallFs::mount("64k") else {
+        return;
+    };
+    let dir = fs.path().join("store");
+    let output = expect_code(&["put", arg(&dir), "k", "v"], 3);
+    let text = stderr(&output);
+    assert!(text.contains("the store was not created"), "{text}");
+    assert!(names_command_or_action(&next_line(&output)), "{text}");
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|name| name == "LOCK"),
+        "the failed creation left {left:?}"
+    );
+    // Was: "key "k" is absent (store at LSN 0)", exit 1.
+    let got = expect_code(&["get", arg(&dir), "k"], 3);
+    assert!(
+        stderr(&got).contains("not a walstate store"),
+        "{}",
+        stderr(&got)
+    );
+    expect_code(&["verify", arg(&dir)], 3);
+}
+
+#[test]
+fn a_full_disk_during_checkpoint_and_snapshot_says_what_was_not_done() {
+    let Some(fs) = SmallFs::mount("6m") else {
+        return;
+    };
+    let dir = fs.path().join("store");
+    for n in 0..20 {
+        expect_code(&["put", arg(&dir), &key(n), &value(n)], 0);
+    }
+    let filler = fs.fill();
+    let checkpoint = expect_code(&["checkpoint", arg(&dir)], 3);
+    let text = stderr(&checkpoint);
+    assert!(text.contains("the checkpoint was not written"), "{text}");
+    assert!(text.contains("the store is unchanged"), "{text}");
+    assert!(!text.contains("commit was not made"), "{text}");
+    assert!(next_line(&checkpoint).contains("free disk space"), "{text}");
+    let snapshot = expect_code(&["snapshot", "create", arg(&dir), "s"], 3);
+    let text = stderr(&snapshot);
+    assert!(text.contains("the snapshot was not created"), "{text}");
+    assert!(!text.contains("commit was not made"), "{text}");
+    let json = json_error(&expect_json_code(&["checkpoint", arg(&dir)], b"", 3));
+    assert!(
+        json["next"].as_str().unwrap().contains("free disk space"),
+        "{json}"
+    );
+    std::fs::remove_file(filler).unwrap();
+    expect_code(&["checkpoint", arg(&dir)], 0);
+    expect_code(&["snapshot", "create", arg(&dir), "s"], 0);
+    assert_eq!(
+        stdout(&expect_code(&["get", arg(&dir), &key(7)], 0)),
+        format!("{}\n", value(7))
+    );
+}
+
+#[test]
+fn every_error_class_has_a_next_line_naming_a_command_or_action() {
+    let tmp = TempDir::new().unwrap();
+    let mut classes: Vec<(&str, Output)> = Vec::new();
+
+    let store = tmp.path().join("store");
+    build_store(&store, 5);
+    let s = arg(&store);
+    classes.push((
+        "not a store",
+        walstate(&["get", arg(&tmp.path().join("typo")), "k"]),
+    ));
+    classes.push(("missing key", walstate(&["get", s, "no-such-key"])));
+    classes.push((
+        "bad usage (name)",
+        walstate(&["snapshot", "create", s, "../x"]),
+    ));
+    classes.push(("bad usage (clap)", walstate(&["put", s])));
+    classes.push((
+        "snapshot not found",
+        walstate(&["snapshot", "restore", s, "nope"]),
+    ));
+    {
+        let held = KvStore::open(&store, Options::default()).unwrap();
+        classes.push(("locked", walstate(&["put", s, "k", "v"])));
+        drop(held);
+    }
+
+    let corrupt = tmp.path().join("corrupt");
+    let segs = build_store(&corrupt, 300);
+    let records = records_in(&segs[1]);
+    let (_, offset, len) = records[records.len() / 2];
+    let mut bytes = std::fs::read(&segs[1]).unwrap();
+    bytes[offset + len / 2] ^= 0x10;
+    std::fs::write(&segs[1], &bytes).unwrap();
+    classes.push(("corruption", walstate(&["get", arg(&corrupt), "k"])));
+
+    let typed_dir = tmp.path().join("typed");
+    let typed = walstate::Store::<typed::Config>::open(&typed_dir, Options::default()).unwrap();
+    typed.apply(typed::Command::SetWorkers(2)).unwrap();
+    typed.close().unwrap();
+    classes.push((
+        "schema mismatch",
+        walstate(&["put", arg(&typed_dir), "k", "v"]),
+    ));
+
+    let lock_dir = tmp.path().join("lockdir");
+    build_store(&lock_dir, 1);
+    std::fs::remove_file(lock_dir.join("LOCK")).unwrap();
+    std::fs::create_dir(lock_dir.join("LOCK")).unwrap();
+    classes.push((
+        "lock not a file",
+        walstate(&["put", arg(&lock_dir), "k", "v"]),
+    ));
+
+    // Permission denied: as root, run walstate as nobody (root ignores modes).
+    let private = tmp.path().join("private");
+    build_store(&private, 1);
+    let denied = if unsafe { libc::geteuid() } == 0 {
+        use std::os::unix::process::CommandExt;
+        Command::new(env!("CARGO_BIN_EXE_walstate"))
+            .args(["put", arg(&private), "k", "v"])
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let output = walstate(&["put", arg(&private), "k", "v"]);
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        output
+    };
+    assert!(
+        stderr(&denied).contains("permission denied"),
+        "{}",
+        stderr(&denied)
+    );
+    classes.push(("permission denied", denied));
+
+    let small = SmallFs::mount("6m");
+    if let Some(fs) = &small {
+        let dir = fs.path().join("store");
+        expect_code(&["put", arg(&dir), "k", "v"], 0);
+        let filler = fs.fill();
+        classes.push(("disk full", walstate(&["checkpoint", arg(&dir)])));
+        std::fs::remove_file(filler).unwrap();
+        if fs.remount("ro") {
+            let output = walstate(&["put", arg(&dir), "k", "w"]);
+            assert!(
+                stderr(&output).to_lowercase().contains("read-only"),
+                "{}",
+                stderr(&output)
+            );
+            classes.push(("read-only store", output));
+        } else {
+            println!("skipped the read-only class: cannot remount the tmpfs read-only");
+        }
+    }
+
+    for (class, output) in &classes {
+        assert_ne!(code(output), 0, "{class}: {}", stderr(output));
+        let next = next_line(output);
+        assert!(names_command_or_action(&next), "{class}: next: {next}");
+    }
+}

@@ -90,6 +90,25 @@ impl DefectKind {
     pub fn is_torn_tail(self) -> bool {
         self == DefectKind::TornTail
     }
+
+    /// The kind in words, for reports ("torn tail", "LSN gap"); the one wording every
+    /// report (verify's DETAIL column, dump, errors) uses.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DefectKind::TornTail => "torn tail",
+            DefectKind::Corruption => "corruption",
+            DefectKind::StaleRecord => "stale record",
+            DefectKind::LsnGap => "LSN gap",
+            DefectKind::UnsupportedVersion => "unsupported version",
+            DefectKind::ForeignFile => "foreign file",
+        }
+    }
+}
+
+impl std::fmt::Display for DefectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
+    }
 }
 
 /// The first defect the scan met; scanning stops there.
@@ -120,8 +139,9 @@ impl Defect {
     /// The defect in one line, as `verify`'s table and `dump` show it.
     pub fn row_detail(&self) -> String {
         format!(
-            "{:?} at offset {} (expected LSN {}): {}",
-            self.kind, self.offset, self.expected_lsn, self.detail
+            "{} at offset {} (expected LSN {}): {}",
+            self.kind.describe(),
+            self.offset, self.expected_lsn, self.detail
         )
     }
 

@@ -62,19 +62,28 @@ pub(crate) fn looks_like_store(names: &[String]) -> bool {
     names.iter().any(|name| is_store_file_name(name))
 }
 
-/// True for a name that makes its directory a walstate store: the lock or identity
-/// file, a segment, checkpoint, restore or schema file, or the temp file of one (a
-/// crash while the store was being created). The one rule open, verify and the CLI use.
+/// True for a name that makes its directory a walstate store: the identity file, a
+/// segment, checkpoint, restore or schema file, or the temp file of one (a crash while
+/// the store was being created). The one rule open, verify and the CLI use.
+///
+/// The lock file alone does not count: it is the first file creation makes, so a
+/// directory holding only `LOCK` is a creation that did not finish (a crash, a full
+/// disk), with nothing ever committed to it. Read commands call it not a store, and
+/// creating a store there works as in an empty directory. See [`is_creation_leftover`].
 pub fn is_store_file_name(name: &str) -> bool {
-    {
-        let stem = name.strip_suffix(".tmp").unwrap_or(name);
-        stem == LOCK_FILE_NAME
-            || stem == format::IDENTITY_FILE_NAME
-            || format::parse_segment_file_name(stem).is_some()
-            || format::parse_checkpoint_file_name(stem).is_some()
-            || format::parse_restore_file_name(stem).is_some()
-            || format::parse_schema_file_name(stem).is_some()
-    }
+    let stem = name.strip_suffix(".tmp").unwrap_or(name);
+    stem == format::IDENTITY_FILE_NAME
+        || format::parse_segment_file_name(stem).is_some()
+        || format::parse_checkpoint_file_name(stem).is_some()
+        || format::parse_restore_file_name(stem).is_some()
+        || format::parse_schema_file_name(stem).is_some()
+}
+
+/// True for the name of the lock file (or its temp file): what a store creation that
+/// did not finish leaves behind. A directory holding only these is not a store, but a
+/// store can be created in it.
+pub fn is_creation_leftover(name: &str) -> bool {
+    name.strip_suffix(".tmp").unwrap_or(name) == LOCK_FILE_NAME
 }
 
 /// Runs recovery of `dir` for state machine `S`.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::report::SalvageAction;
 use crate::checkpoint::{self};
-use crate::error::{Error, Result};
+use crate::error::{DiskFullOp, Error, Result};
 use crate::format::{self};
 use crate::io::Vfs;
 use crate::journal::QUARANTINE_DIR_NAME;
@@ -66,8 +66,10 @@ pub(crate) fn quarantine(
             .map_err(|err| Error::io("read damaged segment", &defect.path, err))?;
         lost_through = max_lsn_in(&bytes);
         let name = quarantine_name(vfs, &quarantine_dir, &defect.path)?;
+        // Nothing is cut before the whole file is safe in quarantine, so a full disk
+        // here leaves the store as it was.
         checkpoint::write_atomically(vfs, &quarantine_dir, &name, &bytes)
-            .map_err(|failure| failure.error)?;
+            .map_err(|failure| failure.error.during(DiskFullOp::Salvage))?;
         let file = vfs
             .open(&defect.path, crate::io::OpenMode::ReadWrite)
             .map_err(|err| Error::io("open damaged segment", &defect.path, err))?;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Condvar, Mutex};
 
 use crate::checkpoint;
-use crate::error::{Error, Result};
+use crate::error::{DiskFullOp, Error, Result};
 use crate::format;
 use crate::state::StateMachine;
 
@@ -47,7 +47,9 @@ impl<S: StateMachine> Store<S> {
     /// [`crate::Options::checkpoint_write_rate`]; this call returns when the checkpoint is done.
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
         let writer = self.writer()?;
-        self.inner.run_checkpoint(writer)
+        self.inner
+            .run_checkpoint(writer)
+            .map_err(|err| err.during(DiskFullOp::Checkpoint))
     }
 
     /// Writes a checkpoint now, as [`Store::checkpoint`] does, if the trigger says one is

@@ -223,13 +223,17 @@ impl<S: StateMachine> Store<S> {
         // Before anything touches the directory: types without a schema are refused.
         let schema = Schema::of::<S>()?;
         let (dir, vfs, created, lock) = Self::lock_for_writing(dir.as_ref(), &options)?;
-        let recovered = recovery::recover::<S>(
+        let recovered = match recovery::recover::<S>(
             vfs.as_ref(),
             &dir,
             Mode::Writer {
                 salvage: options.salvage,
             },
-        )?;
+        ) {
+            Ok(recovered) => recovered,
+            // Still holding the lock: nothing else writes while creation is undone.
+            Err(err) => return Err(dir::undo_creation(vfs.as_ref(), &dir, created, err)),
+        };
         Self::open_locked(dir, options, vfs, created, lock, recovered, schema)
     }
 
@@ -242,13 +246,22 @@ impl<S: StateMachine> Store<S> {
         options.validate()?;
         let dir = dir.to_path_buf();
         let vfs = options.vfs.clone();
-        let created = prepare_dir(&vfs, &dir, options.create_if_missing)?;
+        let mut created = prepare_dir(&vfs, &dir, options.create_if_missing)?;
         let lock = lock_store(vfs.as_ref(), &dir, options.lock_timeout)?;
+        if created {
+            // Another writer may have created the store between the look and the lock:
+            // then this open does not create it (and a failure undoes nothing of theirs).
+            let names = vfs
+                .read_dir(&dir)
+                .map_err(|err| Error::io("list directory", &dir, err))?;
+            created = !recovery::looks_like_store(&names);
+        }
         // Make the directory's entries durable before building on them: the lock file of
-        // a new store (so a crash cannot leave a directory that is "not a store"), and
-        // entries an earlier writer created whose directory fsync failed.
-        vfs.sync_dir(&dir)
-            .map_err(|err| Error::io("fsync store directory at open", &dir, err))?;
+        // a new store, and entries an earlier writer created whose directory fsync failed.
+        if let Err(err) = vfs.sync_dir(&dir) {
+            let err = Error::io("fsync store directory at open", &dir, err);
+            return Err(dir::undo_creation(vfs.as_ref(), &dir, created, err));
+        }
         let snapshot_dir = dir.join(SNAPSHOT_DIR_NAME);
         if vfs
             .entry_kind(&snapshot_dir)
@@ -272,19 +285,12 @@ impl<S: StateMachine> Store<S> {
         schema: Schema,
     ) -> Result<Self> {
         recovered.report.created = created;
-        // The schema file first: every segment and checkpoint from now on names it.
-        let store_id = recovered.report.store_id.ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "{} has no identity file after recovery as a writer",
-                dir.display()
-            ))
-        })?;
-        schema::files::ensure(vfs.as_ref(), &dir, store_id, &schema)?;
-        let journal_options = crate::journal::JournalOptions {
-            schema_id: schema.id().get(),
-            ..options.journal.clone()
+        let journal = match Self::start_journal(&dir, &options, &vfs, &recovered, &schema, created)
+        {
+            Ok(journal) => journal,
+            // Still holding the lock: nothing else writes while creation is undone.
+            Err(err) => return Err(dir::undo_creation(vfs.as_ref(), &dir, created, err)),
         };
-        let journal = Journal::resume(vfs.clone(), &dir, journal_options, &recovered.outcome)?;
         let writer = Writer {
             journal,
             gate: RwLock::new(()),
@@ -309,6 +315,35 @@ impl<S: StateMachine> Store<S> {
             }
         }
         Ok(store)
+    }
+
+    /// Writes the schema file (first: every segment and checkpoint from now on names it)
+    /// and resumes the journal after what recovery found. A store being `created` gets
+    /// its first segment now: creation is finished, or fails, within the open.
+    fn start_journal(
+        dir: &Path,
+        options: &Options,
+        vfs: &VfsRef,
+        recovered: &recovery::Recovered<S>,
+        schema: &Schema,
+        created: bool,
+    ) -> Result<Journal> {
+        let store_id = recovered.report.store_id.ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{} has no identity file after recovery as a writer",
+                dir.display()
+            ))
+        })?;
+        schema::files::ensure(vfs.as_ref(), dir, store_id, schema)?;
+        let journal_options = crate::journal::JournalOptions {
+            schema_id: schema.id().get(),
+            ..options.journal.clone()
+        };
+        let journal = Journal::resume(vfs.clone(), dir, journal_options, &recovered.outcome)?;
+        if created {
+            journal.start_first_segment()?;
+        }
+        Ok(journal)
     }
 
     /// Opens the store without taking the writer lock and without ever writing: works

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::checkpoint::{self, SNAPSHOT_DIR_NAME, SnapshotInfo};
 use crate::codec;
-use crate::error::{Error, Result};
+use crate::error::{DiskFullOp, Error, Result};
 use crate::format::{self, RECORD_KIND_RESTORE, RestoreMarker};
 use crate::journal::RecordToAppend;
 use crate::recovery;
@@ -51,6 +51,7 @@ impl<S: StateMachine> Store<S> {
         let (state, lsn) = self.inner.clone_state();
         writer.journal.sync()?;
         self.write_snapshot(name, state, lsn)
+            .map_err(|err| err.during(DiskFullOp::Snapshot))
     }
 
     /// The named snapshots, by name.
@@ -69,6 +70,11 @@ impl<S: StateMachine> Store<S> {
     /// middle leaves either the old or the restored state. The replaced state is kept
     /// first as the automatic snapshot named in the result.
     pub fn restore_snapshot(&self, name: &str) -> Result<RestoreInfo> {
+        self.restore_snapshot_unlabelled(name)
+            .map_err(|err| err.during(DiskFullOp::Restore))
+    }
+
+    fn restore_snapshot_unlabelled(&self, name: &str) -> Result<RestoreInfo> {
         checkpoint::validate_snapshot_name(name)?;
         let writer = self.writer()?;
         let snapshot_dir = self.inner.dir.join(SNAPSHOT_DIR_NAME);

@@ -357,16 +357,19 @@ pub(crate) fn run(dir: &Path) -> CliResult {
         )));
     }
     if let Some(message) = unreadable {
-        return Err(Failure::new(exit::FAILURE, message));
+        return Err(Failure::new(exit::FAILURE, message).hint(format!(
+            "the lines read before are applied (their acks say so); give the rest on stdin again: `walstate apply {}`",
+            dir.display()
+        )));
     }
     // A long apply may pass the store's checkpoint trigger; the CLI runs no background
     // checkpointer, so it writes the checkpoint that is due before it exits.
     crate::checkpoint::if_due(&store, dir);
     store.close()?;
     if bad_lines > 0 {
-        eprintln!(
-            "walstate: {bad_lines} line(s) were not applied (see their \"error\"); every other line was"
-        );
+        output::note(format!(
+            "{bad_lines} line(s) were not applied (see their \"error\"); every other line was"
+        ));
         return Ok(exit::BAD_INPUT);
     }
     Ok(exit::OK)

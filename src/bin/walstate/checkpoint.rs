@@ -19,9 +19,6 @@ use crate::{CliResult, exit};
 pub(crate) struct Args {
     /// Store directory.
     pub(crate) dir: PathBuf,
-    /// Print JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 /// `walstate checkpoint DIR [--json]`.

@@ -98,9 +98,14 @@ fn parse_ack(line: &str) -> Option<Ack> {
     }
 }
 
-/// `walstate demo [DIR]`.
-pub(crate) fn run(dir: &Path) -> CliResult {
-    let mut out = io::stdout().lock();
+/// `walstate demo [DIR] [--json]`: with `--json`, the story is not told and one JSON
+/// summary is printed at the end.
+pub(crate) fn run(dir: &Path, as_json: bool) -> CliResult {
+    let mut out: Box<dyn Write> = if as_json {
+        Box::new(io::sink())
+    } else {
+        Box::new(io::stdout().lock())
+    };
     prepare_dir(dir, &mut out)?;
     let store = KvStore::open(dir, demo_options())?;
     store.put(MARKER_KEY, MARKER_VALUE)?;
@@ -257,9 +262,11 @@ pub(crate) fn run(dir: &Path) -> CliResult {
     out.flush()?;
     let store = KvStore::open(dir, demo_options().create_if_missing(false))?;
     let report = store.recovery_report();
-    drop(out);
-    output::print_json(&report)?;
-    let mut out = io::stdout().lock();
+    if !as_json {
+        drop(out);
+        output::print_json(&report)?;
+        out = Box::new(io::stdout().lock());
+    }
     let check = check_acks(&store, &acks)?;
     let last_lsn = store.last_lsn();
     store.close()?;
@@ -276,6 +283,23 @@ pub(crate) fn run(dir: &Path) -> CliResult {
         out,
         "   recovered up to LSN:   {last_lsn} (highest LSN reported with an ack: {})",
         check.max_ack_lsn
+    )?;
+    if last_lsn == 1 + check.recovered as u64 {
+        writeln!(
+            out,
+            "   why LSN {last_lsn} after {} acks: LSN 1 is the demo's marker key (committed before the writer started), then {} acknowledged + {unacked} in flight at the kill",
+            acks.len(),
+            acks.len()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "   why more than the acks: LSN 1 is the demo's marker key (committed before the writer started), and {unacked} commit(s) were in flight at the kill"
+        )?;
+    }
+    writeln!(
+        out,
+        "   (in flight: durable on disk but not yet acknowledged when the writer died; recovery keeps every durable commit, so a commit nobody was told about may survive, and an acknowledged one always does)"
     )?;
     for problem in check.problems.iter().take(10) {
         writeln!(out, "   LOST: {problem}")?;
@@ -296,6 +320,23 @@ pub(crate) fn run(dir: &Path) -> CliResult {
         )?;
     }
     let after = walstate::verify::verify(&RealFs, dir)?;
+    if as_json {
+        output::print_json(&serde_json::json!({
+            "dir": dir,
+            "acknowledged": acks.len(),
+            "max_acknowledged_lsn": check.max_ack_lsn,
+            "recovered_commits": check.recovered,
+            "durable_not_acknowledged": unacked,
+            "marker_lsn": 1,
+            "recovered_lsn": last_lsn,
+            "lost": check.problems,
+            "ok": ok,
+            "verify_before": before.verdict,
+            "recovery": report,
+            "verify_after": after.verdict,
+        }))?;
+        return Ok(if ok { exit::OK } else { exit::ACK_LOST });
+    }
     writeln!(
         out,
         "\n== after recovery, verify says: {} ==",
@@ -350,6 +391,7 @@ fn prepare_dir(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
             format!("{} {why}; refusing to delete it", dir.display()),
         )
         .hint("pass another directory: `walstate demo /tmp/walstate-demo`")
+        .path(dir)
     };
     match std::fs::symlink_metadata(dir) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),

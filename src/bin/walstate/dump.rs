@@ -40,9 +40,6 @@ pub(crate) struct Args {
     /// Last LSN to print.
     #[arg(long)]
     pub(crate) to: Option<u64>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 /// `walstate dump DIR [--from LSN] [--to LSN] [--json]`.

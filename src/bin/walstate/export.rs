@@ -21,13 +21,10 @@ use crate::{CliResult, checkpoint, exit};
 #[command(after_help = "Example:\n  walstate export ./data > backup.json\n\n\
     Format: {\"format\":\"walstate-export\",\"version\":1,\"lsn\":N,\"entries\":[{\"key\":K,\"value\":V}]} \
     in key order, where K and V are JSON strings when the bytes are valid UTF-8 and \
-    {\"hex\":\"...\"} otherwise. JSON is the only format (--json is accepted for symmetry).")]
+    {\"hex\":\"...\"} otherwise. The output is always JSON; --json makes stderr JSON too.")]
 pub(crate) struct ExportArgs {
     /// Store directory.
     pub(crate) dir: PathBuf,
-    /// Accepted for symmetry with the other commands; the output is always JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 /// Apply an `export` document from stdin as ONE atomic batch.
@@ -38,6 +35,8 @@ pub(crate) struct ExportArgs {
     none. With --replace the group first deletes every existing key, so the store ends up \
     holding exactly the exported state. Limits: each entry at most 4 MiB encoded, the whole \
     group at most 1 GiB. Creates the store if DIR does not exist.\n\n\
+    Prints what was imported (--json: {\"entries\":N,\"removed\":N or null,\"first_lsn\":N or null,\
+    \"lsn\":N}).\n\n\
     Exit codes: 0 imported; 65 malformed document (nothing applied); 2/3 store failure."
 )]
 pub(crate) struct ImportArgs {
@@ -100,15 +99,15 @@ pub(crate) fn export(dir: &Path) -> CliResult {
     output::finish(bar);
     written?;
     out.flush()?;
-    eprintln!(
-        "walstate: exported the state at LSN {lsn} ({} keys)",
+    output::note(format!(
+        "exported the state at LSN {lsn} ({} keys)",
         store.len()?
-    );
+    ));
     Ok(exit::OK)
 }
 
 /// `walstate import DIR [--replace]`: every entry in ONE atomic batch.
-pub(crate) fn import(dir: &Path, replace: bool) -> CliResult {
+pub(crate) fn import(dir: &Path, replace: bool, as_json: bool) -> CliResult {
     let mut input = Vec::new();
     // Not while a person may be typing the document in.
     let bar = if io::stdin().is_terminal() {
@@ -122,7 +121,16 @@ pub(crate) fn import(dir: &Path, replace: bool) -> CliResult {
     };
     let read = read_counting(&mut io::stdin().lock(), &mut input, bar.as_ref());
     output::finish(bar);
-    read.map_err(|err| Failure::new(exit::FAILURE, format!("reading stdin: {err}")))?;
+    read.map_err(|err| {
+        Failure::new(
+            exit::FAILURE,
+            format!("reading stdin: {err}; nothing was imported"),
+        )
+        .hint(format!(
+            "give the export document on stdin: `walstate import {} < backup.json`",
+            dir.display()
+        ))
+    })?;
     let spinner = output::spinner(&format!("parsing {}", sized(input.len() as u64)));
     let parsed = serde_json::from_slice::<ExportDocument>(&input);
     output::finish(spinner);
@@ -131,6 +139,7 @@ pub(crate) fn import(dir: &Path, replace: bool) -> CliResult {
             exit::BAD_INPUT,
             format!("stdin is not a walstate export document: {err}; nothing was imported"),
         )
+        .hint("`walstate export DIR > backup.json` writes a document import reads; `walstate help import` shows the format")
     })?;
     drop(input);
     if document.format != EXPORT_FORMAT || document.version != EXPORT_VERSION {
@@ -140,11 +149,17 @@ pub(crate) fn import(dir: &Path, replace: bool) -> CliResult {
                 "unsupported export: format {:?} version {}, this build reads format {EXPORT_FORMAT:?} version {EXPORT_VERSION}; nothing was imported",
                 document.format, document.version
             ),
-        ));
+        )
+        .hint("import it with the walstate version that exported it"));
     }
     let commands = to_commands(document.entries, replace)?;
     if commands.is_empty() {
-        eprintln!("walstate: the document has no entries; nothing to import");
+        output::note("the document has no entries; nothing to import");
+        if as_json {
+            output::print_json(
+                &json!({"entries": 0, "removed": null, "first_lsn": null, "lsn": null}),
+            )?;
+        }
         return Ok(exit::OK);
     }
     let count = commands.len();
@@ -155,10 +170,10 @@ pub(crate) fn import(dir: &Path, replace: bool) -> CliResult {
     let outputs = match applied {
         Ok(outputs) => outputs,
         Err(err @ Error::InvalidArgument(_)) => {
-            return Err(Failure::new(
-                exit::BAD_INPUT,
-                format!("{err}; nothing was imported"),
-            ));
+            return Err(
+                Failure::new(exit::BAD_INPUT, format!("{err}; nothing was imported"))
+                    .hint("`walstate help import` shows the limits; split the document"),
+            );
         }
         Err(err) => return Err(err.into()),
     };
@@ -171,6 +186,15 @@ pub(crate) fn import(dir: &Path, replace: bool) -> CliResult {
         _ => None,
     };
     let puts = count - usize::from(removed.is_some());
+    if as_json {
+        output::print_json(&json!({
+            "entries": puts,
+            "removed": removed,
+            "first_lsn": first,
+            "lsn": last,
+        }))?;
+        return Ok(exit::OK);
+    }
     let mut out = io::stdout().lock();
     if let Some(removed) = removed {
         writeln!(
@@ -228,7 +252,8 @@ fn to_commands(entries: Vec<ExportEntry>, replace: bool) -> Result<Vec<KvCommand
                 format!(
                     "entry {index} (key {key}) encodes to {encoded} bytes, over the {record_max}-byte record limit; nothing was imported"
                 ),
-            ));
+            )
+            .hint("store a value that large outside walstate, and its name in the store"));
         }
         commands.push(command);
     }

@@ -12,8 +12,9 @@ use crate::{CliResult, checkpoint, exit};
 /// Set KEY to VALUE (creates the store if DIR does not exist).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Example:\n  walstate put ./data config/port 8080\n\n\
-    Prints the LSN of the commit once it is durable. Exit 3 if another process holds the \
-    writer lock.")]
+    Prints the LSN of the commit once it is durable (--json: \
+    {\"key\":..,\"lsn\":N,\"replaced_bytes\":N or null,\"created\":bool}). Exit 3 if another \
+    process holds the writer lock.")]
 pub(crate) struct PutArgs {
     /// Store directory.
     pub(crate) dir: PathBuf,
@@ -26,8 +27,8 @@ pub(crate) struct PutArgs {
 /// Print the value of KEY (exit 1 when absent). Works while a writer runs.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Example:\n  walstate get ./data config/port\n\n\
-    Prints the raw value followed by a newline. Exit 1 and a message on stderr when the key \
-    is absent.")]
+    Prints the raw value followed by a newline (--json: {\"key\":..,\"value\":..,\"lsn\":N}, \
+    bytes as in scan). Exit 1 and a message on stderr when the key is absent.")]
 pub(crate) struct GetArgs {
     /// Store directory.
     pub(crate) dir: PathBuf,
@@ -37,7 +38,9 @@ pub(crate) struct GetArgs {
 
 /// Delete KEY (a no-op, still logged, when absent).
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example:\n  walstate del ./data config/port")]
+#[command(after_help = "Example:\n  walstate del ./data config/port\n\n\
+    Prints the LSN of the commit once it is durable (--json: \
+    {\"key\":..,\"lsn\":N,\"removed_bytes\":N or null}).")]
 pub(crate) struct DelArgs {
     /// Store directory.
     pub(crate) dir: PathBuf,
@@ -59,18 +62,25 @@ pub(crate) struct ScanArgs {
     /// Only keys starting with this prefix.
     #[arg(long, default_value = "")]
     pub(crate) prefix: String,
-    /// Print JSON (bytes round-trip) instead of text.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
-/// `walstate put DIR KEY VALUE`: durable before it prints.
-pub(crate) fn put(dir: &Path, key: &str, value: &str) -> CliResult {
+/// `walstate put DIR KEY VALUE [--json]`: durable before it prints.
+pub(crate) fn put(dir: &Path, key: &str, value: &str, as_json: bool) -> CliResult {
     let store = output::open_kv_writer(dir, true)?;
+    let created = store.recovery_report().created;
     let previous = store.put(key, value)?;
     let lsn = store.last_lsn();
     checkpoint::if_due(&store, dir);
     store.close()?;
+    if as_json {
+        output::print_json(&json!({
+            "key": key,
+            "lsn": lsn,
+            "replaced_bytes": previous.as_ref().map(|old| old.len()),
+            "created": created,
+        }))?;
+        return Ok(exit::OK);
+    }
     let replaced = match previous {
         Some(old) => format!("replaced {} value", sized(old.len() as u64)),
         None => "new key".into(),
@@ -83,10 +93,19 @@ pub(crate) fn put(dir: &Path, key: &str, value: &str) -> CliResult {
     Ok(exit::OK)
 }
 
-/// `walstate get DIR KEY`: the raw value and a newline; exit 1 when absent.
-pub(crate) fn get(dir: &Path, key: &str) -> CliResult {
+/// `walstate get DIR KEY [--json]`: the raw value and a newline; exit 1 when absent.
+pub(crate) fn get(dir: &Path, key: &str, as_json: bool) -> CliResult {
     let store = output::open_kv_reader(dir)?;
+    let lsn = store.last_lsn();
     match store.get(key.as_bytes())? {
+        Some(value) if as_json => {
+            output::print_json(&json!({
+                "key": key,
+                "value": output::bytes_json(&value),
+                "lsn": lsn,
+            }))?;
+            Ok(exit::OK)
+        }
         Some(value) => {
             let mut out = io::stdout().lock();
             out.write_all(&value)?;
@@ -94,24 +113,37 @@ pub(crate) fn get(dir: &Path, key: &str) -> CliResult {
             out.flush()?;
             Ok(exit::OK)
         }
-        None => {
-            eprintln!(
-                "walstate: key {} is absent (store at LSN {})",
+        None => Err(Failure::new(
+            exit::KEY_ABSENT,
+            format!(
+                "key {} is absent in {} (store at LSN {lsn})",
                 ShowBytes::quoted(key.as_bytes()),
-                store.last_lsn()
-            );
-            Ok(exit::KEY_ABSENT)
-        }
+                dir.display()
+            ),
+        )
+        .path(dir)
+        .hint(format!(
+            "`walstate scan {} --prefix PREFIX` lists the keys there are",
+            dir.display()
+        ))),
     }
 }
 
-/// `walstate del DIR KEY`.
-pub(crate) fn del(dir: &Path, key: &str) -> CliResult {
+/// `walstate del DIR KEY [--json]`.
+pub(crate) fn del(dir: &Path, key: &str, as_json: bool) -> CliResult {
     let store = output::open_kv_writer(dir, false)?;
     let previous = store.delete(key)?;
     let lsn = store.last_lsn();
     checkpoint::if_due(&store, dir);
     store.close()?;
+    if as_json {
+        output::print_json(&json!({
+            "key": key,
+            "lsn": lsn,
+            "removed_bytes": previous.as_ref().map(|old| old.len()),
+        }))?;
+        return Ok(exit::OK);
+    }
     let what = match previous {
         Some(old) => format!("removed {} value", sized(old.len() as u64)),
         None => "it was absent".into(),

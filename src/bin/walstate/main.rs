@@ -55,7 +55,7 @@ pub(crate) mod exit {
     /// snapshot or restore file, a `LOCK` that is not a file (verify), no usable
     /// checkpoint with a journal that does not reach LSN 1. The message says what to do.
     pub const NEEDS_ATTENTION: u8 = 4;
-    /// Bad command line (sysexits EX_USAGE).
+    /// Bad command line (sysexits EX_USAGE), including an invalid snapshot name.
     pub const USAGE: u8 = 64;
     /// Bad input data on stdin: a malformed `apply` line or `import` document (sysexits
     /// EX_DATAERR).
@@ -80,6 +80,8 @@ Exit codes (all commands):
   4   damage that needs the operator, not salvage (a damaged snapshot, a LOCK
       that is not a file, no usable state left); the message says what to do
   64  bad command line     65  bad input on stdin
+Every error ends with a `next:` line. --json (any command): JSON on stdout, and an
+error as one JSON object on stderr: {\"error\",\"path\",\"next\",\"exit_code\"}.
 Run `walstate help COMMAND` for a command's manual.";
 
 /// The recovery tool for walstate stores.
@@ -98,6 +100,10 @@ Run `walstate help COMMAND` for a command's manual.";
     propagate_version = true
 )]
 struct Cli {
+    /// Print JSON: success output as JSON on stdout; an error as one JSON object on
+    /// stderr, {"error":..,"path":..,"next":..,"exit_code":N} (exit codes unchanged).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -128,70 +134,105 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => {
-            let code = match err.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => exit::OK,
-                _ => exit::USAGE,
-            };
-            let _ = err.print();
-            return ExitCode::from(code);
-        }
+        Err(err) => return usage_error(err),
     };
-    if cli.command.json() {
+    output::set_json(cli.json);
+    if cli.json {
         output::disable_progress();
     }
     match run(cli.command) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => {
+            output::print_notes();
+            ExitCode::from(code)
+        }
         Err(failure) => ExitCode::from(failure.report()),
     }
 }
 
-impl Command {
-    /// The command line asks for `--json`: no progress bars then, even on a terminal.
-    /// A command that gains a `--json` flag belongs here.
-    fn json(&self) -> bool {
-        match self {
-            Command::Scan(a) => a.json,
-            Command::Verify(a) => a.json,
-            Command::Dump(a) => a.json,
-            Command::Stats(a) => a.json,
-            Command::Repair(a) => a.json,
-            Command::Upgrade(a) => a.json,
-            Command::Checkpoint(a) => a.json,
-            // Its output is always JSON, but that is the data; progress goes to stderr.
-            Command::Export(a) => a.json,
-            Command::Snapshot(a) => a.json(),
-            Command::Apply(_)
-            | Command::Demo(_)
-            | Command::DemoWriter(_)
-            | Command::Put(_)
-            | Command::Get(_)
-            | Command::Del(_)
-            | Command::Import(_)
-            | Command::Completions(_)
-            | Command::Man(_) => false,
-        }
+/// A command line clap refused (or `--help`/`--version`): clap's text, or in JSON mode
+/// (`--json` anywhere on the line) one JSON error object on stderr.
+fn usage_error(err: clap::Error) -> ExitCode {
+    let code = match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => exit::OK,
+        _ => exit::USAGE,
+    };
+    let json = std::env::args_os().skip(1).any(|arg| arg == "--json");
+    if code == exit::OK {
+        let _ = err.print();
+        return ExitCode::from(code);
     }
+    let next = "`walstate help` lists the commands; `walstate help COMMAND` shows one's arguments and examples";
+    if !json {
+        let _ = err.print();
+        eprintln!("walstate: next: {next}");
+        return ExitCode::from(code);
+    }
+    output::set_json(true);
+    let text = err.render().to_string();
+    // clap's first paragraph is the error ("error: ..." and any lines under it).
+    let message = text
+        .trim()
+        .split("\n\n")
+        .next()
+        .unwrap_or("bad command line")
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message
+        .strip_prefix("error: ")
+        .unwrap_or(&message)
+        .to_owned();
+    let failure = output::Failure::new(exit::USAGE, message).hint(next);
+    ExitCode::from(failure.report())
+}
+
+/// The store directory a command works on, if any (hints name it).
+fn store_dir(command: &Command) -> Option<&std::path::Path> {
+    Some(match command {
+        Command::Demo(a) => &a.dir,
+        Command::DemoWriter(a) => &a.dir,
+        Command::Put(a) => &a.dir,
+        Command::Get(a) => &a.dir,
+        Command::Del(a) => &a.dir,
+        Command::Scan(a) => &a.dir,
+        Command::Apply(a) => &a.dir,
+        Command::Verify(a) => &a.dir,
+        Command::Dump(a) => &a.dir,
+        Command::Stats(a) => &a.dir,
+        Command::Repair(a) => &a.dir,
+        Command::Upgrade(a) => &a.dir,
+        Command::Checkpoint(a) => &a.dir,
+        Command::Export(a) => &a.dir,
+        Command::Import(a) => &a.dir,
+        Command::Snapshot(a) => a.command.dir(),
+        Command::Completions(_) | Command::Man(_) => return None,
+    })
 }
 
 fn run(command: Command) -> CliResult {
+    if let Some(dir) = store_dir(&command) {
+        output::set_store_dir(dir);
+    }
+    let json = output::json_mode();
     match command {
-        Command::Demo(a) => demo::run(&a.dir),
+        Command::Demo(a) => demo::run(&a.dir, json),
         Command::DemoWriter(a) => demo::run_writer(&a.dir, a.threads),
-        Command::Put(a) => kv_cmds::put(&a.dir, &a.key, &a.value),
-        Command::Get(a) => kv_cmds::get(&a.dir, &a.key),
-        Command::Del(a) => kv_cmds::del(&a.dir, &a.key),
-        Command::Scan(a) => kv_cmds::scan(&a.dir, &a.prefix, a.json),
+        Command::Put(a) => kv_cmds::put(&a.dir, &a.key, &a.value, json),
+        Command::Get(a) => kv_cmds::get(&a.dir, &a.key, json),
+        Command::Del(a) => kv_cmds::del(&a.dir, &a.key, json),
+        Command::Scan(a) => kv_cmds::scan(&a.dir, &a.prefix, json),
+        // apply's output is JSON lines already; its errors follow --json through main.
         Command::Apply(a) => apply::run(&a.dir),
-        Command::Verify(a) => verify::run(&a.dir, a.json),
-        Command::Dump(a) => dump::run(&a.dir, a.from, a.to, a.json),
-        Command::Stats(a) => stats::run(&a.dir, a.json),
-        Command::Repair(a) => repair::run(&a.dir, a.salvage, a.dry_run, a.json),
-        Command::Upgrade(a) => upgrade::run(&a.dir, a.dry_run, a.json),
-        Command::Checkpoint(a) => checkpoint::run(&a.dir, a.json),
+        Command::Verify(a) => verify::run(&a.dir, json),
+        Command::Dump(a) => dump::run(&a.dir, a.from, a.to, json),
+        Command::Stats(a) => stats::run(&a.dir, json),
+        Command::Repair(a) => repair::run(&a.dir, a.salvage, a.dry_run, json),
+        Command::Upgrade(a) => upgrade::run(&a.dir, a.dry_run, json),
+        Command::Checkpoint(a) => checkpoint::run(&a.dir, json),
         Command::Export(a) => export::export(&a.dir),
-        Command::Import(a) => export::import(&a.dir, a.replace),
-        Command::Snapshot(a) => snapshot::run(a),
+        Command::Import(a) => export::import(&a.dir, a.replace, json),
+        Command::Snapshot(a) => snapshot::run(a, json),
         Command::Completions(a) => completions::run(a.shell),
         Command::Man(a) => man::run(a.out.as_deref()),
     }

@@ -4,8 +4,9 @@
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use indicatif::{HumanDuration, ProgressBar, ProgressState, ProgressStyle};
@@ -15,11 +16,79 @@ use walstate::{Error, KvStore, Options};
 
 use crate::exit;
 
+// ---------------------------------------------------------------------------------------
+// Output mode, the store a command works on, notes
+// ---------------------------------------------------------------------------------------
+
+/// `--json` was given: success output is JSON, and stderr carries one JSON object.
+static JSON: AtomicBool = AtomicBool::new(false);
+/// The store directory the command works on, for hints that name it.
+static STORE_DIR: OnceLock<PathBuf> = OnceLock::new();
+/// Notes (what open repaired, what was created) kept in JSON mode for the one object
+/// on stderr.
+static NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Sets JSON mode (the global `--json`).
+pub(crate) fn set_json(on: bool) {
+    JSON.store(on, Ordering::Relaxed);
+}
+
+/// True when `--json` was given.
+pub(crate) fn json_mode() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// Records the store directory of the command, so hints can name it.
+pub(crate) fn set_store_dir(dir: &Path) {
+    let _ = STORE_DIR.set(dir.to_path_buf());
+}
+
+/// The store directory as hints show it (`DIR` when the command has none).
+fn dir_arg() -> String {
+    STORE_DIR
+        .get()
+        .map_or_else(|| "DIR".to_owned(), |dir| dir.display().to_string())
+}
+
+/// Tells the operator something on stderr (`walstate: ...`); in JSON mode it is kept for
+/// the one JSON object stderr carries (see [`print_notes`]).
+pub(crate) fn note(message: impl Into<String>) {
+    let message = message.into();
+    if json_mode() {
+        if let Ok(mut notes) = NOTES.lock() {
+            notes.push(message);
+        }
+    } else {
+        eprintln!("walstate: {message}");
+    }
+}
+
+fn take_notes() -> Vec<String> {
+    NOTES
+        .lock()
+        .map(|mut notes| std::mem::take(&mut *notes))
+        .unwrap_or_default()
+}
+
+/// In JSON mode after a success: the notes, if any, as `{"notes":[...]}` on stderr.
+pub(crate) fn print_notes() {
+    let notes = take_notes();
+    if json_mode() && !notes.is_empty() {
+        eprintln!("{}", json!({ "notes": notes }));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Failures
+// ---------------------------------------------------------------------------------------
+
 /// A command failed: what to print on stderr and the exit code.
 #[derive(Debug)]
 pub(crate) struct Failure {
     pub code: u8,
     pub message: String,
+    /// The file or directory the failure is about, when there is one.
+    pub path: Option<PathBuf>,
     /// The next thing the operator should run or check, when the message does not say.
     pub hint: Option<String>,
 }
@@ -29,6 +98,7 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            path: None,
             hint: None,
         }
     }
@@ -38,9 +108,37 @@ impl Failure {
         self
     }
 
-    /// Prints the failure on stderr and returns its exit code.
+    pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// A bad command line (exit 64): `message`, and where to read the usage.
+    pub fn usage(message: impl Into<String>, command: &str) -> Self {
+        Failure::new(exit::USAGE, message).hint(format!(
+            "`walstate help {command}` shows the arguments and examples"
+        ))
+    }
+
+    /// Prints the failure on stderr (one JSON object in JSON mode) and returns its exit
+    /// code.
     pub fn report(self) -> u8 {
-        if self.code != exit::BROKEN_PIPE {
+        if self.code == exit::BROKEN_PIPE {
+            return self.code;
+        }
+        let notes = take_notes();
+        if json_mode() {
+            let mut object = json!({
+                "error": self.message,
+                "path": self.path.as_ref().map(|path| path.display().to_string()),
+                "next": self.hint,
+                "exit_code": self.code,
+            });
+            if !notes.is_empty() {
+                object["notes"] = json!(notes);
+            }
+            eprintln!("{object}");
+        } else {
             eprintln!("walstate: error: {}", self.message);
             if let Some(hint) = &self.hint {
                 eprintln!("walstate: next: {hint}");
@@ -50,32 +148,152 @@ impl Failure {
     }
 }
 
+/// The file or directory an error is about.
+fn error_path(err: &Error) -> Option<PathBuf> {
+    match err {
+        Error::Io { path, .. }
+        | Error::PermissionDenied { path, .. }
+        | Error::DiskFull { path, .. }
+        | Error::Corruption { path, .. }
+        | Error::UnsupportedVersion { path, .. }
+        | Error::NotAStore { path }
+        | Error::Locked { path, .. }
+        | Error::LockNotAFile { path }
+        | Error::SnapshotDamaged { path, .. }
+        | Error::NoStateBase { path, .. }
+        | Error::SchemaMismatch { path, .. }
+        | Error::SnapshotNotFound { path, .. } => Some(path.clone()),
+        _ => STORE_DIR.get().cloned(),
+    }
+}
+
+/// What to do after an I/O error, by its kind: every one names the file and an action.
+fn io_hint(path: &Path, source: &io::Error) -> String {
+    let path = path.display();
+    let dir = dir_arg();
+    match source.kind() {
+        io::ErrorKind::IsADirectory => format!(
+            "{path} is a directory where walstate expects a file: move it out of the store (after checking nothing in it is needed), then `walstate verify {dir}`"
+        ),
+        io::ErrorKind::NotADirectory => format!(
+            "part of {path} is a file, not a directory: check the path and give the store's directory as DIR"
+        ),
+        io::ErrorKind::NotFound => {
+            format!(
+                "{path} does not exist (any more): check the path, then `walstate verify {dir}`"
+            )
+        }
+        io::ErrorKind::AlreadyExists => format!(
+            "{path} exists but is not what walstate expects there: move it aside, then retry"
+        ),
+        io::ErrorKind::ReadOnlyFilesystem => format!(
+            "the file system holding {path} is mounted read-only: remount it read-write to change the store; the read-only commands (get, scan, verify, dump, stats, export, snapshot list) work as it is"
+        ),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => format!(
+            "free disk space on the file system holding {path} (`df {dir}`), then retry; nothing was changed"
+        ),
+        _ => format!(
+            "check {path} and the disk under it (`dmesg` shows I/O errors), then `walstate verify {dir}` to see what is on disk"
+        ),
+    }
+}
+
 impl From<Error> for Failure {
     fn from(err: Error) -> Self {
         let message = err.to_string();
-        match err {
-            Error::Corruption { .. } => Failure::new(exit::NEEDS_REPAIR, message),
+        let path = error_path(&err);
+        let dir = dir_arg();
+        let failure = match err {
+            Error::Corruption { .. } => Failure::new(exit::NEEDS_REPAIR, message).hint(format!(
+                "`walstate verify {dir}` shows the damage; `walstate repair --salvage {dir}` keeps the valid prefix"
+            )),
             Error::Locked { .. } => Failure::new(exit::FAILURE, message).hint(
-                "read-only commands (get, scan, verify, dump, stats, export, snapshot list) work while that writer runs",
+                "wait for that writer to finish (or stop it) and retry; read-only commands (get, scan, verify, dump, stats, export, snapshot list) work while it runs",
             ),
-            Error::NotAStore { path } => Failure::new(
-                exit::FAILURE,
-                format!(
-                    "{} is not a walstate store (no segments, checkpoints or lock file)",
-                    path.display()
-                ),
-            )
-            .hint("check the path; `walstate put DIR KEY VALUE`, `walstate apply DIR` and `walstate import DIR` create a new store"),
-            Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => {
+            Error::NotAStore { path } => not_a_store(&path),
+            Error::Io { ref source, .. } if source.kind() == io::ErrorKind::BrokenPipe => {
                 Failure::new(exit::BROKEN_PIPE, message)
             }
-            Error::NoStateBase { .. } => Failure::new(exit::NEEDS_ATTENTION, message),
-            Error::SchemaMismatch { .. } => Failure::new(exit::FAILURE, message),
+            Error::Io {
+                ref path,
+                ref source,
+                ..
+            } => {
+                let hint = io_hint(path, source);
+                Failure::new(exit::FAILURE, message).hint(hint)
+            }
+            Error::PermissionDenied { .. } => Failure::new(exit::FAILURE, message).hint(format!(
+                "`ls -ld {dir} {dir}/*` shows owners and modes: run walstate as the store's owner, or fix the modes"
+            )),
+            Error::DiskFull { .. } => Failure::new(exit::FAILURE, message).hint(format!(
+                "free disk space on the file system holding {dir} (`df {dir}`), then run the command again"
+            )),
+            Error::NoStateBase { .. } => Failure::new(exit::NEEDS_ATTENTION, message).hint(format!(
+                "`walstate verify {dir}` lists the unusable checkpoints; put back a checkpoint from a backup"
+            )),
+            Error::SchemaMismatch { .. } => Failure::new(exit::FAILURE, message).hint(format!(
+                "`walstate verify {dir}` shows the store's schema; open it with the application that wrote it"
+            )),
+            Error::UnsupportedVersion { .. } => Failure::new(exit::FAILURE, message).hint(format!(
+                "`walstate upgrade --dry-run {dir}` says whether this build can upgrade the store; otherwise use the walstate version that wrote it"
+            )),
+            Error::LockNotAFile { .. } => Failure::new(exit::FAILURE, message).hint(format!(
+                "`walstate verify {dir}` lists the store's files; move {dir}/LOCK aside, then retry"
+            )),
+            Error::SnapshotDamaged { .. } | Error::SnapshotNotFound { .. } => {
+                Failure::new(exit::FAILURE, message).hint(format!(
+                    "`walstate snapshot list {dir}` shows the snapshots and which are damaged"
+                ))
+            }
             Error::Poisoned { .. } => Failure::new(exit::FAILURE, message)
-                .hint("`walstate verify DIR` shows what is on disk now"),
-            _ => Failure::new(exit::FAILURE, message),
-        }
+                .hint(format!("`walstate verify {dir}` shows what is on disk now")),
+            Error::InvalidArgument(_) => Failure::new(exit::FAILURE, message)
+                .hint("`walstate help COMMAND` shows the command's arguments and limits"),
+            _ => Failure::new(exit::FAILURE, message)
+                .hint(format!("`walstate verify {dir}` shows what is on disk")),
+        };
+        Failure { path, ..failure }
     }
+}
+
+/// `dir` is not a store: say why (a file, a lock file alone, nothing of a store) and how
+/// to make one.
+pub(crate) fn not_a_store(dir: &Path) -> Failure {
+    let shown = dir.display();
+    let create = format!(
+        "`walstate put {shown} KEY VALUE`, `walstate apply {shown}` and `walstate import {shown}` create a new store"
+    );
+    let failure = match std::fs::symlink_metadata(dir) {
+        Ok(meta) if !meta.is_dir() => Failure::new(
+            exit::FAILURE,
+            format!("{shown} is not a walstate store: it is a file, and a store is a directory"),
+        )
+        .hint("check the path: give the store's directory"),
+        Ok(_) if std::fs::symlink_metadata(dir.join(walstate::lock::LOCK_FILE_NAME)).is_ok() => {
+            Failure::new(
+                exit::FAILURE,
+                format!(
+                    "{shown} is not a walstate store: it holds a lock file but no identity, segment, checkpoint or schema file, so the creation of a store there did not finish (a crash or a full disk) and nothing was ever committed to it"
+                ),
+            )
+            .hint(format!(
+                "{create} there; or delete {shown} if it is not meant to be a store"
+            ))
+        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Failure::new(
+            exit::FAILURE,
+            format!("{shown} is not a walstate store: it does not exist"),
+        )
+        .hint(format!("check the path; {create}")),
+        _ => Failure::new(
+            exit::FAILURE,
+            format!(
+                "{shown} is not a walstate store (no identity, segment, checkpoint or schema file)"
+            ),
+        )
+        .hint(format!("check the path; {create}")),
+    };
+    failure.path(dir)
 }
 
 impl From<io::Error> for Failure {
@@ -84,6 +302,7 @@ impl From<io::Error> for Failure {
             return Failure::new(exit::BROKEN_PIPE, "stdout closed");
         }
         Failure::new(exit::FAILURE, format!("writing to stdout: {err}"))
+            .hint("check where stdout goes (a full disk, a closed pipe?) and run the command again")
     }
 }
 
@@ -91,7 +310,8 @@ impl From<serde_json::Error> for Failure {
     fn from(err: serde_json::Error) -> Self {
         match err.io_error_kind() {
             Some(kind) => io::Error::from(kind).into(),
-            None => Failure::new(exit::FAILURE, format!("encoding JSON: {err}")),
+            None => Failure::new(exit::FAILURE, format!("encoding JSON: {err}"))
+                .hint("this is a bug in walstate: please report it with the command line"),
         }
     }
 }
@@ -135,6 +355,7 @@ fn kv_open_failure(dir: &Path, err: Error) -> Failure {
                 dir.display()
             ),
         )
+        .path(dir)
         .hint("`walstate verify DIR`, `dump DIR`, `stats DIR` and `snapshot list DIR` work on a store of any types"),
         _ => err.into(),
     }
@@ -153,43 +374,45 @@ pub(crate) fn open_kv_reader(dir: &Path) -> Result<KvStore, Failure> {
 fn note_recovery(store: &KvStore) {
     let report = store.recovery_report();
     if report.created {
-        eprintln!("walstate: created a new store in {}", report.dir.display());
+        note(format!("created a new store in {}", report.dir.display()));
     }
     if let Some(torn) = &report.torn_tail {
-        eprintln!(
-            "walstate: open truncated a torn tail of {} at offset {} ({} bytes): {}",
+        note(format!(
+            "open truncated a torn tail of {} at offset {} ({} bytes): {}",
             torn.path.display(),
             torn.offset,
             torn.bytes,
             torn.detail
-        );
+        ));
     }
     for path in &report.temp_files_removed {
-        eprintln!(
-            "walstate: open removed leftover temp file {}",
+        note(format!(
+            "open removed leftover temp file {}",
             path.display()
-        );
+        ));
     }
     for skipped in &report.checkpoints_skipped {
-        eprintln!(
-            "walstate: open skipped unusable checkpoint {} ({})",
+        note(format!(
+            "open skipped unusable checkpoint {} ({})",
             skipped.path.display(),
             skipped.reason
-        );
+        ));
     }
 }
 
 /// Fails with `NotAStore` unless `dir` is a directory holding a walstate store, by the
 /// rule open uses (`walstate::recovery::is_store_file_name`).
 pub(crate) fn ensure_store(dir: &Path) -> Result<(), Failure> {
-    let not_a_store = || {
-        Failure::from(Error::NotAStore {
-            path: dir.to_path_buf(),
-        })
-    };
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(not_a_store()),
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Err(not_a_store(dir));
+        }
         Err(err) => return Err(Error::io("list directory", dir, err).into()),
     };
     for entry in entries {
@@ -198,7 +421,7 @@ pub(crate) fn ensure_store(dir: &Path) -> Result<(), Failure> {
             return Ok(());
         }
     }
-    Err(not_a_store())
+    Err(not_a_store(dir))
 }
 
 /// `path` relative to `dir` when inside it (table cells stay short).

@@ -41,9 +41,6 @@ pub(crate) struct Args {
     /// Only print what would be changed.
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 /// `walstate repair DIR [--salvage] [--dry-run] [--json]`.

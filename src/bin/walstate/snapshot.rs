@@ -7,7 +7,9 @@ use walstate::checkpoint::list_snapshots;
 use walstate::error::human_bytes;
 use walstate::io::RealFs;
 
-use crate::output;
+use serde_json::json;
+
+use crate::output::{self, Failure};
 use crate::{CliResult, exit};
 
 /// Create, list, restore or delete named snapshots.
@@ -18,7 +20,8 @@ use crate::{CliResult, exit};
         walstate snapshot restore ./data before-migration\n  \
         walstate snapshot delete ./data before-migration\n\n\
         Snapshots live in DIR/snapshots/ and are kept until deleted. `list` works while a \
-        writer runs; the others take the writer lock (exit 3 if it is held)."
+        writer runs; the others take the writer lock (exit 3 if it is held). A name that \
+        breaks the rules is a bad command line (exit 64)."
 )]
 pub(crate) struct Args {
     #[command(subcommand)]
@@ -42,9 +45,6 @@ pub(crate) enum Command {
     List {
         /// Store directory.
         dir: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Roll the store back to snapshot NAME (atomic; the replaced state is kept as a snapshot).
     #[command(
@@ -68,31 +68,48 @@ pub(crate) enum Command {
     },
 }
 
+impl Command {
+    /// The store directory the subcommand works on.
+    pub(crate) fn dir(&self) -> &Path {
+        match self {
+            Command::Create { dir, .. }
+            | Command::List { dir }
+            | Command::Restore { dir, .. }
+            | Command::Delete { dir, .. } => dir,
+        }
+    }
+}
+
 /// Runs the `snapshot` subcommand given.
-pub(crate) fn run(args: Args) -> CliResult {
+pub(crate) fn run(args: Args, as_json: bool) -> CliResult {
     match args.command {
-        Command::Create { dir, name } => create(&dir, &name),
-        Command::List { dir, json } => list(&dir, json),
-        Command::Restore { dir, name } => restore(&dir, &name),
-        Command::Delete { dir, name } => delete(&dir, &name),
+        Command::Create { dir, name } => create(&dir, &name, as_json),
+        Command::List { dir } => list(&dir, as_json),
+        Command::Restore { dir, name } => restore(&dir, &name, as_json),
+        Command::Delete { dir, name } => delete(&dir, &name, as_json),
     }
 }
 
-impl Args {
-    /// Whether the subcommand prints JSON (no progress then).
-    pub(crate) fn json(&self) -> bool {
-        matches!(self.command, Command::List { json: true, .. })
-    }
+/// A snapshot name that breaks the rules is a bad command line (exit 64), checked before
+/// the store is touched.
+fn check_name(name: &str, command: &str) -> Result<(), Failure> {
+    walstate::checkpoint::validate_snapshot_name(name)
+        .map_err(|err| Failure::usage(err.to_string(), command))
 }
 
-/// `walstate snapshot create DIR NAME`.
-pub(crate) fn create(dir: &Path, name: &str) -> CliResult {
+/// `walstate snapshot create DIR NAME [--json]`.
+pub(crate) fn create(dir: &Path, name: &str, as_json: bool) -> CliResult {
+    check_name(name, "snapshot create")?;
     let store = output::open_kv_writer(dir, false)?;
     let spinner = output::spinner(&format!("writing snapshot {name}"));
     let info = store.snapshot(name);
     output::finish(spinner);
     let info = info?;
     store.close()?;
+    if as_json {
+        output::print_json(&info)?;
+        return Ok(exit::OK);
+    }
     writeln!(
         io::stdout(),
         "created snapshot {} (state at LSN {}, {}) in {}",
@@ -142,8 +159,9 @@ pub(crate) fn list(dir: &Path, as_json: bool) -> CliResult {
     Ok(exit::OK)
 }
 
-/// `walstate snapshot restore DIR NAME`.
-pub(crate) fn restore(dir: &Path, name: &str) -> CliResult {
+/// `walstate snapshot restore DIR NAME [--json]`.
+pub(crate) fn restore(dir: &Path, name: &str, as_json: bool) -> CliResult {
+    check_name(name, "snapshot restore")?;
     let store = output::open_kv_writer(dir, false)?;
     let spinner = output::spinner(&format!("restoring snapshot {name}"));
     let info = store.restore_snapshot(name);
@@ -151,6 +169,15 @@ pub(crate) fn restore(dir: &Path, name: &str) -> CliResult {
     let info = info?;
     let keys = store.len()?;
     store.close()?;
+    if as_json {
+        output::print_json(&json!({
+            "snapshot": info.snapshot,
+            "lsn": info.lsn,
+            "keys": keys,
+            "previous_state_snapshot": info.previous_state_snapshot,
+        }))?;
+        return Ok(exit::OK);
+    }
     writeln!(
         io::stdout(),
         "restored snapshot {} at LSN {} ({keys} keys); the replaced state is kept as snapshot {:?}: `walstate snapshot restore {} {}` undoes this",
@@ -163,13 +190,17 @@ pub(crate) fn restore(dir: &Path, name: &str) -> CliResult {
     Ok(exit::OK)
 }
 
-/// `walstate snapshot delete DIR NAME`: works on a store of any state type (it only
-/// removes a file, holding the writer lock).
-pub(crate) fn delete(dir: &Path, name: &str) -> CliResult {
+/// `walstate snapshot delete DIR NAME [--json]`: works on a store of any state type (it
+/// only removes a file, holding the writer lock).
+pub(crate) fn delete(dir: &Path, name: &str, as_json: bool) -> CliResult {
+    check_name(name, "snapshot delete")?;
     output::ensure_store(dir)?;
-    walstate::checkpoint::validate_snapshot_name(name)?;
     let _lock = walstate::lock::lock_store(&RealFs, dir, None)?;
     walstate::checkpoint::delete_snapshot(&RealFs, dir, name)?;
+    if as_json {
+        output::print_json(&json!({ "deleted": name }))?;
+        return Ok(exit::OK);
+    }
     writeln!(io::stdout(), "deleted snapshot {name}")?;
     Ok(exit::OK)
 }

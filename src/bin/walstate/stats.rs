@@ -33,9 +33,6 @@ use crate::{CliResult, exit};
 pub(crate) struct Args {
     /// Store directory.
     pub(crate) dir: PathBuf,
-    /// Print JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 #[derive(Serialize)]

@@ -27,13 +27,11 @@ pub(crate) struct Args {
     /// Only print what would be rewritten.
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 /// `walstate upgrade DIR [--dry-run] [--json]`.
 pub(crate) fn run(dir: &Path, dry_run: bool, as_json: bool) -> CliResult {
+    output::ensure_store(dir)?;
     let spinner = output::spinner(if dry_run { "checking" } else { "upgrading" });
     let report = walstate::upgrade::upgrade(&RealFs, dir, dry_run);
     output::finish(spinner);

@@ -37,9 +37,6 @@ use crate::output::{self, Failure};
 pub(crate) struct Args {
     /// Store directory.
     pub(crate) dir: PathBuf,
-    /// Print the full report as JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 /// `walstate verify DIR [--json]`.

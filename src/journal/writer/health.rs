@@ -72,9 +72,10 @@ pub(super) fn retell(err: &Error) -> Error {
                 None => io::Error::new(source.kind(), source.to_string()),
             },
         },
-        Error::DiskFull { path, offset } => Error::DiskFull {
+        Error::DiskFull { path, offset, op } => Error::DiskFull {
             path: path.clone(),
             offset: *offset,
+            op: *op,
         },
         Error::Poisoned { cause } => Error::Poisoned {
             cause: cause.clone(),

@@ -183,6 +183,17 @@ impl Journal {
         })
     }
 
+    /// Creates the first segment now when there is none (a new store), so that a disk
+    /// too full to hold one fails the open creating the store, which then undoes the
+    /// creation, instead of its first commit.
+    pub(crate) fn start_first_segment(&self) -> Result<()> {
+        let mut writer = self.shared.writer.lock();
+        if writer.has_active_segment() || !writer.segment_paths().is_empty() {
+            return Ok(());
+        }
+        self.shared.rotate(&mut writer)
+    }
+
     /// The id of the store this journal belongs to (carried by every segment it creates).
     pub fn store_id(&self) -> StoreId {
         self.shared.store_id

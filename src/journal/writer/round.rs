@@ -12,7 +12,7 @@ use super::barrier::{Outcome, Request, Requests};
 use super::health::retell;
 use super::segment_writer::{SegmentWriter, WriteFailure};
 use super::{RECORD_HEADER_LEN, Shared};
-use crate::error::{Error, Result, is_enospc};
+use crate::error::{DiskFullOp, Error, Result, is_enospc};
 use crate::journal::segment::CreateFailure;
 
 /// What one leader round produced: requests made durable (hooks not yet run) and
@@ -250,6 +250,7 @@ impl Shared {
             Error::DiskFull {
                 path: path.clone(),
                 offset,
+                op: DiskFullOp::Commit,
             }
         } else {
             Error::io("write", &path, err)
@@ -325,7 +326,7 @@ impl Shared {
 
     /// Starts a new segment whose first LSN is the next LSN (the previous one has been
     /// synced). A new segment whose name may not be durable poisons.
-    fn rotate(&self, writer: &mut SegmentWriter) -> Result<()> {
+    pub(super) fn rotate(&self, writer: &mut SegmentWriter) -> Result<()> {
         match writer.start_segment() {
             Ok(()) => {
                 self.syncer.count_sync();
