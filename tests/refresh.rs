@@ -222,3 +222,34 @@ fn a_refresh_with_nothing_new_changes_nothing() {
         assert_eq!(refreshed.reloaded, None);
     }
 }
+
+#[test]
+fn more_than_one_read_of_new_bytes_large_records_and_large_groups_are_followed() {
+    for preallocate in [true, false] {
+        let sim = SimFs::new(21);
+        let vfs: VfsRef = sim.clone();
+        let options = || {
+            options(&vfs, preallocate)
+                .segment_size_bytes(8 << 20)
+                .record_payload_max(1 << 20)
+        };
+        let writer = KvStore::open(DIR, options()).expect("open writer");
+        writer.put("seed", "0").expect("put");
+        let reader = KvStore::open_read_only(DIR, options()).expect("reader");
+        // Far more new bytes than one read of the tail (64 KiB) ...
+        for i in 0..3_000u16 {
+            writer.put(key((i % 24) as u8), value(i)).expect("put");
+        }
+        // ... a record larger than one read ...
+        writer.put("large", vec![b'L'; 300_000]).expect("large put");
+        // ... and a group larger than one read.
+        writer
+            .put_batch((0..2_000u16).map(|i| (format!("batch/{i:04}"), value(i))))
+            .expect("batch");
+        let refreshed = reader.refresh().expect("refresh");
+        assert_eq!(refreshed.reloaded, None, "preallocate {preallocate}");
+        assert_eq!(refreshed.records, 3_000 + 1 + 2_000);
+        assert_eq!(contents(&reader), contents(&writer));
+        assert_eq!(reader.last_lsn(), writer.last_lsn());
+    }
+}

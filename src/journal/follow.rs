@@ -170,24 +170,37 @@ pub(crate) fn follow(
                 path.display()
             )));
         }
-        let mut tail = vec![0u8; (file_len - offset) as usize];
-        file.read_exact_at(&mut tail, offset)
-            .map_err(|err| Error::io("read segment tail", &path, err))?;
-        let read = read_tail(&header, &tail, offset, position.next_lsn, |group, at| {
-            deliver(
-                group,
-                RecordPosition {
-                    path: &path,
-                    schema_id: header.schema_id,
-                    offset: at,
-                },
-            )
-        })?;
-        position = TailPosition {
-            seq: position.seq,
-            offset: Some(read.end),
-            next_lsn: read.next_lsn,
-            last_frame: read.last_frame.or(position.last_frame),
+        // Read from the position on, a little first and more while a frame or a group
+        // runs past what was read: a refresh reads what is new, not the zero-filled room
+        // of a preallocated segment.
+        let mut start = offset;
+        let mut want = TAIL_READ_BYTES.min(file_len - start);
+        let read = loop {
+            let mut tail = vec![0u8; want as usize];
+            file.read_exact_at(&mut tail, start)
+                .map_err(|err| Error::io("read segment tail", &path, err))?;
+            let read = read_tail(&header, &tail, start, position.next_lsn, |group, at| {
+                deliver(
+                    group,
+                    RecordPosition {
+                        path: &path,
+                        schema_id: header.schema_id,
+                        offset: at,
+                    },
+                )
+            })?;
+            position = TailPosition {
+                seq: position.seq,
+                offset: Some(read.end),
+                next_lsn: read.next_lsn,
+                last_frame: read.last_frame.or(position.last_frame),
+            };
+            if !read.ran_out || start + want == file_len {
+                break read;
+            }
+            // Read on from the end of the last complete group: nothing is delivered twice.
+            want = (want * 2).min(file_len - read.end);
+            start = read.end;
         };
         let next_path = dir.join(format::segment_file_name(position.seq + 1));
         let successor = vfs
@@ -198,7 +211,15 @@ pub(crate) fn follow(
             // Whatever did not decode at the end may be a write in flight.
             return Ok(Followed::At(position));
         }
-        if let Some(why) = read.unexplained {
+        let unexplained = match read.unexplained {
+            Some(why) => Some(why),
+            // Moving on: the room after the last frame must really be empty.
+            None if !zeros_to_end(file.as_ref(), &path, read.end, file_len)? => {
+                Some("bytes after the zero-filled room".to_string())
+            }
+            None => None,
+        };
+        if let Some(why) = unexplained {
             return Ok(Followed::Reload(format!(
                 "{} at offset {} of {}, and a later segment exists",
                 why,
@@ -213,6 +234,26 @@ pub(crate) fn follow(
             last_frame: None,
         };
     }
+}
+
+/// How much of a segment's tail is read first; doubled while a frame or group runs past
+/// what was read.
+const TAIL_READ_BYTES: u64 = 64 << 10;
+
+/// Whether the bytes of `file` from `start` to `end` are all zero (read in pieces).
+fn zeros_to_end(file: &dyn VfsFile, path: &Path, start: u64, end: u64) -> Result<bool> {
+    let mut piece = vec![0u8; TAIL_READ_BYTES as usize];
+    let mut at = start;
+    while at < end {
+        let len = (end - at).min(TAIL_READ_BYTES) as usize;
+        file.read_exact_at(&mut piece[..len], at)
+            .map_err(|err| Error::io("read segment", path, err))?;
+        if piece[..len].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += len as u64;
+    }
+    Ok(true)
 }
 
 /// The header of a segment being followed, or why it cannot be followed.
@@ -249,6 +290,9 @@ struct TailRead {
     /// (zero-filled room of a preallocated segment, or the end): a frame that does not
     /// decode or cannot stand there, or a group that never completed.
     unexplained: Option<String>,
+    /// Reading stopped because a frame or a group runs past the bytes given: with more
+    /// bytes of the file, read on.
+    ran_out: bool,
 }
 
 /// Decodes the frames of `tail` (the bytes from `base` in a segment with `header`),
@@ -272,6 +316,7 @@ fn read_tail(
         next_lsn,
         last_frame: None,
         unexplained: None,
+        ran_out: false,
     };
     let mut group: Vec<RecordView<'_>> = Vec::new();
     let mut group_start = 0usize;
@@ -283,6 +328,10 @@ fn read_tail(
                 break;
             }
             Err(err) => {
+                read.ran_out = matches!(
+                    err,
+                    FrameError::TruncatedHeader | FrameError::TruncatedPayload(_)
+                );
                 read.unexplained = Some(err.describe());
                 break;
             }
@@ -314,6 +363,7 @@ fn read_tail(
         group.clear();
     }
     if !group.is_empty() && read.unexplained.is_none() {
+        read.ran_out = true;
         read.unexplained = Some(format!(
             "an atomic group from LSN {} is not complete",
             read.next_lsn
