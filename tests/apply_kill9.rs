@@ -91,3 +91,44 @@ fn no_ack_is_printed_before_its_line_is_durable() {
         assert!(store.last_lsn() >= acks.len() as u64);
     }
 }
+
+#[test]
+fn when_acks_can_no_longer_be_printed_no_more_lines_are_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let input: String = (1..=LINES)
+        .map(|line| {
+            format!(
+                "{{\"op\":\"put\",\"key\":\"{}\",\"value\":\"{}\"}}\n",
+                key(line),
+                value(line)
+            )
+        })
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_walstate"))
+        .arg("apply")
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn walstate apply");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    // Like `walstate apply DIR < lines | head -1`: one ack read, then stdout is closed.
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("first ack");
+    drop(stdout);
+    let status = child.wait().expect("wait");
+    let _ = feeder.join();
+    assert!(!status.success(), "a closed stdout is a failure: {status:?}");
+    let store = KvStore::open(&dir, Options::default().create_if_missing(false)).expect("reopen");
+    assert!(
+        store.last_lsn() < (LINES / 4) as u64,
+        "{} of {LINES} lines were applied after stdout was closed",
+        store.last_lsn()
+    );
+}

@@ -6,6 +6,8 @@
 
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -226,15 +228,17 @@ enum NotApplied {
 
 /// The input lines as stream items, read on the stream's own thread (so later lines are
 /// read and queued while earlier ones are being made durable).
+/// Reading stops once `stop` is set.
 fn input_items(
     mut input: impl BufRead + Send,
+    stop: Arc<AtomicBool>,
 ) -> impl Iterator<Item = Result<(LineContext, Vec<KvCommand>), NotApplied>> + Send {
     let mut buf = Vec::new();
     let mut line_no: u64 = 0;
     let mut done = false;
     std::iter::from_fn(move || {
         loop {
-            if done {
+            if done || stop.load(Ordering::Relaxed) {
                 return None;
             }
             let read = match read_line(&mut input, &mut buf) {
@@ -315,7 +319,10 @@ pub(crate) fn run(dir: &Path) -> CliResult {
     let mut bad_lines: u64 = 0;
     let mut unreadable: Option<String> = None;
     let mut emitted: io::Result<()> = Ok(());
-    let items = input_items(io::BufReader::new(io::stdin()));
+    // When acks can no longer be printed (stdout closed), no more lines are read: only
+    // those already queued are still applied, unacknowledged.
+    let stop = Arc::new(AtomicBool::new(false));
+    let items = input_items(io::BufReader::new(io::stdin()), Arc::clone(&stop));
     let streamed = store.apply_stream(items, |done| {
         let line = match done {
             Streamed::Applied {
@@ -340,6 +347,9 @@ pub(crate) fn run(dir: &Path) -> CliResult {
         };
         if emitted.is_ok() {
             emitted = emit(&mut out, line);
+            if emitted.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
         }
     });
     emitted?;
