@@ -85,7 +85,9 @@ pub use checkpoint::SnapshotInfo;
 pub use codec::Codec;
 pub use error::{CodecError, CodecFailure, DiskFullOp, Error, Result};
 pub use format::{SchemaId, StoreId};
-pub use journal::{Defect, DefectKind, JournalStats, SyncPolicy, TornTailTruncation};
+pub use journal::{
+    Defect, DefectKind, HISTOGRAM_BUCKETS, Histogram, JournalStats, SyncPolicy, TornTailTruncation,
+};
 pub use kv::{CasMismatch, Entries as KvEntries, KvApplied, KvCommand, KvOutput, KvState};
 pub use kv_store::KvStore;
 pub use migrate::{MigrationReport, Migrations, RollbackReport};

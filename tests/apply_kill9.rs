@@ -124,7 +124,10 @@ fn when_acks_can_no_longer_be_printed_no_more_lines_are_read() {
     drop(stdout);
     let status = child.wait().expect("wait");
     let _ = feeder.join();
-    assert!(!status.success(), "a closed stdout is a failure: {status:?}");
+    assert!(
+        !status.success(),
+        "a closed stdout is a failure: {status:?}"
+    );
     let store = KvStore::open(&dir, Options::default().create_if_missing(false)).expect("reopen");
     assert!(
         store.last_lsn() < (LINES / 4) as u64,

@@ -240,10 +240,19 @@ fn items_in_flight_share_fdatasyncs() {
     let (acked, stopped) = stream(&store, puts(1_000));
     assert!(stopped.is_none());
     assert_eq!(acked.len(), 1_000);
-    let syncs = store.journal_stats().expect("writer").syncs - before;
+    let stats = store.journal_stats().expect("writer");
+    let syncs = stats.syncs - before;
     assert!(
         syncs * 10 <= 1_000,
         "{syncs} fdatasyncs for 1000 items: items in flight must share them"
+    );
+    // What the stats say about it: groups of many records, fdatasyncs of 2 ms.
+    let largest = stats.records_per_group.percentile(1.0).expect("groups ran");
+    assert!(largest >= 10, "largest group at most {largest} records");
+    let median_fsync = stats.fsync_micros.percentile(0.5).expect("fdatasyncs ran");
+    assert!(
+        median_fsync >= 2_000,
+        "median fdatasync at most {median_fsync} µs"
     );
     drop(Arc::clone(&sim));
 }

@@ -19,7 +19,9 @@ pub use segment::SegmentFile;
 pub use segment::list_segments;
 #[cfg(feature = "internals")]
 pub use writer::{GROUP_BYTES_MAX, PREALLOCATE_STEP_BYTES};
-pub use writer::{AppendStream, Journal, JournalStats, RecordToAppend, Ticket};
+pub use writer::{
+    AppendStream, HISTOGRAM_BUCKETS, Histogram, Journal, JournalStats, RecordToAppend, Ticket,
+};
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};

@@ -368,6 +368,7 @@ impl Shared {
         writer.acknowledge_buffered();
         self.counters.round_started();
         self.counters.completed(count, frame_bytes);
+        self.counters.group_completed(count);
         drop(writer);
         let output = hook(first_lsn);
         drop(queue);

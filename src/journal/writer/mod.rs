@@ -14,6 +14,7 @@
 
 mod barrier;
 mod health;
+mod histogram;
 mod round;
 mod segment_writer;
 mod strategy;
@@ -30,6 +31,8 @@ use parking_lot::Mutex;
 
 use self::barrier::{Barrier, FastPath, Requests};
 use self::health::Health;
+pub use self::histogram::{HISTOGRAM_BUCKETS, Histogram};
+use self::histogram::AtomicHistogram;
 #[cfg(feature = "internals")]
 pub use self::segment_writer::PREALLOCATE_STEP_BYTES;
 use self::segment_writer::{LiveSegment, ResumedSegment, SegmentPlan, SegmentWriter};
@@ -71,6 +74,12 @@ pub struct JournalStats {
     pub syncs: u64,
     /// Leader rounds (write calls of a group commit).
     pub batches: u64,
+    /// How long each fdatasync of a segment took, in microseconds (the appenders' and
+    /// the background syncer's).
+    pub fsync_micros: Histogram,
+    /// The group-commit group sizes: records made durable together, by a round (or
+    /// by a part of one that a rotation or the unsynced bound ended).
+    pub records_per_group: Histogram,
 }
 
 /// The counters only ever changed with the writer locked: a plain load and store, not a
@@ -80,6 +89,7 @@ struct Counters {
     records: AtomicU64,
     bytes: AtomicU64,
     batches: AtomicU64,
+    records_per_group: AtomicHistogram,
 }
 
 impl Counters {
@@ -90,6 +100,13 @@ impl Counters {
     fn completed(&self, records: u64, bytes: u64) {
         bump(&self.records, records);
         bump(&self.bytes, bytes);
+    }
+
+    /// A group of `records` records was made durable together.
+    fn group_completed(&self, records: u64) {
+        if records > 0 {
+            self.records_per_group.record(records);
+        }
     }
 }
 
@@ -218,6 +235,8 @@ impl Journal {
             bytes: counters.bytes.load(Ordering::Relaxed),
             syncs: self.shared.syncer.syncs(),
             batches: counters.batches.load(Ordering::Relaxed),
+            fsync_micros: self.shared.syncer.fsync_micros(),
+            records_per_group: counters.records_per_group.snapshot(),
         }
     }
 

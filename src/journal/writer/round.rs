@@ -317,11 +317,14 @@ impl Shared {
     /// Moves every staged request, now durable, to `durable` (in LSN order) and counts
     /// them; their hooks run later, in the round's turn.
     fn complete(&self, staged: &mut Requests<Staged>, durable: &mut Requests<Staged>) {
+        let mut records = 0;
         for done in staged.drain(..) {
+            records += done.request.records.len() as u64;
             self.counters
                 .completed(done.request.records.len() as u64, done.request.frame_bytes);
             durable.push(done);
         }
+        self.counters.group_completed(records);
     }
 
     /// Starts a new segment whose first LSN is the next LSN (the previous one has been

@@ -14,12 +14,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 use super::Shared;
 use super::health::Health;
+use super::histogram::{AtomicHistogram, Histogram};
 use super::segment_writer::SegmentWriter;
 use super::strategy::SyncStrategy;
 use crate::error::{Error, Result};
@@ -58,6 +59,8 @@ pub(super) struct Syncer {
     in_flight: AtomicBool,
     /// fdatasync (and fsync) calls on segment files.
     syncs: AtomicU64,
+    /// How long the fdatasyncs of the active segment took, in microseconds.
+    fsync_micros: AtomicHistogram,
 }
 
 impl Syncer {
@@ -71,7 +74,13 @@ impl Syncer {
             done: Condvar::new(),
             in_flight: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
+            fsync_micros: AtomicHistogram::default(),
         }
+    }
+
+    /// The fdatasync latencies so far, in microseconds.
+    pub(super) fn fsync_micros(&self) -> Histogram {
+        self.fsync_micros.snapshot()
     }
 
     /// Segment fsyncs so far.
@@ -116,7 +125,10 @@ impl Syncer {
         written_bytes: u64,
         op: &'static str,
     ) -> Result<()> {
-        match file.sync_data() {
+        let started = Instant::now();
+        let synced = file.sync_data();
+        self.fsync_micros.record_duration(started.elapsed());
+        match synced {
             Ok(()) => {
                 self.count_sync();
                 self.mark_synced_through(written_bytes);
