@@ -63,25 +63,15 @@ impl TailPosition {
     /// Just after what `outcome` (a scan, or a recovery's) delivered: after the last
     /// complete group or seal of its last segment.
     pub(crate) fn after(outcome: &ScanOutcome) -> TailPosition {
-        match outcome.segments.last() {
-            Some(last) if last.header.is_some() => TailPosition {
-                seq: last.seq,
-                offset: Some(last.valid_end),
-                next_lsn: outcome.next_lsn.max(1),
-                last_frame: last.last_frame,
-            },
-            Some(last) => TailPosition {
-                seq: last.seq,
-                offset: None,
-                next_lsn: outcome.next_lsn.max(1),
-                last_frame: None,
-            },
-            None => TailPosition {
-                seq: 1,
-                offset: None,
-                next_lsn: outcome.next_lsn.max(1),
-                last_frame: None,
-            },
+        let last = outcome.segments.last();
+        // A last segment without a readable header is read again from its header; with
+        // no segment at all, the writer's first one is waited for.
+        let readable = last.filter(|segment| segment.header.is_some());
+        TailPosition {
+            seq: last.map_or(1, |segment| segment.seq),
+            offset: readable.map(|segment| segment.valid_end),
+            next_lsn: outcome.next_lsn.max(1),
+            last_frame: readable.and_then(|segment| segment.last_frame),
         }
     }
 

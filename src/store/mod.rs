@@ -503,19 +503,8 @@ impl<S: StateMachine> Store<S> {
         if commands.is_empty() {
             return Ok((0, Vec::new()));
         }
-        let mut records = Vec::with_capacity(commands.len());
-        let mut decoded = Vec::with_capacity(commands.len());
-        for command in commands {
-            let (payload, back) = logged::<S>(command)?;
-            records.push(command_record(payload));
-            decoded.push(back);
-        }
-        self.log_group_and_apply(writer, records, move |state| {
-            decoded
-                .into_iter()
-                .map(|command| state.apply_owned(command))
-                .collect()
-        })
+        let (records, decoded) = logged_group::<S>(commands)?;
+        self.log_group_and_apply(writer, records, move |state| apply_all(state, decoded))
     }
 
     /// Logs `payloads`, encoded commands, as one atomic group, and once it is durable
@@ -657,6 +646,29 @@ impl<S: StateMachine> Inner<S> {
         writer.journal.poison(cause.clone());
         Error::Poisoned { cause }
     }
+}
+
+/// Encodes a batch of commands for one atomic group: the records to log and the commands
+/// as decoded back from them (what replay will apply), or the first command refused.
+fn logged_group<S: StateMachine>(
+    commands: Vec<S::Command>,
+) -> Result<(Vec<RecordToAppend>, Vec<S::Command>)> {
+    let mut records = Vec::with_capacity(commands.len());
+    let mut decoded = Vec::with_capacity(commands.len());
+    for command in commands {
+        let (payload, back) = logged::<S>(command)?;
+        records.push(command_record(payload));
+        decoded.push(back);
+    }
+    Ok((records, decoded))
+}
+
+/// Applies a logged group's commands in order, returning their outputs.
+fn apply_all<S: StateMachine>(state: &mut S, commands: Vec<S::Command>) -> Vec<S::Output> {
+    commands
+        .into_iter()
+        .map(|command| state.apply_owned(command))
+        .collect()
 }
 
 /// The journal record of an encoded command.

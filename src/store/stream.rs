@@ -4,9 +4,9 @@
 
 use std::sync::mpsc;
 
-use super::{Store, command_record, logged};
+use super::{Store, apply_all, logged_group};
 use crate::error::Error;
-use crate::journal::{AppendStream, Journal, RecordToAppend, Ticket};
+use crate::journal::{AppendStream, Journal, Ticket};
 use crate::state::StateMachine;
 
 /// Items read ahead of the oldest one not yet durable: bounds the memory a stream holds.
@@ -198,24 +198,12 @@ impl<S: StateMachine> Store<S> {
             Ok((context, commands)) if commands.is_empty() => return Entry::Empty(context),
             Ok(item) => item,
         };
-        let mut records: Vec<RecordToAppend> = Vec::with_capacity(commands.len());
-        let mut decoded = Vec::with_capacity(commands.len());
-        for command in commands {
-            match logged::<S>(command) {
-                Ok((payload, back)) => {
-                    records.push(command_record(payload));
-                    decoded.push(back);
-                }
-                Err(error) => return Entry::Refused(context, error),
-            }
-        }
+        let (records, decoded) = match logged_group::<S>(commands) {
+            Ok(group) => group,
+            Err(error) => return Entry::Refused(context, error),
+        };
         let count = records.len() as u64;
-        let apply = self.when_durable(count, move |state: &mut S| {
-            decoded
-                .into_iter()
-                .map(|command| state.apply_owned(command))
-                .collect::<Vec<_>>()
-        });
+        let apply = self.when_durable(count, move |state: &mut S| apply_all(state, decoded));
         match journal.enqueue(stream, records, apply) {
             Ok(ticket) => Entry::Queued(context, ticket),
             // Over a limit: the item is refused, nothing was queued.

@@ -110,6 +110,12 @@ impl Counters {
     }
 }
 
+/// A hook boxed for the queue, its output erased to `Any` (a queued request's waiter
+/// downcasts it back).
+fn boxed_hook<T: Send + 'static>(hook: impl FnOnce(u64) -> T + Send + 'static) -> DurableHook {
+    Box::new(move |lsn| Box::new(hook(lsn)) as Box<dyn Any + Send>)
+}
+
 fn bump(counter: &AtomicU64, by: u64) {
     counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
 }
@@ -291,8 +297,7 @@ impl Journal {
             FastPath::Done(result) => return result,
             FastPath::Declined(records, hook) => (records, hook),
         };
-        let hook: DurableHook = Box::new(move |lsn| Box::new(hook(lsn)) as Box<dyn Any + Send>);
-        let done = shared.submit(records, frame_bytes, Some(hook))?;
+        let done = shared.submit(records, frame_bytes, Some(boxed_hook(hook)))?;
         match done.output.map(|output| output.downcast::<T>()) {
             Some(Ok(output)) => Ok((done.first_lsn, *output)),
             _ => unreachable!("a queued request's hook output has the hook's type"),

@@ -8,7 +8,6 @@
 //! request of it fails with [`Error::StreamStopped`] without being written, so nothing
 //! after a failed append becomes durable.
 
-use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::Condvar;
 
 use super::barrier::Requests;
-use super::{DurableHook, Journal, RecordToAppend};
+use super::{Journal, RecordToAppend, boxed_hook};
 use crate::error::{Error, Result};
 
 /// An ordered stream of appends (see the module docs).
@@ -65,11 +64,10 @@ impl Journal {
             return Err(Error::StreamStopped);
         }
         let frame_bytes = self.validate(&records)?;
-        let hook: DurableHook = Box::new(move |lsn| Box::new(hook(lsn)) as Box<dyn Any + Send>);
         let id = self.shared.enqueue(
             Requests::from_vec(records),
             frame_bytes,
-            Some(hook),
+            Some(boxed_hook(hook)),
             &stream.waker,
             Some(Arc::clone(&stream.stopped)),
         );
