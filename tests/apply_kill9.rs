@@ -11,6 +11,27 @@ use walstate::{KvStore, Options};
 
 const LINES: usize = 200_000;
 
+/// `walstate apply DIR` with stdin and stdout piped.
+fn spawn_apply(dir: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_walstate"))
+        .arg("apply")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn walstate apply")
+}
+
+/// The put line of input line `line`.
+fn put_line(line: usize) -> String {
+    format!(
+        "{{\"op\":\"put\",\"key\":\"{}\",\"value\":\"{}\"}}\n",
+        key(line),
+        value(line)
+    )
+}
+
 fn key(line: usize) -> String {
     format!("line/{line:07}")
 }
@@ -24,22 +45,11 @@ fn no_ack_is_printed_before_its_line_is_durable() {
     for (run, acks_before_kill) in [50usize, 700, 3_000, 9_000].into_iter().enumerate() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("store");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_walstate"))
-            .arg("apply")
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn walstate apply");
+        let mut child = spawn_apply(&dir);
         let mut stdin = child.stdin.take().expect("stdin");
         let feeder = std::thread::spawn(move || {
             for line in 1..=LINES {
-                let text = format!(
-                    "{{\"op\":\"put\",\"key\":\"{}\",\"value\":\"{}\"}}\n",
-                    key(line),
-                    value(line)
-                );
+                let text = put_line(line);
                 // The pipe closes when the child is killed.
                 if stdin.write_all(text.as_bytes()).is_err() {
                     return;
@@ -96,23 +106,8 @@ fn no_ack_is_printed_before_its_line_is_durable() {
 fn when_acks_can_no_longer_be_printed_no_more_lines_are_read() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
-    let input: String = (1..=LINES)
-        .map(|line| {
-            format!(
-                "{{\"op\":\"put\",\"key\":\"{}\",\"value\":\"{}\"}}\n",
-                key(line),
-                value(line)
-            )
-        })
-        .collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_walstate"))
-        .arg("apply")
-        .arg(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn walstate apply");
+    let input: String = (1..=LINES).map(put_line).collect();
+    let mut child = spawn_apply(&dir);
     let mut stdin = child.stdin.take().expect("stdin");
     let feeder = std::thread::spawn(move || {
         let _ = stdin.write_all(input.as_bytes());
