@@ -164,6 +164,11 @@ impl KvStore {
             .map(|_| ()))
     }
 
+    /// Catches up with what other processes committed (see [`Store::refresh`]).
+    pub fn refresh(&self) -> Result<crate::Refreshed> {
+        self.store.refresh()
+    }
+
     /// Stops background work and makes everything acknowledged durable.
     pub fn close(self) -> Result<()> {
         self.store.close()

@@ -93,7 +93,7 @@ pub use kv_store::KvStore;
 pub use migrate::{MigrationReport, Migrations, RollbackReport};
 pub use options::{
     CHECKPOINT_AFTER_BYTES_DEFAULT, CHECKPOINT_WRITE_RATE_DEFAULT, CHECKPOINTS_RETAINED_MAX,
-    Options,
+    Options, SHARED_LOCK_WAIT_DEFAULT, Writers,
 };
 pub use recovery::{CheckpointUsed, RecoveryReport, SalvageAction, SkippedCheckpoint};
 pub use repair::{RepairOptions, RepairReport, repair};

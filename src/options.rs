@@ -16,6 +16,56 @@ pub const CHECKPOINT_AFTER_BYTES_DEFAULT: u64 = 32 << 20;
 /// Most checkpoints a store may retain.
 pub const CHECKPOINTS_RETAINED_MAX: usize = 16;
 
+/// How long a shared writer waits for the writer lock before a commit (or an open)
+/// fails with [`Error::Locked`], unless [`Options::lock_timeout`] says otherwise. Other
+/// shared writers hold it only while they commit a group; an exclusive writer holds it
+/// until it closes.
+pub const SHARED_LOCK_WAIT_DEFAULT: Duration = Duration::from_secs(10);
+
+/// Whether other processes may write to the store while this one has it open.
+///
+/// ```
+/// use walstate::{KvStore, Options, Writers};
+///
+/// # let tmp = tempfile::tempdir()?;
+/// # let dir = tmp.path().join("shared");
+/// // A daemon and a CLI (or any two processes) writing one store: the default.
+/// let daemon = KvStore::open(&dir, Options::default())?;
+/// let cli = KvStore::open(&dir, Options::default())?;
+/// cli.put("mode", "maintenance")?;
+/// // The daemon sees the CLI's commit at its next commit, or when it asks:
+/// daemon.refresh()?;
+/// assert_eq!(daemon.get(b"mode")?.as_deref(), Some(&b"maintenance"[..]));
+/// // Compare-and-set is evaluated against everything committed before it, by anyone.
+/// assert!(daemon.cas(b"mode", Some(b"maintenance"), Some(b"serving"))?.is_ok());
+/// assert!(cli.cas(b"mode", Some(b"maintenance"), Some(b"off"))?.is_err());
+/// # drop((daemon, cli));
+/// // One writer for the store's lifetime, as before version 0.2: others are refused.
+/// let only = KvStore::open(&dir, Options::default().writers(Writers::Exclusive))?;
+/// assert!(KvStore::open(&dir, Options::default()).is_err());
+/// # drop(only);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Writers {
+    /// Several processes write (SQLite's WAL mode is the model): a process takes the
+    /// writer lock (`LOCK`) only while it commits a group, first applying what other
+    /// processes committed since its last look (it reads just their new records), so a
+    /// command's output, compare-and-set included, is computed against everything
+    /// committed before it. Checkpoints, snapshots and restores also run holding the
+    /// lock. A process sees other processes' commits at its own next commit and on
+    /// [`Store::refresh`](crate::Store::refresh); [`Store::read`](crate::Store::read)
+    /// alone does not look.
+    ///
+    /// Under [`SyncPolicy::Buffered`] the lock stays held while acknowledged commits sit
+    /// in the buffer (until it is written: full, `sync`, a checkpoint, close).
+    #[default]
+    Shared,
+    /// This process is the only writer until it closes: it holds the lock from open to
+    /// close, and every other writer open fails with [`Error::Locked`] naming it.
+    Exclusive,
+}
+
 /// How a store is opened and run. Start from `Options::default()` and chain setters.
 ///
 /// The knobs that matter most: the [`SyncPolicy`] (what an acknowledged commit
@@ -57,6 +107,7 @@ pub struct Options {
     pub(crate) create_if_missing: bool,
     pub(crate) salvage: bool,
     pub(crate) lock_timeout: Option<Duration>,
+    pub(crate) writers: Writers,
     pub(crate) vfs: VfsRef,
 }
 
@@ -71,6 +122,7 @@ impl fmt::Debug for Options {
             .field("create_if_missing", &self.create_if_missing)
             .field("salvage", &self.salvage)
             .field("lock_timeout", &self.lock_timeout)
+            .field("writers", &self.writers)
             .field("vfs", &self.vfs)
             .finish()
     }
@@ -87,6 +139,7 @@ impl Default for Options {
             create_if_missing: true,
             salvage: false,
             lock_timeout: None,
+            writers: Writers::Shared,
             vfs: real_fs(),
         }
     }
@@ -199,10 +252,27 @@ impl Options {
         self
     }
 
-    /// Wait up to this long for another writer to release the lock (default: fail at once).
+    /// Wait up to this long for another writer to release the lock. Default: under
+    /// [`Writers::Shared`], [`SHARED_LOCK_WAIT_DEFAULT`] for the open and for each commit
+    /// (`None` means that default there); under [`Writers::Exclusive`], fail at once.
     pub fn lock_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.lock_timeout = timeout;
         self
+    }
+
+    /// Whether other processes may write to the store at the same time (default
+    /// [`Writers::Shared`]).
+    pub fn writers(mut self, writers: Writers) -> Self {
+        self.writers = writers;
+        self
+    }
+
+    /// How long to wait for the writer lock, at open and (shared) before each commit.
+    pub(crate) fn lock_wait(&self) -> Option<Duration> {
+        match self.writers {
+            Writers::Shared => Some(self.lock_timeout.unwrap_or(SHARED_LOCK_WAIT_DEFAULT)),
+            Writers::Exclusive => self.lock_timeout,
+        }
     }
 
     /// The file system to use (default the real one; tests pass a simulated one).

@@ -20,6 +20,9 @@ pub struct RepairOptions {
     pub salvage: bool,
     /// Only say what would be done.
     pub dry_run: bool,
+    /// Wait up to this long for writers to release the writer lock (`None`: fail at
+    /// once if another process holds it). Shared writers hold it only while they commit.
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 /// What repair did (or, on a dry run, would do).
@@ -46,10 +49,10 @@ pub struct RepairReport {
 pub fn repair(vfs: &dyn Vfs, dir: &Path, options: RepairOptions) -> Result<RepairReport> {
     let before = verify::verify(vfs, dir)?.verdict;
     if !options.dry_run {
-        return execute(vfs, dir, options.salvage, before);
+        return execute(vfs, dir, options, before);
     }
     let plan = PlanFs::new(vfs);
-    let mut report = execute(&plan, dir, options.salvage, before)?;
+    let mut report = execute(&plan, dir, options, before)?;
     report.dry_run = true;
     report.verdict_after = None;
     report.recovery = None;
@@ -57,7 +60,13 @@ pub fn repair(vfs: &dyn Vfs, dir: &Path, options: RepairOptions) -> Result<Repai
 }
 
 /// The repair itself, on the real file system or on a dry run's view.
-fn execute(vfs: &dyn Vfs, dir: &Path, salvage: bool, before: Verdict) -> Result<RepairReport> {
+fn execute(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    options: RepairOptions,
+    before: Verdict,
+) -> Result<RepairReport> {
+    let salvage = options.salvage;
     let mut report = RepairReport {
         dir: dir.to_path_buf(),
         dry_run: false,
@@ -66,7 +75,7 @@ fn execute(vfs: &dyn Vfs, dir: &Path, salvage: bool, before: Verdict) -> Result<
         verdict_after: None,
         recovery: None,
     };
-    let _lock = lock_store(vfs, dir, None)?;
+    let _lock = lock_store(vfs, dir, options.lock_timeout)?;
     let recovered = recovery::recover_with::<Untyped>(vfs, dir, Mode::Writer { salvage })?;
     let recovery = recovered.report;
     for path in &recovery.temp_files_removed {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 use walstate::format;
-use walstate::{KvCommand, KvStore, Options};
+use walstate::{KvCommand, KvStore, Options, Writers};
 
 mod common;
 use common::records_in;
@@ -853,13 +853,61 @@ fn demo_refuses_to_delete_a_directory_it_did_not_make() {
 }
 
 #[test]
-fn second_writer_is_refused_with_the_holders_pid_and_exit_3_while_reads_still_work() {
+fn writing_commands_work_beside_a_process_that_has_the_store_open_for_writing() {
     let tmp = TempDir::new().unwrap();
     let dir = arg(tmp.path());
-    let store = KvStore::open(tmp.path(), Options::default()).unwrap();
+    // A daemon: the store open for writing (the default, shared) for the whole test.
+    let daemon = KvStore::open(tmp.path(), Options::default()).unwrap();
+    daemon.put("held", "yes").unwrap();
+
+    expect_code(&["put", dir, "k", "v"], 0);
+    expect_code(&["put", dir, "gone", "soon"], 0);
+    expect_code(&["del", dir, "gone"], 0);
+    expect_code(&["checkpoint", dir], 0);
+    expect_code(&["snapshot", "create", dir, "s"], 0);
+    let applied = walstate_with_stdin(
+        &["apply", dir],
+        br#"{"op":"put","key":"applied","value":"1"}"#,
+    );
+    assert_eq!(code(&applied), 0, "{}", stderr(&applied));
+    expect_code(&["repair", dir], 0);
+    assert_eq!(stdout(&expect_code(&["get", dir, "held"], 0)), "yes\n");
+
+    // The daemon sees every CLI write at its next look, and keeps writing.
+    daemon.refresh().unwrap();
+    assert_eq!(daemon.get(b"k").unwrap(), Some(b"v".to_vec()));
+    assert_eq!(daemon.get(b"gone").unwrap(), None);
+    assert_eq!(daemon.get(b"applied").unwrap(), Some(b"1".to_vec()));
+    daemon.put("daemon", "still serving").unwrap();
+    assert_eq!(
+        stdout(&expect_code(&["get", dir, "daemon"], 0)),
+        "still serving\n"
+    );
+    let names: Vec<String> = daemon
+        .list_snapshots()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert!(names.contains(&"s".to_string()), "{names:?}");
+    drop(daemon);
+    expect_code(&["verify", dir], 0);
+}
+
+#[test]
+fn beside_an_exclusive_writer_writes_are_refused_with_the_holders_pid_and_exit_3_while_reads_still_work()
+ {
+    let tmp = TempDir::new().unwrap();
+    let dir = arg(tmp.path());
+    let store = KvStore::open(tmp.path(), Options::default().writers(Writers::Exclusive)).unwrap();
     store.put("held", "yes").unwrap();
 
-    let refused = expect_code(&["put", dir, "k", "v"], 3);
+    let started = std::time::Instant::now();
+    let refused = expect_code(&["--lock-wait", "0.3", "put", dir, "k", "v"], 3);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(300),
+        "--lock-wait must be waited out before giving up"
+    );
     let message = stderr(&refused);
     assert!(
         message.contains(&format!("pid {}", std::process::id())),
@@ -871,11 +919,16 @@ fn second_writer_is_refused_with_the_holders_pid_and_exit_3_while_reads_still_wo
         vec!["repair", dir],
         vec!["snapshot", "create", dir, "s"],
     ] {
-        expect_code(&args, 3);
+        let mut with_wait = vec!["--lock-wait", "0"];
+        with_wait.extend(args);
+        expect_code(&with_wait, 3);
     }
-    let refused_apply =
-        walstate_with_stdin(&["apply", dir], br#"{"op":"put","key":"k","value":"v"}"#);
+    let refused_apply = walstate_with_stdin(
+        &["--lock-wait", "0", "apply", dir],
+        br#"{"op":"put","key":"k","value":"v"}"#,
+    );
     assert_eq!(code(&refused_apply), 3);
+    expect_code(&["--lock-wait", "-1", "put", dir, "k", "v"], 64);
 
     assert_eq!(stdout(&expect_code(&["get", dir, "held"], 0)), "yes\n");
     expect_code(&["scan", dir], 0);
@@ -1843,8 +1896,11 @@ fn every_error_class_has_a_next_line_naming_a_command_or_action() {
         walstate(&["snapshot", "restore", s, "nope"]),
     ));
     {
-        let held = KvStore::open(&store, Options::default()).unwrap();
-        classes.push(("locked", walstate(&["put", s, "k", "v"])));
+        let held = KvStore::open(&store, Options::default().writers(Writers::Exclusive)).unwrap();
+        classes.push((
+            "locked",
+            walstate(&["--lock-wait", "0.2", "put", s, "k", "v"]),
+        ));
         drop(held);
     }
 

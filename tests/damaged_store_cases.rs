@@ -434,6 +434,7 @@ fn run(dir: &Path, dry_run: bool) -> Result<RepairReport, Error> {
         RepairOptions {
             salvage: true,
             dry_run,
+            lock_timeout: None,
         },
     )
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use walstate::{Error, KvCommand, KvStore, Options, StateMachine, Store};
+use walstate::{Error, KvCommand, KvStore, Options, StateMachine, Store, Writers};
 
 fn options() -> Options {
     Options::default().checkpoint_after_bytes(None)
@@ -111,11 +111,23 @@ fn batch_is_one_lsn_range_and_cas_mismatch_is_an_output() {
 }
 
 #[test]
-fn second_writer_gets_lock_error_naming_holder_and_read_only_works() {
+fn beside_an_exclusive_writer_a_second_writer_gets_lock_error_naming_holder_and_read_only_works() {
     let dir = tempfile::tempdir().unwrap();
-    let writer = KvStore::open(dir.path(), options()).unwrap();
+    let writer = KvStore::open(dir.path(), options().writers(Writers::Exclusive)).unwrap();
     writer.put("k", "v").unwrap();
-    let err = KvStore::open(dir.path(), options()).unwrap_err();
+    for second in [
+        options().writers(Writers::Exclusive),
+        options().lock_timeout(Some(std::time::Duration::ZERO)),
+    ] {
+        match KvStore::open(dir.path(), second) {
+            Err(Error::Locked { holder, .. }) => {
+                assert_eq!(holder, format!("pid {}", std::process::id()))
+            }
+            Err(other) => panic!("expected Locked, got {other}"),
+            Ok(_) => panic!("a second writer beside an exclusive one must be refused"),
+        }
+    }
+    let err = KvStore::open(dir.path(), options().writers(Writers::Exclusive)).unwrap_err();
     match &err {
         Error::Locked { holder, .. } => {
             assert_eq!(holder, &format!("pid {}", std::process::id()))
@@ -447,12 +459,13 @@ fn dropping_a_store_during_a_background_checkpoint_releases_the_lock_before_drop
 #[test]
 fn a_second_writer_asked_to_wait_gets_the_lock_when_the_holder_lets_go() {
     let dir = tempfile::tempdir().unwrap();
-    let holder = KvStore::open(dir.path(), options()).unwrap();
+    let exclusive = || options().writers(Writers::Exclusive);
+    let holder = KvStore::open(dir.path(), exclusive()).unwrap();
     let path = dir.path().to_path_buf();
     let waiter = std::thread::spawn(move || {
         KvStore::open(
             &path,
-            options().lock_timeout(Some(std::time::Duration::from_secs(10))),
+            exclusive().lock_timeout(Some(std::time::Duration::from_secs(10))),
         )
     });
     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -467,7 +480,7 @@ fn a_second_writer_asked_to_wait_gets_the_lock_when_the_holder_lets_go() {
     let start = std::time::Instant::now();
     let err = KvStore::open(
         dir.path(),
-        options().lock_timeout(Some(std::time::Duration::from_millis(50))),
+        exclusive().lock_timeout(Some(std::time::Duration::from_millis(50))),
     )
     .unwrap_err();
     assert!(matches!(err, Error::Locked { .. }), "{err}");

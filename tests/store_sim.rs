@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use serde::{Deserialize, Serialize};
 use walstate::io::sim::{CrashMode, Fault, FaultKind, OpClass};
 use walstate::io::{SimFs, Vfs, VfsRef};
-use walstate::{Error, KvCommand, KvStore, Options, StateMachine, Store};
+use walstate::{Error, KvCommand, KvStore, Options, StateMachine, Store, Writers};
 
 mod common;
 
@@ -385,11 +385,49 @@ fn put_batch_on_a_read_only_store_is_refused() {
 }
 
 #[test]
-fn daemon_holds_the_store_cli_writer_gets_lock_error_and_reader_sees_latest_state() {
+fn a_daemon_and_a_cli_write_one_store_and_see_each_others_commits() {
     let (_sim, vfs) = sim(4);
     let daemon = KvStore::open(DIR, options(&vfs)).unwrap();
     daemon.put("status", "running").unwrap();
-    let err = KvStore::open(DIR, options(&vfs)).unwrap_err();
+    let cli = KvStore::open(DIR, options(&vfs)).expect("shared writers open beside each other");
+    assert_eq!(cli.get(b"status").unwrap(), Some(b"running".to_vec()));
+    cli.put("status", "draining").unwrap();
+    // The daemon sees it when it asks, and before its own next commit.
+    daemon.refresh().unwrap();
+    assert_eq!(daemon.get(b"status").unwrap(), Some(b"draining".to_vec()));
+    daemon.put("n", "1").unwrap();
+    // Compare-and-set against the caught-up state: exactly one of the two wins.
+    assert!(cli.cas(b"n", Some(b"1"), Some(b"cli")).unwrap().is_ok());
+    assert!(
+        daemon
+            .cas(b"n", Some(b"1"), Some(b"daemon"))
+            .unwrap()
+            .is_err(),
+        "the daemon's cas must see the CLI's write"
+    );
+    daemon.refresh().unwrap();
+    assert_eq!(daemon.get(b"n").unwrap(), Some(b"cli".to_vec()));
+    let reader = KvStore::open_read_only(DIR, options(&vfs)).unwrap();
+    assert_eq!(reader.get(b"n").unwrap(), Some(b"cli".to_vec()));
+    drop(cli);
+    daemon.put("after", "cli closed").unwrap();
+    drop(daemon);
+    let reopened = KvStore::open(DIR, options(&vfs)).unwrap();
+    assert_eq!(reopened.get(b"status").unwrap(), Some(b"draining".to_vec()));
+    assert_eq!(reopened.get(b"n").unwrap(), Some(b"cli".to_vec()));
+    assert_eq!(
+        reopened.get(b"after").unwrap(),
+        Some(b"cli closed".to_vec())
+    );
+}
+
+#[test]
+fn an_exclusive_daemon_refuses_other_writers_naming_itself_and_readers_see_latest_state() {
+    let (_sim, vfs) = sim(4);
+    let daemon = KvStore::open(DIR, options(&vfs).writers(Writers::Exclusive)).unwrap();
+    daemon.put("status", "running").unwrap();
+    let shared_no_wait = options(&vfs).lock_timeout(Some(std::time::Duration::ZERO));
+    let err = KvStore::open(DIR, shared_no_wait.clone()).unwrap_err();
     assert!(matches!(err, Error::Locked { .. }), "{err}");
     assert!(
         err.to_string()
@@ -402,7 +440,7 @@ fn daemon_holds_the_store_cli_writer_gets_lock_error_and_reader_sees_latest_stat
     reader.refresh().unwrap();
     assert_eq!(reader.get(b"status").unwrap(), Some(b"draining".to_vec()));
     drop(daemon);
-    KvStore::open(DIR, options(&vfs)).expect("the lock is free once the daemon is gone");
+    KvStore::open(DIR, shared_no_wait).expect("the lock is free once the daemon is gone");
 }
 
 #[test]

@@ -66,6 +66,14 @@ impl fmt::Debug for FileBytes {
 /// A held writer lock; dropping it releases the lock.
 pub trait LockGuard: Send + Sync {}
 
+/// A lock file opened once and taken and released many times: a shared writer holds
+/// the store's writer lock only while it commits, so it takes it for every commit group
+/// (see [`Vfs::open_lock`]).
+pub trait LockFile: Send + Sync {
+    /// Tries to take the lock, recording `holder` in the file for others to read.
+    fn try_acquire(&self, holder: &str) -> io::Result<LockAttempt>;
+}
+
 /// The outcome of trying to take a lock.
 pub enum LockAttempt {
     /// The lock is ours until the guard is dropped.
@@ -172,6 +180,13 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// Tries to take the exclusive writer lock at `path` (created if missing), recording
     /// `holder` (e.g. "pid 1234") in it for others to read.
     fn try_lock(&self, path: &Path, holder: &str) -> io::Result<LockAttempt>;
+    /// Opens the lock file at `path` (created if missing) to be taken many times with
+    /// [`LockFile::try_acquire`], each time as [`Vfs::try_lock`] would, without opening
+    /// it again. `None` (the default) means the caller uses `try_lock` each time.
+    fn open_lock(&self, path: &Path) -> io::Result<Option<Arc<dyn LockFile>>> {
+        let _ = path;
+        Ok(None)
+    }
 }
 
 /// A shared handle to a file system.

@@ -5,8 +5,9 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
+use std::sync::Arc;
 
-use super::{EntryKind, FileBytes, LockAttempt, LockGuard, OpenMode, Vfs, VfsFile};
+use super::{EntryKind, FileBytes, LockAttempt, LockFile, LockGuard, OpenMode, Vfs, VfsFile};
 
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
@@ -111,6 +112,59 @@ fn sync_file_range(_file: &File, _offset: u64, _len: u64, _wait: bool) -> io::Re
 struct RealLock(#[allow(dead_code)] File);
 impl LockGuard for RealLock {}
 
+/// The lock file kept open by a shared writer ([`Vfs::open_lock`]): an `flock` taken
+/// and released on the one descriptor.
+struct ReusableLock(Arc<File>);
+
+/// A lock taken on a [`ReusableLock`]: released (`flock(LOCK_UN)`) when dropped.
+struct HeldReusableLock(Arc<File>);
+impl LockGuard for HeldReusableLock {}
+
+impl Drop for HeldReusableLock {
+    fn drop(&mut self) {
+        // Closing the descriptor would release it too; it stays open for the next turn.
+        let _ = self.0.unlock();
+    }
+}
+
+/// Width the holder is padded to when written in place, so a shorter name overwrites
+/// a longer one without a truncate.
+const HOLDER_WIDTH: usize = 32;
+
+impl LockFile for ReusableLock {
+    fn try_acquire(&self, holder: &str) -> io::Result<LockAttempt> {
+        match self.0.try_lock() {
+            Ok(()) => {
+                let recorded = format!("{holder:<HOLDER_WIDTH$}");
+                if let Err(err) = self.0.write_all_at(recorded.as_bytes(), 0) {
+                    let _ = self.0.unlock();
+                    return Err(err);
+                }
+                Ok(LockAttempt::Acquired(Box::new(HeldReusableLock(
+                    Arc::clone(&self.0),
+                ))))
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut recorded = vec![0u8; 256];
+                let len = self.0.read_at(&mut recorded, 0).unwrap_or(0);
+                Ok(LockAttempt::Held(holder_named(&recorded[..len])))
+            }
+            Err(fs::TryLockError::Error(err)) => Err(err),
+        }
+    }
+}
+
+/// The holder a lock file records, or "unknown holder".
+fn holder_named(recorded: &[u8]) -> String {
+    let recorded = String::from_utf8_lossy(recorded);
+    let recorded = recorded.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+    if recorded.is_empty() {
+        "unknown holder".to_owned()
+    } else {
+        recorded.to_owned()
+    }
+}
+
 impl Vfs for RealFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
         let mut options = OpenOptions::new();
@@ -188,17 +242,22 @@ impl Vfs for RealFs {
                 Ok(LockAttempt::Acquired(Box::new(RealLock(file))))
             }
             Err(fs::TryLockError::WouldBlock) => {
-                let mut recorded = String::new();
-                let _ = file.read_to_string(&mut recorded);
-                let recorded = recorded.trim();
-                Ok(LockAttempt::Held(if recorded.is_empty() {
-                    "unknown holder".to_owned()
-                } else {
-                    recorded.to_owned()
-                }))
+                let mut recorded = Vec::new();
+                let _ = file.read_to_end(&mut recorded);
+                Ok(LockAttempt::Held(holder_named(&recorded)))
             }
             Err(fs::TryLockError::Error(err)) => Err(err),
         }
+    }
+
+    fn open_lock(&self, path: &Path) -> io::Result<Option<Arc<dyn LockFile>>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        Ok(Some(Arc::new(ReusableLock(Arc::new(file)))))
     }
 }
 

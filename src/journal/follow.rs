@@ -32,6 +32,9 @@ pub(crate) struct FrameMark {
     pub(crate) header_len: u64,
     /// CRC-32C of its header bytes (which carry its LSN, length and payload checksum).
     pub(crate) header_crc: u32,
+    /// The durable frontier it records: the offset up to which its writer knew the
+    /// segment synced. A writer appending after it claims no more until it syncs.
+    pub(crate) synced_end: u64,
 }
 
 impl FrameMark {
@@ -42,6 +45,7 @@ impl FrameMark {
             offset,
             header_len: record.header_len as u64,
             header_crc: format::crc(&[&frame[..record.header_len]]),
+            synced_end: record.synced_end,
         }
     }
 }
@@ -75,17 +79,57 @@ impl TailPosition {
         }
     }
 
+    /// A writer's own position: the end of what it wrote (`offset` of segment `seq`),
+    /// where records from `next_lsn` go. Its own frames need no re-check.
+    pub(crate) fn at_writer(seq: u64, offset: u64, next_lsn: u64) -> TailPosition {
+        TailPosition {
+            seq,
+            offset: Some(offset),
+            next_lsn,
+            last_frame: None,
+        }
+    }
+
+    /// Before segment `seq`'s header (it may not exist yet), expecting `next_lsn`.
+    pub(crate) fn before_segment(seq: u64, next_lsn: u64) -> TailPosition {
+        TailPosition {
+            seq,
+            offset: None,
+            next_lsn,
+            last_frame: None,
+        }
+    }
+
     /// The LSN the next record must have.
     pub(crate) fn next_lsn(&self) -> u64 {
         self.next_lsn
+    }
+
+    /// The segment read next.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The offset read next in [`TailPosition::seq`], once its header was read.
+    pub(crate) fn offset(&self) -> Option<u64> {
+        self.offset
+    }
+
+    /// The last frame read in the current segment, if any.
+    pub(crate) fn last_frame(&self) -> Option<FrameMark> {
+        self.last_frame
     }
 }
 
 /// What following found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Followed {
-    /// Everything complete was delivered; the new position.
+    /// Everything complete was delivered; the new position, with nothing after it.
     At(TailPosition),
+    /// Everything complete was delivered; the new position, and after it bytes that do
+    /// not (yet) form a complete frame or group (why): a write in flight for a reader,
+    /// a dead writer's torn tail for a writer holding the lock.
+    Unfinished(TailPosition, String),
     /// The journal changed in a way only a full recovery can judge (why).
     Reload(String),
 }
@@ -199,7 +243,10 @@ pub(crate) fn follow(
             .is_some();
         if !successor {
             // Whatever did not decode at the end may be a write in flight.
-            return Ok(Followed::At(position));
+            return Ok(match read.unexplained {
+                None => Followed::At(position),
+                Some(why) => Followed::Unfinished(position, why),
+            });
         }
         let unexplained = match read.unexplained {
             Some(why) => Some(why),
@@ -529,7 +576,7 @@ mod tests {
 
         fn at(followed: Followed) -> TailPosition {
             match followed {
-                Followed::At(position) => position,
+                Followed::At(position) | Followed::Unfinished(position, _) => position,
                 Followed::Reload(why) => panic!("unexpected reload: {why}"),
             }
         }

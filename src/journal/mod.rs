@@ -22,6 +22,7 @@ pub use writer::{GROUP_BYTES_MAX, PREALLOCATE_STEP_BYTES};
 pub use writer::{
     AppendStream, HISTOGRAM_BUCKETS, Histogram, Journal, JournalStats, RecordToAppend, Ticket,
 };
+pub(crate) use writer::{CaughtUpTo, LeaseConfig};
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};

@@ -18,12 +18,14 @@ use crate::state::StateMachine;
 /// What catching up did.
 pub(crate) enum CaughtUp<S> {
     /// Caught up to `position`: `records` records were applied, giving `state` (`None`
-    /// when there were none) at `lsn`.
+    /// when there were none) at `lsn`. `unfinished` says why bytes after it do not form
+    /// a complete group yet, if there are such bytes.
     At {
         state: Option<S>,
         lsn: u64,
         records: u64,
         position: TailPosition,
+        unfinished: Option<String>,
     },
     /// Only a full recovery can judge what changed (why).
     Reload(String),
@@ -95,6 +97,14 @@ pub(crate) fn catch_up<S: StateMachine>(
             lsn,
             records,
             position,
+            unfinished: None,
+        },
+        Followed::Unfinished(position, why) => CaughtUp::At {
+            state: next.map(|Typed(state)| state),
+            lsn,
+            records,
+            position,
+            unfinished: Some(why),
         },
     })
 }

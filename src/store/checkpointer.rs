@@ -228,6 +228,10 @@ impl<S: StateMachine> Inner<S> {
     /// [`Inner::run_checkpoint`] with `writer.checkpoint_running` already held by the caller.
     fn run_checkpoint_holding_lock(&self, writer: &Writer) -> Result<CheckpointInfo> {
         writer.journal.check_usable()?;
+        // A shared writer checkpoints holding the writer lock, caught up: no other
+        // process deletes segments or restores meanwhile, and the checkpoint covers what
+        // they committed too. This process's commits go on.
+        let _pin = writer.journal.pin_lease()?;
         let journal_bytes = writer.journal.stats().bytes + writer.progress.lock().backlog_bytes;
         // The only pause for writers: an O(1) clone for persistent collections.
         let (state, lsn) = self.clone_state();

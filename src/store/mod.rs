@@ -15,9 +15,9 @@ use crate::error::{Error, Result};
 use crate::format::RECORD_KIND_COMMAND;
 use crate::io::{EntryKind, LockGuard, VfsRef};
 use crate::journal::follow::TailPosition;
-use crate::journal::{Journal, JournalStats, RecordToAppend};
-use crate::lock::lock_store;
-use crate::options::Options;
+use crate::journal::{CaughtUpTo, Journal, JournalStats, LeaseConfig, RecordToAppend};
+use crate::lock::{LOCK_FILE_NAME, lock_store};
+use crate::options::{Options, SHARED_LOCK_WAIT_DEFAULT, Writers};
 use crate::recovery::{self, Mode, RecoveryReport};
 use crate::schema::{self, Schema};
 use crate::state::StateMachine;
@@ -89,7 +89,12 @@ struct Writer {
     signal: Arc<CheckpointSignal>,
     checkpointer: Mutex<Option<JoinHandle<()>>>,
     last_checkpoint_error: Mutex<Option<String>>,
-    _lock: Box<dyn LockGuard>,
+    /// The writer lock, held from open to close by an exclusive writer (a shared one
+    /// takes it per commit group, in the journal).
+    _lock: Option<Box<dyn LockGuard>>,
+    /// Why the last catch-up of a shared writer had to recover again, until a refresh
+    /// reports it.
+    reloaded: Mutex<Option<String>>,
 }
 
 struct Inner<S: StateMachine> {
@@ -247,7 +252,7 @@ impl<S: StateMachine> Store<S> {
         let dir = dir.to_path_buf();
         let vfs = options.vfs.clone();
         let mut created = prepare_dir(&vfs, &dir, options.create_if_missing)?;
-        let lock = lock_store(vfs.as_ref(), &dir, options.lock_timeout)?;
+        let lock = lock_store(vfs.as_ref(), &dir, options.lock_wait())?;
         if created {
             // Another writer may have created the store between the look and the lock:
             // then this open does not create it (and a failure undoes nothing of theirs).
@@ -303,9 +308,21 @@ impl<S: StateMachine> Store<S> {
             signal: Arc::new(CheckpointSignal::default()),
             checkpointer: Mutex::new(None),
             last_checkpoint_error: Mutex::new(None),
-            _lock: lock,
+            _lock: None,
+            reloaded: Mutex::new(None),
         };
+        let shared = writer.journal.is_shared();
+        let mut writer = writer;
+        let mut open_lock = Some(lock);
+        if !shared {
+            writer._lock = open_lock.take();
+        }
         let store = Store::from_parts(dir, options, vfs, recovered, schema, Some(writer));
+        if shared {
+            store.install_catch_up();
+            // From here on the lock is taken for each commit group.
+            drop(open_lock);
+        }
         if store.inner.options.checkpoint_after_bytes.is_some()
             && store.inner.options.background_checkpoints
         {
@@ -339,7 +356,23 @@ impl<S: StateMachine> Store<S> {
             schema_id: schema.id().get(),
             ..options.journal.clone()
         };
-        let journal = Journal::resume(vfs.clone(), dir, journal_options, &recovered.outcome)?;
+        let journal = match options.writers {
+            Writers::Exclusive => {
+                Journal::resume(vfs.clone(), dir, journal_options, &recovered.outcome)?
+            }
+            Writers::Shared => Journal::resume_shared(
+                vfs.clone(),
+                dir,
+                journal_options,
+                &recovered.outcome,
+                LeaseConfig {
+                    vfs: vfs.clone(),
+                    path: dir.join(LOCK_FILE_NAME),
+                    holder: format!("pid {}", std::process::id()),
+                    wait: options.lock_wait().unwrap_or(SHARED_LOCK_WAIT_DEFAULT),
+                },
+            )?,
+        };
         if created {
             journal.start_first_segment()?;
         }
@@ -365,19 +398,26 @@ impl<S: StateMachine> Store<S> {
     /// last refresh. Reads only the records appended since (O(new records)); recovers
     /// again from the newest checkpoint only when the journal changed in a way that
     /// needs it, and says why in [`Refreshed::reloaded`]. The state is replaced at once,
-    /// never left half-applied; on an error it stays as it was. A writer store is always
-    /// current: nothing to do.
+    /// never left half-applied; on an error it stays as it was.
+    ///
+    /// A shared writer ([`crate::Writers::Shared`]) catches up with the other processes'
+    /// commits the same way, taking the writer lock briefly (it also does so before
+    /// each of its own commits; [`Store::read`] alone never looks). `records` then counts
+    /// the LSNs the state moved, its own commits made meanwhile included. An exclusive
+    /// writer is always current: nothing to do.
     ///
     /// A reader sees commits the writer has written, which it acknowledges once they are
     /// durable: a refresh racing a commit may show it a moment before the writer's
     /// caller hears of it.
     pub fn refresh(&self) -> Result<Refreshed> {
         let inner = &self.inner;
-        if inner.writer.is_some() {
+        if let Some(writer) = &inner.writer {
+            let before = self.last_lsn();
+            writer.journal.catch_up_now()?;
             return Ok(Refreshed {
-                records: 0,
+                records: self.last_lsn().saturating_sub(before),
                 last_lsn: self.last_lsn(),
-                reloaded: None,
+                reloaded: writer.reloaded.lock().take(),
             });
         }
         let mut tail = inner.tail.lock();
@@ -400,6 +440,7 @@ impl<S: StateMachine> Store<S> {
                 lsn,
                 records,
                 position,
+                unfinished: _,
             } => {
                 if let Some(state) = state {
                     *inner.applied.write() = Applied { state, lsn };
@@ -554,7 +595,10 @@ impl<S: StateMachine> Store<S> {
         }
     }
 
-    /// Runs `f` on the current state (everything acknowledged so far).
+    /// Runs `f` on the current state: everything this process committed, and, for a
+    /// shared writer or a reader, what other processes committed up to its last catch-up
+    /// (its last commit or [`Store::refresh`]). It reads no file: call `refresh` first to
+    /// see what another process committed a moment ago.
     pub fn read<R>(&self, f: impl FnOnce(&S) -> R) -> Result<R> {
         if let Some(writer) = &self.inner.writer {
             writer.journal.check_usable()?;
@@ -599,7 +643,79 @@ impl<S: StateMachine> Store<S> {
     }
 }
 
+impl<S: StateMachine> Store<S> {
+    /// A shared writer's catch-up (see [`Journal::set_catch_up`]): the journal calls it
+    /// holding the writer lock, in turn, when another process appended since its last
+    /// look.
+    fn install_catch_up(&self) {
+        let Some(writer) = &self.inner.writer else {
+            return;
+        };
+        let inner = Arc::downgrade(&self.inner);
+        writer.journal.set_catch_up(Box::new(move |from| {
+            let inner = inner.upgrade().ok_or(Error::Closed)?;
+            inner.catch_up_writer(from)
+        }));
+    }
+}
+
 impl<S: StateMachine> Inner<S> {
+    /// Applies to the state what other processes appended after `from`. Anything the
+    /// follower cannot explain while this process holds the writer lock (a deleted
+    /// segment, a torn tail a dead holder left, a record that does not apply) is judged
+    /// by recovering again as a writer, which truncates a torn tail into quarantine or
+    /// fails naming the damage.
+    fn catch_up_writer(&self, from: TailPosition) -> Result<CaughtUpTo> {
+        let store_id = self.report.read().store_id;
+        let gate = schema::gate::SchemaGate::new(self.schema.clone(), &self.dir, store_id);
+        let caught_up = {
+            let applied = self.applied.read();
+            recovery::catch_up(
+                self.vfs.as_ref(),
+                &self.dir,
+                &applied.state,
+                from,
+                store_id,
+                &gate,
+            )?
+        };
+        let why = match caught_up {
+            recovery::CaughtUp::At {
+                state,
+                lsn,
+                position,
+                unfinished: None,
+                ..
+            } => {
+                if let Some(state) = state {
+                    *self.applied.write() = Applied { state, lsn };
+                }
+                return Ok(CaughtUpTo::At(position));
+            }
+            recovery::CaughtUp::At {
+                unfinished: Some(why),
+                ..
+            } => format!("{why}, left by a writer that is gone"),
+            recovery::CaughtUp::Reload(why) => why,
+        };
+        let recovered = recovery::recover::<S>(
+            self.vfs.as_ref(),
+            &self.dir,
+            Mode::Writer {
+                salvage: self.options.salvage,
+            },
+        )?;
+        *self.applied.write() = Applied {
+            state: recovered.state,
+            lsn: recovered.lsn,
+        };
+        *self.report.write() = recovered.report;
+        if let Some(writer) = &self.writer {
+            *writer.reloaded.lock() = Some(why);
+        }
+        Ok(CaughtUpTo::Recovered(recovered.outcome))
+    }
+
     fn clone_state(&self) -> (S, u64) {
         let guard = self.applied.read();
         (guard.state.clone(), guard.lsn)

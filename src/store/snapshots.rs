@@ -48,6 +48,8 @@ impl<S: StateMachine> Store<S> {
     pub fn snapshot(&self, name: &str) -> Result<SnapshotInfo> {
         checkpoint::validate_snapshot_name(name)?;
         let writer = self.writer()?;
+        // A shared writer snapshots holding the writer lock, caught up with every process.
+        let _pin = writer.journal.pin_lease()?;
         let (state, lsn) = self.inner.clone_state();
         writer.journal.sync()?;
         self.write_snapshot(name, state, lsn)
@@ -62,7 +64,7 @@ impl<S: StateMachine> Store<S> {
     /// Deletes a named snapshot.
     pub fn delete_snapshot(&self, name: &str) -> Result<()> {
         checkpoint::validate_snapshot_name(name)?;
-        self.writer()?;
+        let _pin = self.writer()?.journal.pin_lease()?;
         checkpoint::delete_snapshot(self.inner.vfs.as_ref(), &self.inner.dir, name)
     }
 
@@ -111,7 +113,10 @@ impl<S: StateMachine> Store<S> {
                 path: path.clone(),
                 detail: unusable.to_string(),
             })?;
-        // No other append may take the LSN the restore record needs.
+        // No other append may take the LSN the restore record needs: not another
+        // process's (a shared writer holds the writer lock, caught up, until the record is
+        // written) nor this one's.
+        let pin = writer.journal.pin_lease()?;
         let _gate = writer.gate.write();
         let (current, current_lsn) = self.inner.clone_state();
         writer.journal.sync()?;
@@ -143,6 +148,7 @@ impl<S: StateMachine> Store<S> {
         )?;
         debug_assert_eq!(record_lsn, lsn);
         drop(_gate);
+        drop(pin);
         Ok(RestoreInfo {
             snapshot: name.to_owned(),
             lsn: record_lsn,

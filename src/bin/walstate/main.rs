@@ -24,6 +24,7 @@ mod upgrade;
 mod verify;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
@@ -104,6 +105,13 @@ struct Cli {
     /// stderr, {"error":..,"path":..,"next":..,"exit_code":N} (exit codes unchanged).
     #[arg(long, global = true)]
     json: bool,
+    /// How long a writing command waits for the writer lock, in seconds. Other writers
+    /// (a daemon, another CLI) hold it only while they commit; a writer opened with
+    /// `Writers::Exclusive` holds it until it closes, and then the command fails with
+    /// exit 3 naming it.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 10.0,
+          value_parser = output::parse_seconds)]
+    lock_wait: f64,
     #[command(subcommand)]
     command: Command,
 }
@@ -137,6 +145,7 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(err),
     };
     output::set_json(cli.json);
+    output::set_lock_wait(Duration::from_secs_f64(cli.lock_wait));
     if cli.json {
         output::disable_progress();
     }

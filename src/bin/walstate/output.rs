@@ -33,6 +33,32 @@ pub(crate) fn set_json(on: bool) {
     JSON.store(on, Ordering::Relaxed);
 }
 
+/// How long writing commands wait for the writer lock (`--lock-wait`).
+static LOCK_WAIT: OnceLock<Duration> = OnceLock::new();
+
+/// Records `--lock-wait`.
+pub(crate) fn set_lock_wait(wait: Duration) {
+    let _ = LOCK_WAIT.set(wait);
+}
+
+/// `--lock-wait`, or the library's default for shared writers.
+pub(crate) fn lock_wait() -> Duration {
+    LOCK_WAIT
+        .get()
+        .copied()
+        .unwrap_or(walstate::SHARED_LOCK_WAIT_DEFAULT)
+}
+
+/// Parses `--lock-wait`: a finite, non-negative number of seconds.
+pub(crate) fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && (0.0..=86_400.0).contains(&seconds) => Ok(seconds),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds from 0 to 86400 (e.g. 0, 2.5, 30)"
+        )),
+    }
+}
+
 /// True when `--json` was given.
 pub(crate) fn json_mode() -> bool {
     JSON.load(Ordering::Relaxed)
@@ -324,9 +350,11 @@ impl From<serde_json::Error> for Failure {
 /// (what `stats` measures against and `checkpoint::if_due` evaluates), but no background
 /// checkpoints (a CLI process is short-lived and exits before one would finish; writing
 /// commands call `checkpoint::if_due` before they close instead), and checkpoints and
-/// snapshots written on request are not paced: an operator waits.
+/// snapshots written on request are not paced: an operator waits. Writers share the
+/// store with other processes (a daemon), waiting `--lock-wait` for the lock.
 pub(crate) fn cli_options() -> Options {
     Options::default()
+        .lock_timeout(Some(lock_wait()))
         .background_checkpoints(false)
         .checkpoint_write_rate(None)
 }

@@ -46,7 +46,15 @@ pub(crate) struct Args {
 /// `walstate repair DIR [--salvage] [--dry-run] [--json]`.
 pub(crate) fn run(dir: &Path, salvage: bool, dry_run: bool, as_json: bool) -> CliResult {
     let spinner = output::spinner(if dry_run { "checking" } else { "repairing" });
-    let result = repair(&RealFs, dir, RepairOptions { salvage, dry_run });
+    let result = repair(
+        &RealFs,
+        dir,
+        RepairOptions {
+            salvage,
+            dry_run,
+            lock_timeout: Some(output::lock_wait()),
+        },
+    );
     output::finish(spinner);
     let report = match result {
         Ok(report) => report,

@@ -120,6 +120,14 @@ impl Barrier {
     /// passes the turn on when dropped (even if a hook panics, so later rounds never
     /// wait forever).
     fn wait_for_turn(&self, number: u64) -> PassTurn<'_> {
+        self.wait_until_turn(number);
+        PassTurn(self)
+    }
+
+    /// Waits until the hooks of every round before `number` have run, without taking
+    /// the turn (round `number` takes it later with [`Barrier::wait_for_turn`]). A
+    /// shared writer's leader waits so before applying other processes' records.
+    pub(super) fn wait_until_turn(&self, number: u64) {
         if self.turn.load(Ordering::SeqCst) != number {
             let mut guard = self.turn_lock.lock();
             self.turn_waiters.fetch_add(1, Ordering::SeqCst);
@@ -128,7 +136,6 @@ impl Barrier {
             }
             self.turn_waiters.fetch_sub(1, Ordering::SeqCst);
         }
-        PassTurn(self)
     }
 
     /// Ends the caller's leadership and wakes the oldest queued appender to lead next.
@@ -233,7 +240,7 @@ impl Shared {
                 let round_number = queue.next_round;
                 queue.next_round += 1;
                 drop(queue);
-                let round = self.lead(batch);
+                let round = self.lead(batch, round_number);
                 // Hand leadership on before running hooks: the next round's write and
                 // fdatasync overlap this round's hooks.
                 barrier.pass_leadership();
@@ -282,7 +289,7 @@ impl Shared {
             waker: None,
             stream: None,
         };
-        let Round { durable, failed } = self.lead(smallvec::smallvec![request]);
+        let Round { durable, failed } = self.lead(smallvec::smallvec![request], number);
         self.barrier.pass_leadership();
         let _pass = self.barrier.wait_for_turn(number);
         assert_eq!(
@@ -353,7 +360,10 @@ impl Shared {
             && !self
                 .strategy
                 .over_bound(unsynced, writer.buffered(), frame_bytes)
-            && writer.has_lsns_for(count);
+            && writer.has_lsns_for(count)
+            // A shared writer buffers only while it holds the lease: taking it means
+            // catching up first, which the general path does.
+            && self.lease.as_ref().is_none_or(|lease| lease.is_held());
         // Checked last, right before acknowledging, as the general path does.
         if !fits || self.health.check_usable().is_err() {
             return FastPath::Declined(records, hook);

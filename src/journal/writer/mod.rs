@@ -13,26 +13,32 @@
 //! [`strategy::SyncStrategy`]; [`health`] says whether the journal is still usable.
 
 mod barrier;
+mod catch_up;
 mod health;
 mod histogram;
+mod lease;
 mod round;
 mod segment_writer;
+mod shared_files;
 mod strategy;
 mod stream;
 mod syncer;
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
 use self::barrier::{Barrier, FastPath, Requests};
+pub(crate) use self::catch_up::{CatchUpFn, CaughtUpTo};
 use self::health::Health;
 pub use self::histogram::{HISTOGRAM_BUCKETS, Histogram};
 use self::histogram::AtomicHistogram;
+pub(crate) use self::lease::LeaseConfig;
+use self::lease::Lease;
 #[cfg(feature = "internals")]
 pub use self::segment_writer::PREALLOCATE_STEP_BYTES;
 use self::segment_writer::{LiveSegment, ResumedSegment, SegmentPlan, SegmentWriter};
@@ -132,6 +138,11 @@ struct Shared {
     writer: Mutex<SegmentWriter>,
     syncer: Syncer,
     counters: Counters,
+    /// A shared writer's lease on the writer lock (`None`: the store holds the lock for
+    /// the journal's lifetime). Taken and released under the writer mutex.
+    lease: Option<Lease>,
+    /// How a shared writer applies what other processes appended (set by the store).
+    catch_up: OnceLock<CatchUpFn>,
 }
 
 /// The journal's writer. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -158,28 +169,35 @@ impl Journal {
         options: JournalOptions,
         outcome: &ScanOutcome,
     ) -> Result<Journal> {
+        Self::resume_with(vfs, dir, options, outcome, None)
+    }
+
+    /// [`Journal::resume`] for a shared writer: the writer lock is taken for each commit
+    /// group (see [`crate::Writers::Shared`]), and what other processes appended is
+    /// applied first by the store's catch-up (see [`Journal::set_catch_up`]).
+    pub(crate) fn resume_shared(
+        vfs: VfsRef,
+        dir: &Path,
+        options: JournalOptions,
+        outcome: &ScanOutcome,
+        lease: LeaseConfig,
+    ) -> Result<Journal> {
+        Self::resume_with(vfs, dir, options, outcome, Some(lease))
+    }
+
+    fn resume_with(
+        vfs: VfsRef,
+        dir: &Path,
+        options: JournalOptions,
+        outcome: &ScanOutcome,
+        lease: Option<LeaseConfig>,
+    ) -> Result<Journal> {
         options.validate()?;
-        let mut valid_end_of_last = None;
-        if let Some(defect) = &outcome.defect {
-            if defect.kind != DefectKind::TornTail {
-                return Err(defect.to_error());
-            }
-            valid_end_of_last = Some(defect.offset);
-        }
-        let segments: Vec<LiveSegment> = outcome
-            .segments
-            .iter()
-            .map(|summary| LiveSegment {
-                seq: summary.seq,
-                first_lsn: summary.first_lsn,
-                path: summary.path.clone(),
-            })
-            .collect();
-        let next_lsn = outcome.next_lsn.max(1);
         let store_id = store_identity(vfs.as_ref(), dir, outcome)?;
-        let resumed = resume_last_segment(&vfs, &options, outcome, store_id, valid_end_of_last)?;
+        let placement = journal_after(&vfs, &options, outcome, store_id)?;
         let plan = SegmentPlan::new(Arc::clone(&vfs), dir.to_path_buf(), store_id, &options);
-        let writer = SegmentWriter::new(plan, segments, next_lsn, resumed);
+        let writer = placement.writer(plan);
+        let lease = lease.map(Lease::new).transpose()?;
         let strategy = SyncStrategy::new(&options);
         let health = Arc::new(Health::default());
         let shared = Arc::new(Shared {
@@ -192,6 +210,8 @@ impl Journal {
             writer: Mutex::new(writer),
             syncer: Syncer::new(health, strategy),
             counters: Counters::default(),
+            lease,
+            catch_up: OnceLock::new(),
         });
         let syncer = match strategy.syncer_duty() {
             SyncerDuty::None => None,
@@ -215,6 +235,47 @@ impl Journal {
             return Ok(());
         }
         self.shared.rotate(&mut writer)
+    }
+
+    /// Installs how a shared writer applies the records other processes appended (the
+    /// store's typed catch-up); called once, right after the journal is resumed.
+    pub(crate) fn set_catch_up(&self, catch_up: CatchUpFn) {
+        assert!(
+            self.shared.catch_up.set(catch_up).is_ok(),
+            "a journal's catch-up is installed once"
+        );
+    }
+
+    /// Whether this journal is a shared writer's (takes the writer lock per commit).
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared.lease.is_some()
+    }
+
+    /// A shared writer: takes the writer lock and applies what other processes appended
+    /// since the last look, in turn after every commit of this process already made
+    /// durable (a round with no records of its own). Nothing to do for an exclusive one.
+    pub(crate) fn catch_up_now(&self) -> Result<()> {
+        if self.shared.lease.is_none() {
+            return Ok(());
+        }
+        self.check_usable()?;
+        self.shared.submit(Requests::new(), 0, None).map(|_| ())
+    }
+
+    /// Holds a shared writer's lock until the returned pin is dropped, caught up first
+    /// ([`Journal::catch_up_now`]): for work no other process may interleave with (a
+    /// checkpoint and the segments it deletes, a snapshot, a restore, which must know the
+    /// LSN its record gets). This process's own commits go on meanwhile.
+    pub(crate) fn pin_lease(&self) -> Result<LeasePin> {
+        let pin = LeasePin {
+            shared: Arc::clone(&self.shared),
+        };
+        if let Some(lease) = &self.shared.lease {
+            lease.pin();
+            // Dropping `pin` on an error unpins again.
+            self.catch_up_now()?;
+        }
+        Ok(pin)
     }
 
     /// The id of the store this journal belongs to (carried by every segment it creates).
@@ -309,7 +370,9 @@ impl Journal {
     pub fn sync(&self) -> Result<()> {
         self.check_usable()?;
         let mut writer = self.shared.writer.lock();
-        self.shared.write_and_sync(&mut writer)
+        let result = self.shared.write_and_sync(&mut writer);
+        self.shared.release_lease_if_idle(&writer);
+        result
     }
 
     /// Returns an error if the journal is poisoned or closed.
@@ -335,6 +398,9 @@ impl Journal {
     pub fn delete_segments_through(&self, lsn: u64) -> Result<Vec<PathBuf>> {
         self.check_usable()?;
         let mut writer = self.shared.writer.lock();
+        if self.shared.lease.is_some() {
+            return self.shared.delete_shared_segments_through(&mut writer, lsn);
+        }
         let vfs = Arc::clone(&writer.plan.vfs);
         let dir = &self.shared.dir;
         let mut deleted = Vec::new();
@@ -365,8 +431,11 @@ impl Journal {
         } else {
             shared
                 .write_and_sync(&mut writer)
-                .and_then(|()| shared.seal(&mut writer))
+                .and_then(|()| shared.seal_if_last(&mut writer))
         };
+        if let Some(lease) = &shared.lease {
+            lease.release();
+        }
         // Still under the writer's mutex: an append that takes it after the final sync
         // finds the journal closed and is refused, instead of being acknowledged into
         // a buffer (or a file) that nothing will sync again.
@@ -422,7 +491,86 @@ impl Drop for Journal {
             let mut writer = self.shared.writer.lock();
             let _ = self.shared.write_buffered(&mut writer);
         }
+        if let Some(lease) = &self.shared.lease {
+            lease.release();
+        }
     }
+}
+
+/// A shared writer's lock held for a section (see [`Journal::pin_lease`]).
+pub(crate) struct LeasePin {
+    shared: Arc<Shared>,
+}
+
+impl Drop for LeasePin {
+    fn drop(&mut self) {
+        if let Some(lease) = &self.shared.lease
+            && lease.unpin()
+        {
+            let writer = self.shared.writer.lock();
+            self.shared.release_lease_if_idle(&writer);
+        }
+    }
+}
+
+/// Where a journal stands after a scan: its live segments, the next LSN, the last
+/// segment if new records can go into it, and otherwise the end of the last one's
+/// records (where a shared writer looks for other processes' appends).
+struct Placement {
+    segments: Vec<LiveSegment>,
+    next_lsn: u64,
+    resumed: Option<ResumedSegment>,
+    tail_offset: u64,
+}
+
+impl Placement {
+    /// A segment writer placed here.
+    fn writer(self, plan: SegmentPlan) -> SegmentWriter {
+        let mut writer = SegmentWriter::new(plan, self.segments, self.next_lsn, self.resumed);
+        if !writer.has_active_segment() {
+            writer.set_tail_offset(self.tail_offset);
+        }
+        writer
+    }
+}
+
+/// Where a journal resumes after `outcome`. A torn tail in `outcome` must have been
+/// truncated already; any other defect is refused.
+fn journal_after(
+    vfs: &VfsRef,
+    options: &JournalOptions,
+    outcome: &ScanOutcome,
+    store_id: StoreId,
+) -> Result<Placement> {
+    let mut valid_end_of_last = None;
+    if let Some(defect) = &outcome.defect {
+        if defect.kind != DefectKind::TornTail {
+            return Err(defect.to_error());
+        }
+        valid_end_of_last = Some(defect.offset);
+    }
+    let segments: Vec<LiveSegment> = outcome
+        .segments
+        .iter()
+        .map(|summary| LiveSegment {
+            seq: summary.seq,
+            first_lsn: summary.first_lsn,
+            path: summary.path.clone(),
+        })
+        .collect();
+    let next_lsn = outcome.next_lsn.max(1);
+    let resumed = resume_last_segment(vfs, options, outcome, store_id, valid_end_of_last)?;
+    let tail_offset = outcome
+        .segments
+        .last()
+        .filter(|last| last.header.is_some())
+        .map_or(0, |last| valid_end_of_last.unwrap_or(last.valid_end));
+    Ok(Placement {
+        segments,
+        next_lsn,
+        resumed,
+        tail_offset,
+    })
 }
 
 /// The last segment, opened to keep appending to it, if its header matches these options

@@ -44,9 +44,12 @@ pub(super) struct Staged {
 }
 
 impl Shared {
-    /// Leader work: writes and syncs one batch; returns the requests made durable (their
-    /// hooks not run yet) and the failed ones.
-    pub(super) fn lead(&self, batch: Requests<Request>) -> Round {
+    /// Leader work for round `number`: writes and syncs one batch; returns the requests
+    /// made durable (their hooks not run yet) and the failed ones. A shared writer takes
+    /// the writer lock first (and catches up), and releases it at the end unless
+    /// acknowledged records stay in the buffer. A request without records only does
+    /// that (a catch-up).
+    pub(super) fn lead(&self, batch: Requests<Request>, number: u64) -> Round {
         let mut results = Round::default();
         if let Err(err) = self.health.check_usable() {
             for request in batch {
@@ -55,6 +58,12 @@ impl Shared {
             return results;
         }
         let mut writer = self.writer.lock();
+        if let Err(err) = self.take_lease(&mut writer, number) {
+            for request in batch {
+                results.fail(&request, &err);
+            }
+            return results;
+        }
         self.counters.round_started();
         let mut staged: Requests<Staged> = Requests::new();
         // Offset where the first staged (incomplete) request starts: where a failed
@@ -70,6 +79,12 @@ impl Shared {
             }
             if request.stream_stopped() {
                 results.fail(&request, &Error::StreamStopped);
+                continue;
+            }
+            if request.records.is_empty() {
+                // A catch-up: done once the lock is held.
+                let first_lsn = writer.next_lsn();
+                staged.push(Staged { request, first_lsn });
                 continue;
             }
             let step = self.place(
@@ -132,6 +147,7 @@ impl Shared {
             }
         }
         self.check_round_end(&writer, results.failed.is_empty());
+        self.release_lease_if_idle(&writer);
         results
     }
 

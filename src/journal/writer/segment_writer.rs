@@ -116,6 +116,12 @@ pub(super) struct SegmentWriter {
     allocated_end: u64,
     /// The active segment's last frame is a seal: a clean close has nothing to add.
     sealed: bool,
+    /// Set when the writer moved onto bytes another process wrote (a shared writer
+    /// catching up): the durable frontier that writer recorded last, and the bytes this
+    /// one had written then. Until an fdatasync of this writer covers a byte written
+    /// after the move, frames claim no more than that frontier: the other writer's
+    /// bytes may not be durable yet.
+    foreign_frontier: Option<(u64, u64)>,
 }
 
 impl SegmentWriter {
@@ -140,6 +146,7 @@ impl SegmentWriter {
             preallocated: false,
             allocated_end: 0,
             sealed: false,
+            foreign_frontier: None,
         };
         if let Some(resumed) = resumed {
             assert!(
@@ -272,9 +279,92 @@ impl SegmentWriter {
     /// `synced_bytes` bytes written are covered by a completed fdatasync: the offset in
     /// the active segment up to which it is known synced.
     pub(super) fn durable_frontier(&self, synced_bytes: u64) -> u64 {
-        let frontier = self.offset.saturating_sub(self.unsynced(synced_bytes));
+        let mut frontier = self.offset.saturating_sub(self.unsynced(synced_bytes));
+        if let Some((cap, written_then)) = self.foreign_frontier
+            && synced_bytes <= written_then
+        {
+            frontier = frontier.min(cap);
+        }
         debug_assert!(self.file.is_none() || frontier >= SEGMENT_HEADER_LEN as u64);
         frontier
+    }
+
+    /// The sequence number of the last segment this writer knows (the active one when
+    /// there is one), if any.
+    pub(super) fn last_seq(&self) -> Option<u64> {
+        self.segments.last().map(|segment| segment.seq)
+    }
+
+    /// Moves the write position to `offset` of the active segment, now `file_len` bytes
+    /// long, where records from `next_lsn` go: another process appended up to there.
+    /// `frontier` is the durable frontier its last frame recorded (see
+    /// `foreign_frontier`). The buffer is empty (nothing of this writer is unwritten).
+    pub(super) fn move_past_foreign(
+        &mut self,
+        offset: u64,
+        next_lsn: u64,
+        file_len: u64,
+        frontier: u64,
+    ) {
+        assert!(self.buf.is_empty(), "a writer moves only with nothing buffered");
+        assert!(
+            offset >= self.offset && next_lsn >= self.next_lsn,
+            "a writer moves forward only"
+        );
+        assert!(offset <= file_len, "the new position lies inside the file");
+        if next_lsn > self.next_lsn {
+            self.sealed = false;
+            self.segment_records += next_lsn - self.next_lsn;
+        }
+        self.offset = offset;
+        self.next_lsn = next_lsn;
+        self.allocated_end = file_len;
+        self.foreign_frontier = Some((
+            frontier.max(SEGMENT_HEADER_LEN as u64),
+            self.written_bytes,
+        ));
+        self.check_positions();
+    }
+
+    /// Replaces what the writer knows of the journal after another process changed it
+    /// (rotated, deleted, or left a tail a recovery cut back) with `placement`. Like a
+    /// new writer, but the count of bytes written stays (the syncer's accounting builds
+    /// on it). `frontier`: as for [`SegmentWriter::move_past_foreign`], when the writer
+    /// now stands after another process's frames.
+    pub(super) fn replace_journal(&mut self, placement: super::Placement, frontier: Option<u64>) {
+        assert!(self.buf.is_empty(), "a writer moves only with nothing buffered");
+        let written_bytes = self.written_bytes;
+        let plan = SegmentPlan {
+            vfs: self.plan.vfs.clone(),
+            dir: self.plan.dir.clone(),
+            ..self.plan
+        };
+        *self = placement.writer(plan);
+        self.written_bytes = written_bytes;
+        self.foreign_frontier =
+            frontier.map(|frontier| (frontier.max(SEGMENT_HEADER_LEN as u64), written_bytes));
+    }
+
+    /// Without an active segment: the end of the last segment's records, where a shared
+    /// writer looks for what others append after them.
+    pub(super) fn set_tail_offset(&mut self, offset: u64) {
+        assert!(self.file.is_none(), "the tail of an active segment is its write position");
+        self.offset = offset;
+        self.allocated_end = offset;
+    }
+
+    /// Takes the list of live segments (the caller puts a new one in place).
+    pub(super) fn take_segments(&mut self) -> Vec<LiveSegment> {
+        std::mem::take(&mut self.segments)
+    }
+
+    /// Forgets the segments numbered up to `deleted_through_seq` (removed from the
+    /// directory, by this process or another); never the active one.
+    pub(super) fn forget_deleted(&mut self, deleted_through_seq: u64) {
+        let active = self.file.is_some().then(|| self.last_seq()).flatten();
+        self.segments.retain(|segment| {
+            segment.seq > deleted_through_seq || Some(segment.seq) == active
+        });
     }
 
     /// Bytes written and not covered by the first `synced_bytes` bytes a completed
