@@ -85,6 +85,10 @@ pub(super) fn retell(err: &Error) -> Error {
             op,
             path: path.clone(),
         },
+        Error::Locked { path, holder } => Error::Locked {
+            path: path.clone(),
+            holder: holder.clone(),
+        },
         Error::Closed => Error::Closed,
         Error::StreamStopped => Error::StreamStopped,
         other => Error::Poisoned {

@@ -26,14 +26,32 @@ pub(super) struct Round {
 impl Round {
     /// Fails `request` with `err`; a stream it belongs to stops.
     fn fail(&mut self, request: &Request, err: &Error) {
+        self.fail_with(request, retell(err));
+    }
+
+    fn fail_with(&mut self, request: &Request, err: Error) {
         if let Some(stopped) = &request.stream {
             stopped.store(true, Ordering::Release);
         }
         self.failed.push(Outcome {
             id: request.id,
             waker: request.waker.clone(),
-            result: Err(retell(err)),
+            result: Err(err),
         });
+    }
+
+    /// Fails every request of `batch` with `err`: the first gets it as it is (whatever
+    /// its kind: a corruption or schema error found catching up stays one), the others
+    /// an equivalent.
+    fn fail_all(&mut self, batch: Requests<Request>, err: Error) {
+        let mut requests = batch.into_iter();
+        let Some(first) = requests.next() else {
+            return;
+        };
+        for request in requests {
+            self.fail(&request, &err);
+        }
+        self.fail_with(&first, err);
     }
 }
 
@@ -59,9 +77,7 @@ impl Shared {
         }
         let mut writer = self.writer.lock();
         if let Err(err) = self.take_lease(&mut writer, number) {
-            for request in batch {
-                results.fail(&request, &err);
-            }
+            results.fail_all(batch, err);
             return results;
         }
         self.counters.round_started();
