@@ -644,6 +644,61 @@ fn reopen_after_a_process_crash_makes_the_inherited_tail_durable() {
     assert_eq!(store.len().unwrap(), 6);
 }
 
+/// A directory fsync that fails while the store is created, at each level of the
+/// path: the open fails, the retry finds the directories already there, and what it
+/// then acknowledges must survive a power loss (the retry makes the names durable
+/// itself instead of trusting the failed attempt).
+#[test]
+fn a_retried_open_after_a_failed_directory_fsync_at_creation_loses_nothing_acknowledged() {
+    for nth in 0..4 {
+        let (sim, vfs) = sim(30 + nth);
+        sim.inject(Fault {
+            nth,
+            ..Fault::once(OpClass::SyncDir, FaultKind::Eio)
+        });
+        let mut failures = 0;
+        let store = loop {
+            assert!(
+                failures < 3,
+                "fault {nth}: still failing after {failures} retries"
+            );
+            match KvStore::open("/srv/deep/store", options(&vfs)) {
+                Ok(store) => match store.put("k", "v") {
+                    Ok(_) => break store,
+                    Err(_) => failures += 1,
+                },
+                Err(_) => failures += 1,
+            }
+        };
+        assert_eq!(failures, 1, "fault {nth}: the one fault was met once");
+        drop(store);
+        sim.crash(CrashMode::DropUnsynced);
+        let store = KvStore::open("/srv/deep/store", options(&vfs).create_if_missing(false))
+            .unwrap_or_else(|err| panic!("fault at directory fsync {nth}: {err}"));
+        assert_eq!(
+            store.get(b"k").unwrap().as_deref(),
+            Some(&b"v"[..]),
+            "fault at directory fsync {nth}: the acknowledged put is gone"
+        );
+    }
+}
+
+/// Another process created a directory on the store's path a moment ago and has not
+/// made it durable yet: creating the store makes it durable too, or a power loss would
+/// take the store and everything acknowledged in it.
+#[test]
+fn creating_a_store_under_a_directory_another_process_just_created_makes_it_durable() {
+    let (sim, vfs) = sim(40);
+    vfs.create_dir_all(std::path::Path::new("/srv")).unwrap(); // never synced
+    let store = KvStore::open("/srv/deep/store", options(&vfs)).unwrap();
+    store.put("k", "v").unwrap();
+    drop(store);
+    sim.crash(CrashMode::DropUnsynced);
+    let store = KvStore::open("/srv/deep/store", options(&vfs).create_if_missing(false))
+        .expect("the store survives the power loss");
+    assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
 /// A checkpoint proves every record up to its LSN was synced, so a bad record it covers
 /// is corruption even where its damage looks like a crash's; salvage keeps the checkpoint's state and
 /// the store continues after it.

@@ -109,8 +109,18 @@ fn sync_file_range(_file: &File, _offset: u64, _len: u64, _wait: bool) -> io::Re
     Ok(())
 }
 
-struct RealLock(#[allow(dead_code)] File);
+/// A lock taken by [`Vfs::try_lock`]: released with `flock(LOCK_UN)` when dropped, not
+/// merely by closing the descriptor. A child forked by another thread between our
+/// open and its `exec` shares the open file description, and closing ours alone would
+/// leave the lock held until that child execs or exits.
+struct RealLock(File);
 impl LockGuard for RealLock {}
+
+impl Drop for RealLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
 
 /// The lock file kept open by a shared writer ([`Vfs::open_lock`]): an `flock` taken
 /// and released on the one descriptor.
@@ -264,6 +274,37 @@ impl Vfs for RealFs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dropped_lock_is_released_even_while_a_copy_of_its_descriptor_lives() {
+        // The copy (same open file description) stands for a child forked by another
+        // thread and not yet exec'd.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("LOCK");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        file.try_lock().unwrap();
+        let inherited = file.try_clone().unwrap();
+        let guard = RealLock(file);
+        assert!(matches!(
+            RealFs.try_lock(&path, "pid 2").unwrap(),
+            LockAttempt::Held(_)
+        ));
+        drop(guard);
+        assert!(
+            matches!(
+                RealFs.try_lock(&path, "pid 2").unwrap(),
+                LockAttempt::Acquired(_)
+            ),
+            "the lock outlived its guard"
+        );
+        drop(inherited);
+    }
 
     #[test]
     fn writeback_hints_succeed_on_a_real_file_and_change_nothing() {

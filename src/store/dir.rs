@@ -14,28 +14,11 @@ pub(super) fn prepare_dir(vfs: &VfsRef, dir: &Path, create: bool) -> Result<bool
         .map_err(|err| Error::io("stat", dir, err))?
     {
         None if create => {
-            // Every directory created here must be made durable in its parent.
-            let mut missing = vec![dir.to_path_buf()];
-            let mut cursor = dir.parent();
-            while let Some(parent) = cursor.filter(|p| !p.as_os_str().is_empty()) {
-                if vfs
-                    .entry_kind(parent)
-                    .map_err(|err| Error::io("stat", parent, err))?
-                    .is_some()
-                {
-                    break;
-                }
-                missing.push(parent.to_path_buf());
-                cursor = parent.parent();
-            }
             vfs.create_dir_all(dir)
                 .map_err(|err| Error::io("create store directory", dir, err))?;
-            for created in missing.iter().rev() {
-                if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    vfs.sync_dir(parent)
-                        .map_err(|err| Error::io("fsync directory", parent, err))?;
-                }
-            }
+            // Every directory above the store must be a durable name, also one that
+            // another process created a moment ago and has not made durable yet.
+            sync_ancestors(vfs.as_ref(), dir)?;
             Ok(true)
         }
         None | Some(EntryKind::File) => Err(Error::NotAStore {
@@ -52,7 +35,10 @@ pub(super) fn prepare_dir(vfs: &VfsRef, dir: &Path, create: bool) -> Result<bool
                     .iter()
                     .all(|name| recovery::is_creation_leftover(name))
             {
-                // Empty, or the lock file of a creation that did not finish.
+                // Empty, or the lock file of a creation that did not finish. That
+                // creation may have failed its directory fsyncs: this one cannot tell,
+                // so it makes the path durable itself before building a store there.
+                sync_ancestors(vfs.as_ref(), dir)?;
                 Ok(true)
             } else {
                 Err(Error::NotAStore {
@@ -61,6 +47,28 @@ pub(super) fn prepare_dir(vfs: &VfsRef, dir: &Path, create: bool) -> Result<bool
             }
         }
     }
+}
+
+/// Fsyncs every ancestor of `dir`, nearest first, so `dir` and the directories above it
+/// are durable names: this process cannot tell which of them a failed earlier attempt,
+/// or another process creating the same path at the same moment, left unsynced. An
+/// ancestor beyond the parent that cannot be opened for lack of permission ends the
+/// walk (nothing this process could create lies above it).
+fn sync_ancestors(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let mut cursor = dir.parent();
+    let mut nearest = true;
+    while let Some(parent) = cursor.filter(|p| !p.as_os_str().is_empty()) {
+        match vfs.sync_dir(parent) {
+            Ok(()) => {}
+            Err(err) if !nearest && err.kind() == std::io::ErrorKind::PermissionDenied => {
+                break;
+            }
+            Err(err) => return Err(Error::io("fsync directory", parent, err)),
+        }
+        nearest = false;
+        cursor = parent.parent();
+    }
+    Ok(())
 }
 
 /// After a failed open that was creating the store in `dir` (`created`): removes what

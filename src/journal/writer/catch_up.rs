@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use super::segment_writer::{LiveSegment, ResumedSegment, SegmentWriter};
-use super::{Placement, Shared, journal_after};
+use super::{Placement, Shared, journal_after, rewrite_as_read};
 use crate::error::{Error, Result};
 use crate::format::{self, SEGMENT_FLAG_PREALLOCATED, SEGMENT_HEADER_LEN, SegmentHeader};
 use crate::io::OpenMode;
@@ -128,15 +128,20 @@ impl Shared {
             Some(seq) => TailPosition::at_writer(seq, writer.offset(), writer.next_lsn()),
             None => TailPosition::before_segment(1, writer.next_lsn()),
         };
-        match catch_up(from)? {
+        // Once the store installed the caught-up state, the writer must stand after
+        // what it applied: failing to move it there leaves the two apart, which only a
+        // reopen mends (poisoned).
+        let moved = match catch_up(from)? {
             CaughtUpTo::At(to) => self.move_to(writer, from, to),
             CaughtUpTo::Recovered(outcome) => {
-                let placement =
-                    journal_after(&writer.plan.vfs, &self.options, &outcome, self.store_id)?;
-                writer.replace_journal(placement, None);
-                Ok(())
+                journal_after(&writer.plan.vfs, &self.options, &outcome, self.store_id)
+                    .map(|placement| writer.replace_journal(placement, None))
             }
-        }
+        };
+        moved.map_err(|err| match err {
+            poisoned @ Error::Poisoned { .. } => poisoned,
+            other => self.health.poison_with(other),
+        })
     }
 
     /// Moves the writer from `from` to `to`, in its active segment or into a later one.
@@ -150,11 +155,19 @@ impl Shared {
         };
         let frontier = to
             .last_frame()
-            .map_or(SEGMENT_HEADER_LEN as u64, |mark| mark.synced_end);
+            .map_or(SEGMENT_HEADER_LEN as u64, |mark| mark.synced_end)
+            .max(SEGMENT_HEADER_LEN as u64);
+        // The other process's bytes after the frontier its last frame recorded were
+        // written by a round whose fdatasync this process cannot see: if it failed, the
+        // page cache shows them but the kernel will never write them, and whatever is
+        // appended after them would follow a hole after a crash. Written again here, the
+        // fdatasync that makes this writer's next records durable covers them too.
+        let redirty_from = frontier.min(offset);
         if Some(to.seq()) == writer.last_seq()
             && let Some(file) = writer.active_file()
         {
             let path = writer.active_path();
+            rewrite_as_read(file.as_ref(), &path, redirty_from, offset)?;
             let file_len = file
                 .len()
                 .map_err(|err| Error::io("read segment length", &path, err))?;
@@ -178,6 +191,17 @@ impl Shared {
                 first_lsn: header.first_lsn,
                 path: path.clone(),
             });
+            if seq == to.seq() {
+                rewrite_as_read(file.as_ref(), &path, redirty_from, offset)?;
+            }
+            if seq == to.seq() && !self.suits(&header) {
+                // This writer starts a segment of its own after it: the rewritten
+                // bytes must be durable before that one exists.
+                file.sync_data().map_err(|err| {
+                    self.health
+                        .poison_with(Error::io("fdatasync segment", &path, err))
+                })?;
+            }
             if seq == to.seq() && self.suits(&header) {
                 let file_len = file
                     .len()
@@ -195,6 +219,12 @@ impl Shared {
                 });
             }
         }
+        // The process that created these segments may have failed its directory
+        // fsync: make their names durable before building on them.
+        vfs.sync_dir(&self.dir).map_err(|err| {
+            self.health
+                .poison_with(Error::io("fsync directory", &self.dir, err))
+        })?;
         let mut all = writer.take_segments();
         all.extend(segments);
         let placement = Placement {

@@ -645,16 +645,24 @@ fn resume_last_segment(
 /// synced, never before the header) to `valid_end` with what reads return, then
 /// fdatasyncs: pages a failed fsync dropped become dirty, and durable, again.
 fn rewrite_and_sync(file: &dyn VfsFile, path: &Path, start: u64, valid_end: u64) -> Result<()> {
-    debug_assert!(start <= valid_end);
-    if valid_end > start {
-        let mut tail = vec![0u8; (valid_end - start) as usize];
-        file.read_exact_at(&mut tail, start)
-            .map_err(|err| Error::io("read segment tail at open", path, err))?;
-        file.write_all_at(&tail, start)
-            .map_err(|err| Error::io("rewrite segment tail at open", path, err))?;
-    }
+    rewrite_as_read(file, path, start, valid_end)?;
     file.sync_data()
         .map_err(|err| Error::io("fdatasync segment at open", path, err))
+}
+
+/// Writes the bytes `[start, end)` of `file` again as reads return them, so pages a
+/// failed fsync dropped (still shown by the page cache, never to be written by the
+/// kernel) are dirty again and the next fdatasync makes them durable.
+pub(super) fn rewrite_as_read(file: &dyn VfsFile, path: &Path, start: u64, end: u64) -> Result<()> {
+    debug_assert!(start <= end);
+    if end > start {
+        let mut tail = vec![0u8; (end - start) as usize];
+        file.read_exact_at(&mut tail, start)
+            .map_err(|err| Error::io("read segment tail", path, err))?;
+        file.write_all_at(&tail, start)
+            .map_err(|err| Error::io("rewrite segment tail", path, err))?;
+    }
+    Ok(())
 }
 
 /// The store id new segments carry: the identity the scan found, or, for a directory
