@@ -76,10 +76,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cli(dir, key, value)?;
         return Ok(());
     }
-    let serve = args
-        .iter()
-        .position(|a| a == "--serve")
-        .map(|i| args.get(i + 1).and_then(|s| s.parse::<u64>().ok()).unwrap_or(60));
+    let serve = args.iter().position(|a| a == "--serve").map(|i| {
+        args.get(i + 1)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(60)
+    });
     let dir = args
         .iter()
         .find(|a| !a.starts_with("--") && a.parse::<u64>().is_err())

@@ -125,7 +125,10 @@ impl KvStore {
         Ok(previous)
     }
 
-    /// The value of `key`, if any.
+    /// The value of `key`, if any, in the current state (as
+    /// [`Store::read`](crate::Store::read) sees it): this process's commits, and other
+    /// processes' up to its last commit or [`KvStore::refresh`]. It reads no file;
+    /// `refresh` first to see what another process committed a moment ago.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.store.read(|state| state.get(key).map(<[u8]>::to_vec))
     }

@@ -14,7 +14,9 @@
 //!
 //! The other tests open several shared writers in one process, where each step can be
 //! placed exactly: falling behind a checkpoint that deleted segments, a restore made by
-//! another writer, a writer that died holding the lock with a torn group.
+//! another writer, a writer that died holding the lock with a torn group; and, on the
+//! simulated disk, building on another writer's bytes whose fdatasync failed and on a
+//! segment whose creator's directory fsync failed (both must survive a power loss).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -25,7 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use walstate::io::RealFs;
+use walstate::io::sim::{CrashMode, Fault, FaultKind, OpClass};
+use walstate::io::{RealFs, SimFs, VfsRef};
 use walstate::verify::{self, Verdict};
 use walstate::{Error, KvCommand, KvStore, Options, SyncPolicy, Writers};
 
@@ -449,4 +452,85 @@ fn beside_an_exclusive_writer_a_shared_one_fails_its_commits_cleanly_until_it_cl
     let reopened = KvStore::open(tmp.path(), impatient).unwrap();
     assert_eq!(reopened.get(b"k").unwrap().as_deref(), Some(&b"again"[..]));
     assert_eq!(reopened.into_inner().last_lsn(), 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// Building on what another writer could not make durable (simulated disk)
+// ---------------------------------------------------------------------------------------
+
+fn sim_options(vfs: &VfsRef) -> Options {
+    quiet_options().vfs(vfs.clone())
+}
+
+const SIM_DIR: &str = "/srv/shared";
+
+#[test]
+fn records_after_another_writers_failed_fdatasync_are_made_durable_before_building_on_them() {
+    let sim = SimFs::new(52);
+    let vfs: VfsRef = sim.clone();
+    let a = KvStore::open(SIM_DIR, sim_options(&vfs)).unwrap();
+    let b = KvStore::open(SIM_DIR, sim_options(&vfs)).unwrap();
+    a.put("a1", "durable").unwrap();
+    // a's next fdatasync fails: its record stays in the page cache, never to be written.
+    sim.inject(Fault::once(OpClass::Sync, FaultKind::Eio));
+    assert!(a.put("a2", "never acknowledged").unwrap_err().is_poisoned());
+    // b catches up past a's record and appends after it.
+    b.put("b1", "acknowledged").unwrap();
+    drop((a, b));
+    sim.crash(CrashMode::DropUnsynced);
+    let reopened = KvStore::open(SIM_DIR, sim_options(&vfs))
+        .expect("b's acknowledged record must not follow a hole after the power loss");
+    assert_eq!(
+        reopened.get(b"b1").unwrap().as_deref(),
+        Some(&b"acknowledged"[..])
+    );
+    assert_eq!(
+        reopened.get(b"a1").unwrap().as_deref(),
+        Some(&b"durable"[..])
+    );
+}
+
+#[test]
+fn a_segment_whose_creator_failed_its_directory_fsync_is_made_durable_by_the_next_writer() {
+    let sim = SimFs::new(53);
+    let vfs: VfsRef = sim.clone();
+    let a = KvStore::open(SIM_DIR, sim_options(&vfs)).unwrap();
+    let b = KvStore::open(SIM_DIR, sim_options(&vfs)).unwrap();
+    a.put("first", "1").unwrap();
+    b.refresh().unwrap();
+    // The next directory fsync is a's rotation into a new segment: it fails.
+    sim.inject(Fault::once(OpClass::SyncDir, FaultKind::Eio));
+    let mut failed_at = None;
+    for i in 0..100 {
+        if a.put(format!("a{i:03}"), vec![b'a'; 200]).is_err() {
+            failed_at = Some(i);
+            break;
+        }
+    }
+    let failed_at = failed_at.expect("a rotated, and its directory fsync failed");
+    let segments = || {
+        sim.list_files()
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(".seg"))
+            .count()
+    };
+    assert_eq!(segments(), 2, "a's new segment is visible");
+    // b goes on in the segment a created.
+    b.put("b", "acknowledged").unwrap();
+    drop((a, b));
+    sim.crash(CrashMode::DropUnsynced);
+    let reopened = KvStore::open(SIM_DIR, sim_options(&vfs)).unwrap();
+    assert_eq!(
+        reopened.get(b"b").unwrap().as_deref(),
+        Some(&b"acknowledged"[..]),
+        "b's acknowledged put went to a segment whose name was never made durable"
+    );
+    for i in 0..failed_at {
+        assert!(
+            reopened
+                .get(format!("a{i:03}").as_bytes())
+                .unwrap()
+                .is_some()
+        );
+    }
 }
