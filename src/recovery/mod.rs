@@ -184,8 +184,58 @@ pub(crate) fn recover_with<R: Replayer>(
         .any(|s| s.version == format::v1::FORMAT_VERSION_V1);
     report.schemas = schemas_named(vfs, &report, &recovered.outcome);
     report.elapsed_ms = started.elapsed().as_millis() as u64;
+    trace_recovery(&report);
     recovered.report = report;
     Ok(recovered)
+}
+
+/// The `tracing` events of a recovery: one summary, and a warning for each thing it
+/// found damaged and handled (a torn tail cut, a range salvaged, a checkpoint skipped).
+fn trace_recovery(report: &RecoveryReport) {
+    tracing::info!(
+        target: "walstate",
+        dir = %report.dir.display(),
+        read_only = report.read_only,
+        checkpoint_lsn = report.checkpoint.as_ref().map_or(0, |used| used.lsn),
+        records_replayed = report.records_replayed,
+        bytes_replayed = report.bytes_replayed,
+        last_lsn = report.last_lsn,
+        segments = report.segments_scanned,
+        temp_files_removed = report.temp_files_removed.len(),
+        elapsed_ms = report.elapsed_ms,
+        "store recovered"
+    );
+    if let Some(torn) = &report.torn_tail {
+        tracing::warn!(
+            target: "walstate",
+            segment = %torn.path.display(),
+            offset = torn.offset,
+            bytes = torn.bytes,
+            quarantined = %torn.quarantined.as_deref().map_or_else(String::new, |p| p.display().to_string()),
+            detail = %torn.detail,
+            "torn tail"
+        );
+    }
+    for skipped in &report.checkpoints_skipped {
+        tracing::warn!(
+            target: "walstate",
+            checkpoint = %skipped.path.display(),
+            reason = %skipped.reason,
+            "checkpoint skipped"
+        );
+    }
+    for action in &report.salvaged {
+        tracing::warn!(
+            target: "walstate",
+            lost_from_lsn = action.lost_from_lsn,
+            quarantined = action.quarantined.len(),
+            segment = %action.defect.path.display(),
+            offset = action.defect.offset,
+            lsn = action.defect.expected_lsn,
+            defect = %action.defect.detail,
+            "salvaged past damage"
+        );
+    }
 }
 
 /// The schema ids the used checkpoint and the scanned segments name, each once, the

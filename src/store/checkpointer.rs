@@ -222,7 +222,10 @@ impl<S: StateMachine> Inner<S> {
 
     pub(super) fn run_checkpoint(&self, writer: &Writer) -> Result<CheckpointInfo> {
         let _running = writer.checkpoint_running.lock();
-        self.run_checkpoint_holding_lock(writer)
+        let started = std::time::Instant::now();
+        let result = self.run_checkpoint_holding_lock(writer);
+        trace_checkpoint(&self.dir, &result, started.elapsed());
+        result
     }
 
     /// [`Inner::run_checkpoint`] with `writer.checkpoint_running` already held by the caller.
@@ -321,4 +324,26 @@ pub(super) fn remove_restore_files_through(
         }
     }
     Ok(())
+}
+
+/// The `tracing` event of a checkpoint: what it wrote and deleted, or why it failed.
+fn trace_checkpoint(dir: &Path, result: &Result<CheckpointInfo>, elapsed: std::time::Duration) {
+    match result {
+        Ok(info) => tracing::info!(
+            target: "walstate",
+            checkpoint = %info.path.display(),
+            lsn = info.lsn,
+            bytes = info.bytes,
+            segments_deleted = info.segments_deleted.len(),
+            checkpoints_deleted = info.checkpoints_deleted.len(),
+            elapsed_ms = elapsed.as_millis() as u64,
+            "checkpoint written"
+        ),
+        Err(err) => tracing::error!(
+            target: "walstate",
+            dir = %dir.display(),
+            error = %err,
+            "checkpoint failed"
+        ),
+    }
 }

@@ -453,6 +453,12 @@ impl<S: StateMachine> Store<S> {
                 })
             }
             recovery::CaughtUp::Reload(why) => {
+                tracing::info!(
+                    target: "walstate",
+                    dir = %inner.dir.display(),
+                    reason = %why,
+                    "refresh recovers again"
+                );
                 let recovered =
                     recovery::recover::<S>(inner.vfs.as_ref(), &inner.dir, Mode::ReadOnly)?;
                 *tail = TailPosition::after(&recovered.outcome);
@@ -698,6 +704,12 @@ impl<S: StateMachine> Inner<S> {
             } => format!("{why}, left by a writer that is gone"),
             recovery::CaughtUp::Reload(why) => why,
         };
+        tracing::info!(
+            target: "walstate",
+            dir = %self.dir.display(),
+            reason = %why,
+            "shared writer recovers again"
+        );
         let recovered = recovery::recover::<S>(
             self.vfs.as_ref(),
             &self.dir,

@@ -43,6 +43,11 @@ impl Health {
     pub(super) fn poison(&self, cause: String) {
         let mut slot = self.cause.lock();
         if slot.is_none() {
+            tracing::error!(
+                target: "walstate",
+                cause = %cause,
+                "journal poisoned: every call fails until the store is reopened"
+            );
             *slot = Some(cause);
         }
         self.poisoned.store(true, Ordering::Release);

@@ -287,6 +287,13 @@ impl Shared {
         } else {
             Error::io("write", &path, err)
         };
+        tracing::warn!(
+            target: "walstate",
+            segment = %path.display(),
+            offset,
+            error = %error,
+            "write failed: the commits of this round fail and nothing of them is left on disk"
+        );
         if let Err(cleanup) = self.truncate_back(writer, truncate_to) {
             return Err(self.health.poison_with(Error::io(
                 "remove partial record after failed write",

@@ -541,6 +541,13 @@ impl SegmentWriter {
             (SEGMENT_HEADER_LEN as u64 + PREALLOCATE_STEP_BYTES).min(plan.segment_size_bytes),
         );
         let (file, path) = create_segment(plan.vfs.as_ref(), &plan.dir, &header, preallocate)?;
+        tracing::debug!(
+            target: "walstate",
+            segment = %path.display(),
+            seq,
+            first_lsn = self.next_lsn,
+            "segment created"
+        );
         self.file = Some(Arc::from(file));
         self.offset = SEGMENT_HEADER_LEN as u64;
         self.preallocated = plan.preallocate;
