@@ -80,6 +80,10 @@ mod kv_store;
 mod options;
 mod plan_fs;
 mod store;
+/// `WRITER-STATS`, the journal counters the last writer recorded (what `walstate stats`
+/// shows). Internals: no stability promise.
+#[cfg(feature = "internals")]
+pub use store::writer_stats;
 
 pub use checkpoint::SnapshotInfo;
 pub use codec::Codec;

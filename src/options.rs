@@ -108,6 +108,7 @@ pub struct Options {
     pub(crate) salvage: bool,
     pub(crate) lock_timeout: Option<Duration>,
     pub(crate) writers: Writers,
+    pub(crate) record_writer_stats: bool,
     pub(crate) vfs: VfsRef,
 }
 
@@ -123,6 +124,7 @@ impl fmt::Debug for Options {
             .field("salvage", &self.salvage)
             .field("lock_timeout", &self.lock_timeout)
             .field("writers", &self.writers)
+            .field("record_writer_stats", &self.record_writer_stats)
             .field("vfs", &self.vfs)
             .finish()
     }
@@ -140,6 +142,7 @@ impl Default for Options {
             salvage: false,
             lock_timeout: None,
             writers: Writers::Shared,
+            record_writer_stats: true,
             vfs: real_fs(),
         }
     }
@@ -257,6 +260,16 @@ impl Options {
     /// (`None` means that default there); under [`Writers::Exclusive`], fail at once.
     pub fn lock_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.lock_timeout = timeout;
+        self
+    }
+
+    /// Whether this writer leaves its journal counters ([`crate::JournalStats`]: fdatasync
+    /// latencies, group sizes) in the store's `WRITER-STATS` file after each checkpoint
+    /// and at [`crate::Store::close`], where `walstate stats` shows them (default true).
+    /// Short-lived writers (the CLI's commands) turn it off so they do not replace a
+    /// service's numbers with their own few.
+    pub fn record_writer_stats(mut self, record: bool) -> Self {
+        self.record_writer_stats = record;
         self
     }
 

@@ -664,6 +664,67 @@ fn stats_counts_segments_records_and_checkpoints() {
 }
 
 #[test]
+fn stats_shows_the_fdatasync_latencies_and_group_sizes_the_last_service_recorded() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("store");
+    let stats = || json(&expect_code(&["stats", arg(&dir), "--json"], 0));
+    // A service: 4 threads of 50 durable puts each, then a clean close.
+    let store = KvStore::open(&dir, Options::default()).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let store = &store;
+            scope.spawn(move || {
+                for i in 0..50 {
+                    store.put(format!("t{t}-{i}"), "v").unwrap();
+                }
+            });
+        }
+    });
+    store.close().unwrap();
+    let last = &stats()["last_writer"];
+    assert_eq!(last["pid"], u64::from(std::process::id()), "{last}");
+    assert_eq!(last["records"], 200);
+    let fdatasyncs = last["fdatasyncs"].as_u64().unwrap();
+    assert!((1..=200).contains(&fdatasyncs), "{last}");
+    assert!(
+        last["fsync_p99_micros"].as_u64().unwrap() >= last["fsync_p50_micros"].as_u64().unwrap()
+    );
+    assert!(last["group_p50_records"].as_u64().unwrap() >= 1);
+    let text = stdout(&expect_code(&["stats", arg(&dir)], 0));
+    assert!(
+        text.contains(&format!("last writer      pid {}", std::process::id())),
+        "{text}"
+    );
+    assert!(text.contains("fdatasync        p50 ≤ "), "{text}");
+
+    // The CLI's own short commands do not replace the service's numbers.
+    expect_code(&["put", arg(&dir), "k", "v"], 0);
+    assert_eq!(stats()["last_writer"]["pid"], u64::from(std::process::id()));
+
+    // A file copied from another store is not shown as this store's.
+    let other = tmp.path().join("other");
+    KvStore::open(&other, Options::default())
+        .unwrap()
+        .close()
+        .unwrap();
+    std::fs::copy(other.join("WRITER-STATS"), dir.join("WRITER-STATS")).unwrap();
+    let unreadable = stats()["last_writer"]["unreadable"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(unreadable.contains("names store"), "{unreadable}");
+    // Damage is reported, and changes nothing else.
+    std::fs::write(dir.join("WRITER-STATS"), "garbage").unwrap();
+    let unreadable = stats()["last_writer"]["unreadable"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(unreadable.contains("first line"), "{unreadable}");
+    expect_code(&["verify", arg(&dir)], 0);
+    assert_eq!(stdout(&expect_code(&["get", arg(&dir), "t3-49"], 0)), "v\n");
+}
+
+#[test]
 fn checkpoint_writes_a_checkpoint_and_deletes_the_segments_it_covers() {
     let tmp = TempDir::new().unwrap();
     let segs = build_store(tmp.path(), 200);

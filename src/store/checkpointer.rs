@@ -220,11 +220,27 @@ impl<S: StateMachine> Inner<S> {
         })
     }
 
+    /// Leaves this writer's journal counters in `WRITER-STATS`, when the options ask for
+    /// it (best effort: see [`super::writer_stats::record`]).
+    pub(super) fn record_writer_stats(&self, writer: &Writer) {
+        if self.options.record_writer_stats {
+            super::writer_stats::record(
+                self.vfs.as_ref(),
+                &self.dir,
+                writer.journal.store_id(),
+                writer.journal.stats(),
+            );
+        }
+    }
+
     pub(super) fn run_checkpoint(&self, writer: &Writer) -> Result<CheckpointInfo> {
         let _running = writer.checkpoint_running.lock();
         let started = std::time::Instant::now();
         let result = self.run_checkpoint_holding_lock(writer);
         trace_checkpoint(&self.dir, &result, started.elapsed());
+        if result.is_ok() {
+            self.record_writer_stats(writer);
+        }
         result
     }
 

@@ -26,6 +26,10 @@ mod checkpointer;
 mod dir;
 mod snapshots;
 mod stream;
+#[cfg(feature = "internals")]
+pub mod writer_stats;
+#[cfg(not(feature = "internals"))]
+mod writer_stats;
 
 use checkpointer::{CheckpointProgress, CheckpointSignal};
 use dir::prepare_dir;
@@ -637,7 +641,11 @@ impl<S: StateMachine> Store<S> {
             return Ok(());
         };
         self.inner.stop_checkpointer();
-        writer.journal.close()
+        let closed = writer.journal.close();
+        if closed.is_ok() {
+            self.inner.record_writer_stats(writer);
+        }
+        closed
     }
 
     // ---------------------------------------------------------------------------------

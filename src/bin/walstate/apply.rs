@@ -314,7 +314,7 @@ fn ack_json(context: &LineContext, first_lsn: u64, outputs: &[KvOutput]) -> Map<
 /// one group commit for them); each ack is printed once its line is durable, in input
 /// order.
 pub(crate) fn run(dir: &Path) -> CliResult {
-    let store = output::open_kv_writer(dir, true)?;
+    let store = output::open_kv_writer_recording_stats(dir)?;
     let mut out = io::stdout().lock();
     let mut bad_lines: u64 = 0;
     let mut unreadable: Option<String> = None;

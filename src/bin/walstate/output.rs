@@ -357,12 +357,23 @@ pub(crate) fn cli_options() -> Options {
         .lock_timeout(Some(lock_wait()))
         .background_checkpoints(false)
         .checkpoint_write_rate(None)
+        // A command's few numbers would replace those of the service writing the store.
+        .record_writer_stats(false)
 }
 
 /// Opens the key-value store for writing, creating it when `create` and DIR is missing
 /// or empty, with [`cli_options`].
 pub(crate) fn open_kv_writer(dir: &Path, create: bool) -> Result<KvStore, Failure> {
-    let options = cli_options().create_if_missing(create);
+    open_kv_writer_with(dir, cli_options().create_if_missing(create))
+}
+
+/// [`open_kv_writer`] for a long-running command (`apply`): it leaves its journal
+/// counters for `walstate stats`, as a service does.
+pub(crate) fn open_kv_writer_recording_stats(dir: &Path) -> Result<KvStore, Failure> {
+    open_kv_writer_with(dir, cli_options().record_writer_stats(true))
+}
+
+fn open_kv_writer_with(dir: &Path, options: Options) -> Result<KvStore, Failure> {
     // Recovery replays the journal since the newest checkpoint: seconds for a long one.
     let spinner = spinner(&format!("opening {} (recovery)", dir.display()));
     let opened = KvStore::open(dir, options);

@@ -15,6 +15,7 @@ use walstate::format::RECORD_KIND_COMMAND;
 use walstate::io::RealFs;
 use walstate::journal::{self, ScanOptions};
 use walstate::recovery::QUARANTINE_DIR_NAME;
+use walstate::writer_stats::{self, WRITER_STATS_FILE_NAME};
 use walstate::{KvCommand, KvState, StateMachine, codec, format};
 
 use crate::output::{self, Failure};
@@ -61,6 +62,71 @@ struct Stats {
     replay: ReplayEstimate,
     /// The first journal defect, worded as `verify` words it.
     defect: Option<String>,
+    /// What the last writer that recorded its journal counters saw (`WRITER-STATS`;
+    /// services record them after each checkpoint and at close, the CLI's short commands
+    /// do not). `None` when no writer recorded any.
+    last_writer: Option<LastWriter>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum LastWriter {
+    Recorded(Box<RecordedWriter>),
+    Unreadable { unreadable: String },
+}
+
+#[derive(Serialize)]
+struct RecordedWriter {
+    pid: u32,
+    written_unix_ms: u64,
+    /// Seconds between the recording and this `stats` run.
+    seconds_ago: u64,
+    /// Counters since that writer opened the store.
+    records: u64,
+    bytes: u64,
+    fdatasyncs: u64,
+    batches: u64,
+    /// fdatasync latency percentiles, microseconds (upper bounds of power-of-two
+    /// buckets).
+    fsync_p50_micros: Option<u64>,
+    fsync_p99_micros: Option<u64>,
+    fsync_max_micros: Option<u64>,
+    /// Records made durable together by one group commit.
+    group_p50_records: Option<u64>,
+    group_p99_records: Option<u64>,
+}
+
+fn last_writer(dir: &Path) -> Option<LastWriter> {
+    let store_id = walstate::journal::identity::read(&RealFs, dir)
+        .ok()
+        .and_then(|identity| identity.valid())
+        .map(|identity| identity.store_id);
+    let recorded = match writer_stats::read(&RealFs, dir, store_id)? {
+        Ok(recorded) => recorded,
+        Err(why) => {
+            return Some(LastWriter::Unreadable {
+                unreadable: format!("{WRITER_STATS_FILE_NAME} {why}"),
+            });
+        }
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let journal = recorded.journal;
+    Some(LastWriter::Recorded(Box::new(RecordedWriter {
+        pid: recorded.pid,
+        written_unix_ms: recorded.written_unix_ms,
+        seconds_ago: now_ms.saturating_sub(recorded.written_unix_ms) / 1000,
+        records: journal.records,
+        bytes: journal.bytes,
+        fdatasyncs: journal.syncs,
+        batches: journal.batches,
+        fsync_p50_micros: journal.fsync_micros.percentile(0.5),
+        fsync_p99_micros: journal.fsync_micros.percentile(0.99),
+        fsync_max_micros: journal.fsync_micros.percentile(1.0),
+        group_p50_records: journal.records_per_group.percentile(0.5),
+        group_p99_records: journal.records_per_group.percentile(0.99),
+    })))
 }
 
 #[derive(Serialize)]
@@ -200,8 +266,8 @@ fn collect(dir: &Path) -> Result<Stats, Failure> {
     let checkpoint_trigger_bytes = output::cli_options().checkpoint_trigger_bytes();
     let defect = outcome.defect.as_ref().map(|d| {
         format!(
-            "{:?} at offset {} of {} (expected LSN {}): {}",
-            d.kind,
+            "{} at offset {} of {} (expected LSN {}): {}",
+            d.kind.describe(),
             d.offset,
             d.path.display(),
             d.expected_lsn,
@@ -231,6 +297,7 @@ fn collect(dir: &Path) -> Result<Stats, Failure> {
             estimated_replay_ms: checkpoint_load_ms + replay_journal_ms,
         },
         defect,
+        last_writer: last_writer(dir),
     })
 }
 
@@ -366,6 +433,47 @@ fn print_text(stats: &Stats) -> Result<(), Failure> {
             dir.display()
         )?;
     }
+    print_last_writer(&mut out, stats.last_writer.as_ref())?;
     out.flush()?;
     Ok(())
+}
+
+/// The `last writer` lines: whose counters, how old, fdatasync latency and group sizes.
+fn print_last_writer(out: &mut impl Write, last: Option<&LastWriter>) -> std::io::Result<()> {
+    let micros = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| format!("{v} µs"));
+    let count = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| v.to_string());
+    match last {
+        None => writeln!(
+            out,
+            "  last writer      none recorded (a service records its fdatasync latencies after each checkpoint and at close)"
+        ),
+        Some(LastWriter::Unreadable { unreadable }) => {
+            writeln!(out, "  last writer      not shown: {unreadable}")
+        }
+        Some(LastWriter::Recorded(w)) => {
+            writeln!(
+                out,
+                "  last writer      pid {}, recorded {} s ago: {} record(s), {} in {} fdatasync(s), {} group commit(s)",
+                w.pid,
+                w.seconds_ago,
+                w.records,
+                human_bytes(w.bytes),
+                w.fdatasyncs,
+                w.batches
+            )?;
+            writeln!(
+                out,
+                "  fdatasync        p50 ≤ {}, p99 ≤ {}, max ≤ {}",
+                micros(w.fsync_p50_micros),
+                micros(w.fsync_p99_micros),
+                micros(w.fsync_max_micros)
+            )?;
+            writeln!(
+                out,
+                "  group size       p50 ≤ {} record(s), p99 ≤ {}",
+                count(w.group_p50_records),
+                count(w.group_p99_records)
+            )
+        }
+    }
 }

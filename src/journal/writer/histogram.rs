@@ -48,6 +48,11 @@ fn bucket_upper_bound(index: usize) -> u64 {
 }
 
 impl Histogram {
+    /// A histogram holding these bucket counts (as [`Histogram::buckets`] returns them).
+    pub fn from_buckets(buckets: [u64; HISTOGRAM_BUCKETS]) -> Histogram {
+        Histogram { buckets }
+    }
+
     /// Counts one value.
     pub fn record(&mut self, value: u64) {
         self.buckets[bucket_of(value)] += 1;
