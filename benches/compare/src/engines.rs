@@ -508,7 +508,7 @@ impl Writer for OkaywalWriter<'_> {
 // ---------------------------------------------------------------------------------------
 // SQLite (bundled): WAL mode, synchronous=FULL, one connection per thread.
 
-fn sqlite_connection(dir: &Path) -> rusqlite::Connection {
+pub fn sqlite_connection(dir: &Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(dir.join("db.sqlite")).expect("sqlite open");
     conn.busy_timeout(Duration::from_secs(120))
         .expect("busy_timeout");
@@ -530,10 +530,8 @@ struct SqliteEngine {
 impl SqliteEngine {
     fn open(dir: &Path) -> Self {
         let conn = sqlite_connection(dir);
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID",
-        )
-        .expect("create table");
+        conn.execute_batch(SQLITE_CREATE_TABLE)
+            .expect("create table");
         SqliteEngine {
             dir: dir.to_path_buf(),
             keeper: Mutex::new(conn),
@@ -541,7 +539,9 @@ impl SqliteEngine {
     }
 }
 
-const SQLITE_PUT: &str = "INSERT OR REPLACE INTO kv (k, v) VALUES (?1, ?2)";
+pub const SQLITE_CREATE_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID";
+pub const SQLITE_PUT: &str = "INSERT OR REPLACE INTO kv (k, v) VALUES (?1, ?2)";
 
 fn sqlite_transaction(conn: &rusqlite::Connection, items: &[Item]) {
     conn.execute_batch("BEGIN IMMEDIATE").expect("begin");

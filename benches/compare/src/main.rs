@@ -2,7 +2,7 @@
 //! and file system, in the same run (see BENCHMARKS.md at the repository root).
 //!
 //! ```text
-//! cargo run --release -- [--quick] [--workloads W1,W3] [--reps N] [--dir PATH]
+//! cargo run --release -- [--quick] [--workloads W1,W3,W7] [--reps N] [--dir PATH]
 //!                        [--engines walstate,redb,...]
 //! ```
 //!
@@ -12,6 +12,7 @@
 
 mod engines;
 mod report;
+mod w7;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -87,11 +88,15 @@ struct Config {
     w5_batches: u64,
     w6_keys: u64,
     w6_secs: f64,
+    /// W7 writer process counts.
+    w7_procs: Vec<usize>,
+    /// W7 durable commits per writer process.
+    w7_commits: u64,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: walstate-compare [--quick] [--workloads W1,W2,W3,W4,W5,W6] [--reps N] [--dir PATH] [--engines a,b]"
+        "usage: walstate-compare [--quick] [--workloads W1,W2,W3,W4,W5,W6,W7] [--reps N] [--dir PATH] [--engines a,b]"
     );
     std::process::exit(2)
 }
@@ -100,7 +105,7 @@ fn parse_args() -> Config {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut quick = false;
     let mut reps = None;
-    let mut workloads = vec!["W1", "W2", "W3", "W4", "W5", "W6"]
+    let mut workloads = vec!["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
         .into_iter()
         .map(String::from)
         .collect::<Vec<_>>();
@@ -154,6 +159,8 @@ fn parse_args() -> Config {
             w5_batches: 30,
             w6_keys: 100_000,
             w6_secs: 1.5,
+            w7_procs: vec![1, 2, 4],
+            w7_commits: 200,
         }
     } else {
         Config {
@@ -169,6 +176,8 @@ fn parse_args() -> Config {
             w5_batches: 300,
             w6_keys: 1_000_000,
             w6_secs: 5.0,
+            w7_procs: vec![1, 2, 4],
+            w7_commits: 2_000,
         }
     }
 }
@@ -181,6 +190,10 @@ fn main() {
     }
     if args.get(1).map(String::as_str) == Some("--child-w6") {
         child_w6(&args[2..]);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--child-w7") {
+        w7::child(&args[2..]);
         return;
     }
     let config = parse_args();
@@ -242,6 +255,9 @@ fn main() {
         }
         if wants("W6") {
             w6(&config, &order, rep, seed + 6, &mut results);
+        }
+        if wants("W7") {
+            w7::run(&config, &order, rep, seed + 7, &mut results);
         }
     }
     let _ = std::fs::remove_dir_all(&config.dir);

@@ -152,7 +152,12 @@ fn ratio_cell(values: &[f64]) -> String {
 
 pub fn render(results: &Results, engines: &[Kind]) -> String {
     let mut out = String::new();
-    for label in results.labels() {
+    // W7 has its own layout (rows per process count, engines as columns).
+    for label in results
+        .labels()
+        .into_iter()
+        .filter(|l| !l.starts_with("W7 "))
+    {
         let rows: Vec<&Row> = results.rows.iter().filter(|r| r.label == label).collect();
         let metric_names: Vec<&'static str> = rows[0].metrics.iter().map(|(n, _)| *n).collect();
         let primary = metric_names[0];
@@ -188,6 +193,7 @@ pub fn render(results: &Results, engines: &[Kind]) -> String {
             let _ = writeln!(out, "{line}");
         }
     }
+    out.push_str(&w7_tables(results));
     let reps = results
         .rows
         .iter()
@@ -202,6 +208,76 @@ pub fn render(results: &Results, engines: &[Kind]) -> String {
         let _ = writeln!(out, "\n{note}");
     }
     out.push_str(&targets(results, engines));
+    out
+}
+
+/// W7: one row per writer-process count, walstate and SQLite side by side; then the
+/// single writer process under `Writers::Shared` against `Writers::Exclusive`.
+fn w7_tables(results: &Results) -> String {
+    let mut out = String::new();
+    let labels: Vec<String> = results
+        .labels()
+        .into_iter()
+        .filter(|l| l.starts_with("W7 shared store, "))
+        .collect();
+    let (w, s) = (Kind::Walstate, Kind::Sqlite);
+    let values = |label: &str, kind: Kind, metric: &str| -> Vec<f64> {
+        results.per_rep(label, kind, metric).into_values().collect()
+    };
+    if !labels.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n### W7 several processes write one store (durable single-put commits)\n\n\
+             | writer processes | walstate commits/s | sqlite commits/s | walstate ÷ sqlite \
+             | walstate commits/fdatasync | walstate p99 µs | sqlite p99 µs \
+             | walstate slowest ÷ fastest process | sqlite slowest ÷ fastest process |\n\
+             | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        for label in &labels {
+            let procs = label
+                .trim_start_matches("W7 shared store, ")
+                .split_whitespace()
+                .next()
+                .unwrap_or("?");
+            let spread = "slowest ÷ fastest process";
+            let _ = writeln!(
+                out,
+                "| {procs} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                cell(&values(label, w, "commits/s")),
+                cell(&values(label, s, "commits/s")),
+                ratio_cell(&results.ratios((label, w, "commits/s"), (label, s, "commits/s"))),
+                cell(&values(label, w, "commits/fdatasync")),
+                cell(&values(label, w, "p99 µs")),
+                cell(&values(label, s, "p99 µs")),
+                cell(&values(label, w, spread)),
+                cell(&values(label, s, spread)),
+            );
+        }
+    }
+    let exclusive = crate::w7::EXCLUSIVE_LABEL;
+    let shared = crate::w7::shared_label(1);
+    if results.labels().iter().any(|l| l == exclusive) {
+        let _ = writeln!(
+            out,
+            "\n### W7 one writer process: walstate Writers::Shared vs Writers::Exclusive\n\n\
+             | writers | commits/s | p50 µs | p99 µs | commits/fdatasync | commits/s ÷ Exclusive |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: |"
+        );
+        for (name, label) in [
+            ("Exclusive", exclusive),
+            ("Shared (default)", shared.as_str()),
+        ] {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} | {} | {} |",
+                cell(&values(label, w, "commits/s")),
+                cell(&values(label, w, "p50 µs")),
+                cell(&values(label, w, "p99 µs")),
+                cell(&values(label, w, "commits/fdatasync")),
+                ratio_cell(&results.ratios((label, w, "commits/s"), (exclusive, w, "commits/s"))),
+            );
+        }
+    }
     out
 }
 
