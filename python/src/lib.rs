@@ -16,7 +16,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use walstate::io::sim::{CrashMode, Fault, FaultKind, OpClass};
 use walstate::io::{VfsRef, real_fs};
 use walstate::{Error, KvCommand, Options, SyncPolicy, Writers};
@@ -449,6 +449,20 @@ impl NativeStore {
         py.detach(|| store.delete_snapshot(name)).py_err()
     }
 
+    /// Journal counters as a dict (`records`, `bytes`, `syncs`, `batches`), or None for
+    /// a read-only store.
+    fn journal_stats<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(stats) = self.get_store()?.journal_stats() else {
+            return Ok(None);
+        };
+        let dict = PyDict::new(py);
+        dict.set_item("records", stats.records)?;
+        dict.set_item("bytes", stats.bytes)?;
+        dict.set_item("syncs", stats.syncs)?;
+        dict.set_item("batches", stats.batches)?;
+        Ok(Some(dict))
+    }
+
     /// What the last open (or a refresh that recovered again) found and did (JSON).
     fn recovery_report(&self) -> PyResult<String> {
         to_json(&self.get_store()?.recovery_report())
@@ -595,6 +609,18 @@ impl SimFs {
         };
         let sim = self.sim.clone();
         py.detach(move || sim.crash(mode));
+        Ok(())
+    }
+
+    /// Makes every file sync take `seconds` (None: instant), as a real flush does.
+    #[pyo3(signature = (seconds))]
+    fn set_sync_latency(&self, seconds: Option<f64>) -> PyResult<()> {
+        let latency = match seconds {
+            None => None,
+            Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+            Some(_) => return Err(PyValueError::new_err("seconds must be >= 0, or None")),
+        };
+        self.sim.set_sync_latency(latency);
         Ok(())
     }
 

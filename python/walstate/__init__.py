@@ -56,6 +56,15 @@ from ._errors import (
 
 __version__: str = _walstate.__version__
 
+for _cls in (
+    Error, LockedError, DiskFullError, WalstatePermissionError, CorruptionError,
+    SnapshotDamagedError, PoisonedError, SchemaError, NotAStoreError,
+    UnsupportedVersionError, SnapshotNotFoundError, InvalidArgumentError,
+    ReadOnlyError, ClosedError,
+):
+    _cls.__module__ = "walstate"
+del _cls
+
 __all__ = [
     "KvStore",
     "JsonStore",
@@ -265,6 +274,11 @@ class _Base(Generic[K, V]):
         """What opening the store found and did (torn tail cut, checkpoint used,
         records replayed, ...)."""
         return json.loads(self._native.recovery_report())
+
+    def journal_stats(self) -> Optional[Dict[str, int]]:
+        """Journal counters since open: ``records``, ``bytes``, ``syncs`` (fdatasyncs)
+        and ``batches`` (group-commit rounds); None when read-only."""
+        return self._native.journal_stats()
 
     @property
     def path(self) -> str:
