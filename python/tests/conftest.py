@@ -29,11 +29,14 @@ def run_python(code: str, *args: str, timeout: float = 60, user: int | None = No
     return result
 
 
-def tree_digest(root: Path) -> Dict[str, str]:
-    """Every file under `root` (relative path) -> sha256 of its bytes."""
+def tree_digest(root: Path, ignore: tuple = ()) -> Dict[str, str]:
+    """Every file under `root` (relative path) -> sha256 of its bytes, except names in
+    `ignore`."""
     out: Dict[str, str] = {}
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
+            if name in ignore:
+                continue
             p = Path(dirpath) / name
             out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
