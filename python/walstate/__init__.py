@@ -93,7 +93,17 @@ JsonValue = Any  # dict | list | str | int | float | bool | None
 K = TypeVar("K")
 V = TypeVar("V")
 
-_MISSING = object()
+_MISSING: Any = object()
+
+
+def _obj(text: str) -> Dict[str, Any]:
+    value: Dict[str, Any] = json.loads(text)
+    return value
+
+
+def _objs(text: str) -> List[Dict[str, Any]]:
+    value: List[Dict[str, Any]] = json.loads(text)
+    return value
 
 
 class _Base(Generic[K, V]):
@@ -241,16 +251,16 @@ class _Base(Generic[K, V]):
     # -- store management -----------------------------------------------------------
     def snapshot(self, name: str) -> Dict[str, Any]:
         """Saves the current state as snapshot ``name``; returns its info."""
-        return json.loads(self._native.snapshot(name))
+        return _obj(self._native.snapshot(name))
 
     def restore_snapshot(self, name: str) -> Dict[str, Any]:
         """Replaces the whole state by snapshot ``name``, atomically and durably; the
         replaced state is kept as an automatic snapshot (named in the result)."""
-        return json.loads(self._native.restore_snapshot(name))
+        return _obj(self._native.restore_snapshot(name))
 
     def list_snapshots(self) -> List[Dict[str, Any]]:
         """The snapshots: name, lsn, bytes, path, damage (None when intact)."""
-        return json.loads(self._native.list_snapshots())
+        return _objs(self._native.list_snapshots())
 
     def delete_snapshot(self, name: str) -> None:
         """Deletes snapshot ``name``."""
@@ -258,7 +268,7 @@ class _Base(Generic[K, V]):
 
     def checkpoint(self) -> Dict[str, Any]:
         """Writes a checkpoint now (they also run in the background); returns its info."""
-        return json.loads(self._native.checkpoint())
+        return _obj(self._native.checkpoint())
 
     def sync(self) -> None:
         """Makes everything acknowledged durable (only needed under sync != "always")."""
@@ -268,12 +278,12 @@ class _Base(Generic[K, V]):
         """Catches up with what other processes committed since this one last looked
         (reads do not look by themselves); returns ``records``, ``last_lsn``,
         ``reloaded``."""
-        return json.loads(self._native.refresh())
+        return _obj(self._native.refresh())
 
     def recovery_report(self) -> Dict[str, Any]:
         """What opening the store found and did (torn tail cut, checkpoint used,
         records replayed, ...)."""
-        return json.loads(self._native.recovery_report())
+        return _obj(self._native.recovery_report())
 
     def journal_stats(self) -> Optional[Dict[str, int]]:
         """Journal counters since open: ``records``, ``bytes``, ``syncs`` (fdatasyncs)
@@ -368,6 +378,15 @@ class KvStore(_Base[bytes, bytes]):
         else:
             self._native.put(self._key(key), self._value(value))
 
+    def items(self, prefix: bytes = b"") -> List[Tuple[bytes, bytes]]:
+        """Every ``(key, value)`` whose key starts with ``prefix``, in key order: a
+        consistent copy, taken at once."""
+        return self._native.scan_prefix(self._key(prefix))
+
+    def keys(self, prefix: bytes = b"") -> List[bytes]:
+        """Every key starting with ``prefix``, in key order."""
+        return self._native.keys(self._key(prefix))
+
     @classmethod
     def open_read_only(cls, path: PathLike, **kwargs: Any) -> "KvStore":
         """Opens without writing anything; works beside any writer. Call
@@ -397,6 +416,15 @@ class JsonStore(_Base[str, JsonValue]):
 
     def _unvalue(self, raw: bytes) -> JsonValue:
         return json.loads(raw)
+
+    def items(self, prefix: str = "") -> List[Tuple[str, JsonValue]]:
+        """Every ``(key, value)`` whose key starts with ``prefix``, in key order: a
+        consistent copy, taken at once."""
+        return super().items(prefix)
+
+    def keys(self, prefix: str = "") -> List[str]:
+        """Every key starting with ``prefix``, in key order."""
+        return super().keys(prefix)
 
     def to_dict(self) -> Dict[str, JsonValue]:
         """The whole state as a dict (a consistent copy)."""
@@ -451,7 +479,7 @@ class Batch(Generic[K, V]):
         return default if raw is None else self._store._unvalue(raw)
 
     def __getitem__(self, key: K) -> V:
-        value = self.get(key, _MISSING)
+        value: V = self.get(key, _MISSING)
         if value is _MISSING:
             raise KeyError(key)
         return value
@@ -495,7 +523,7 @@ def verify(path: PathLike, *, _sim: Any = None) -> Dict[str, Any]:
     ``verdict`` (``"clean"``, ``"torn_tail"``, ``"needs_repair"``, ...), ``files``,
     ``problems``, ``recovery`` and ``schema``. Damage is reported in the verdict; it
     raises only when ``path`` is not a store or I/O fails."""
-    return json.loads(_walstate.verify(os.fspath(path), sim=_sim))
+    return _obj(_walstate.verify(os.fspath(path), sim=_sim))
 
 
 def open_read_only(path: PathLike, *, json: bool = False, **kwargs: Any) -> Union[KvStore, JsonStore]:
