@@ -65,7 +65,8 @@ fn build_py_err(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
                 holder: holder.clone(),
             },
         ),
-        Error::LockNotAFile { path } => ("LockedError", None, Extra::Path(path.clone())),
+        // Not a lock someone holds (waiting would not help): the operator must act.
+        Error::LockNotAFile { path } => ("Error", None, Extra::Path(path.clone())),
         Error::DiskFull { path, .. } => (
             "DiskFullError",
             Some(libc_enospc()),

@@ -134,3 +134,39 @@ def test_a_garbage_file_named_like_a_segment_is_refused(store_path):
     junk.unlink()  # the operator removes the stray file: every record is back
     with walstate.KvStore(store_path) as s:
         assert len(s) == 50
+
+
+def test_a_damaged_snapshot_is_refused_and_the_store_is_unchanged(store_path):
+    with walstate.KvStore(store_path) as s:
+        s[b"k"] = b"before"
+        info = s.snapshot("nightly")
+        s[b"k"] = b"after"
+        snap = Path(info["path"])
+        data = bytearray(snap.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        snap.write_bytes(bytes(data))
+        damaged = {x["name"]: x["damage"] for x in s.list_snapshots()}
+        assert damaged["nightly"] is not None
+        with pytest.raises(walstate.SnapshotDamagedError) as err:
+            s.restore_snapshot("nightly")
+        assert isinstance(err.value, walstate.CorruptionError)
+        assert Path(err.value.path) == snap and "store itself is unchanged" in str(err.value)
+        assert s[b"k"] == b"after"
+        s[b"k2"] = b"still works"
+    with walstate.KvStore(store_path) as s:
+        assert s.items() == [(b"k", b"after"), (b"k2", b"still works")]
+
+
+def test_a_lock_that_is_a_directory_is_an_error_not_a_held_lock(store_path):
+    with walstate.KvStore(store_path) as s:
+        s[b"k"] = b"v"
+    (store_path / "LOCK").unlink()
+    (store_path / "LOCK").mkdir()
+    with pytest.raises(walstate.Error) as err:
+        with walstate.KvStore(store_path) as s:
+            s[b"k"] = b"w"
+    assert not isinstance(err.value, walstate.LockedError)
+    assert "not a regular file" in str(err.value)
+    (store_path / "LOCK").rmdir()
+    with walstate.KvStore(store_path) as s:
+        assert s[b"k"] == b"v"

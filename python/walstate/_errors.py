@@ -41,8 +41,7 @@ class Error(OSError):
 
 
 class LockedError(Error):
-    """Another process holds the writer lock (``holder``: e.g. ``"pid 1234"``), or the
-    lock file is not a regular file."""
+    """Another process holds the writer lock (``holder``: e.g. ``"pid 1234"``)."""
 
     holder: Optional[str] = None
 
