@@ -164,3 +164,40 @@ def test_exception_hierarchy():
     assert not issubclass(walstate.DiskFullError, PermissionError)
     assert walstate.Error.__module__ == "walstate"
     assert errno.ENOSPC == 28
+
+
+def test_json_cas_compares_json_values(store_path):
+    with walstate.JsonStore(store_path) as s:
+        s["lease"] = {"holder": "a", "term": 1}
+        # Same object, other key order: equal as JSON.
+        assert s.cas("lease", {"term": 1, "holder": "a"}, {"holder": "b", "term": 2})
+        assert s["lease"] == {"holder": "b", "term": 2}
+        assert not s.cas("lease", {"holder": "b", "term": 2.0}, {"holder": "c"})  # 2 != 2.0
+        assert not s.cas("lease", None, {"holder": "c"})  # present, not absent
+        assert s.cas("lease", {"holder": "b", "term": 2}, None)  # delete
+        assert "lease" not in s
+        assert s.cas("lease", None, {"holder": "d"})
+        assert s["lease"] == {"holder": "d"}
+
+
+def test_json_cas_sees_another_process_first(store_path):
+    from conftest import run_python
+
+    with walstate.JsonStore(store_path) as s:
+        s["lease"] = {"holder": "a"}
+        run_python(
+            "import sys, walstate\n"
+            "with walstate.JsonStore(sys.argv[1]) as o: o['lease'] = {'holder': 'z'}",
+            str(store_path),
+        )
+        assert s["lease"] == {"holder": "a"}  # not refreshed yet
+        assert not s.cas("lease", {"holder": "a"}, {"holder": "b"})
+        assert s["lease"] == {"holder": "z"}  # the failed swap caught up
+        run_python(
+            "import sys, walstate\n"
+            "with walstate.JsonStore(sys.argv[1]) as o: o['lease'] = {'holder': 'y'}",
+            str(store_path),
+        )
+        # Stale locally ('z'), but equal to what is stored ('y'): the swap lands.
+        assert s.cas("lease", {"holder": "y"}, {"holder": "c"})
+        assert s["lease"] == {"holder": "c"}

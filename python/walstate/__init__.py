@@ -101,6 +101,11 @@ def _obj(text: str) -> Dict[str, Any]:
     return value
 
 
+def _canon(value: Any) -> str:
+    """A JSON value's canonical text: equal values, equal text."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _objs(text: str) -> List[Dict[str, Any]]:
     value: List[Dict[str, Any]] = json.loads(text)
     return value
@@ -425,6 +430,42 @@ class JsonStore(_Base[str, JsonValue]):
     def keys(self, prefix: str = "") -> List[str]:
         """Every key starting with ``prefix``, in key order."""
         return super().keys(prefix)
+
+    def cas(self, key: str, expected: JsonValue, new: JsonValue) -> bool:
+        """Compare-and-set on JSON values: when ``key`` holds a value equal to
+        ``expected`` as JSON (``{"a": 1, "b": 2}`` equals ``{"b": 2, "a": 1}``; ``1``
+        does not equal ``1.0`` or ``true``), or is absent and ``expected`` is None, sets
+        it to ``new`` (None: deletes it) and returns True; otherwise changes nothing and
+        returns False. Atomic against every writer, in this process or another.
+        (A stored JSON ``null`` cannot be expected: None means absent.)"""
+        k = self._key(key)
+        new_raw = None if new is None else self._value(new)
+        want = None if expected is None else _canon(expected)
+        native = self._native
+        # The byte-level compare-and-set is atomic; the loop finds the bytes to expect.
+        # Each failed attempt has caught the store up with every other writer, so the
+        # value read after it is current: the loop ends when it is equal (and the swap
+        # lands) or it is not (False).
+        candidate = native.get(k)
+        for _ in range(1000):
+            if (candidate is None and want is None) or (
+                candidate is not None and want is not None and _canon(json.loads(candidate)) == want
+            ):
+                if native.cas(k, candidate, new_raw):
+                    return True
+            else:
+                # The value read may be stale (another process): ask the store, with the
+                # canonical bytes, which also catches it up.
+                guess = None if want is None else want.encode("utf-8")
+                if guess != candidate and native.cas(k, guess, new_raw):
+                    return True
+                fresh = native.get(k)
+                if fresh == candidate:
+                    return False  # current, and not equal
+                candidate = fresh
+                continue
+            candidate = native.get(k)
+        raise Error(f"compare-and-set of {key!r} kept racing with other writers; retry")
 
     def to_dict(self) -> Dict[str, JsonValue]:
         """The whole state as a dict (a consistent copy)."""
