@@ -21,6 +21,7 @@ def test_mapping_protocol_and_methods(store_path):
         assert s.items(b"b/") == [(b"b/1", b"2"), (b"b/2", b"3")]
         assert s.items() == [(b"a", b"1"), (b"b/1", b"2"), (b"b/2", b"3")]
         assert s.keys(b"b/") == [b"b/1", b"b/2"] and s.values(b"b/") == [b"2", b"3"]
+        assert s.keys() == [b"a", b"b/1", b"b/2"] and s.values() == [b"1", b"2", b"3"]
         with pytest.raises(KeyError):
             s[b"zz"]
         with pytest.raises(KeyError):
@@ -69,6 +70,8 @@ def test_json_store(store_path):
         assert s["config"] == value and s.get("n") == 3 and s.get("x", 7) == 7
         assert "config" in s and b"config" not in s
         assert s.to_dict() == {"config": value, "n": 3}
+        assert s.keys() == ["config", "n"] and s.values() == [value, 3] and list(s) == s.keys()
+        assert s.items("c") == [("config", value)]
         assert s.cas("n", 3, 4) and not s.cas("n", 3, 5) and s["n"] == 4
         with pytest.raises(TypeError):
             s[b"bytes"] = 1  # type: ignore[index]

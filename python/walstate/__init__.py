@@ -197,7 +197,8 @@ class _Base(Generic[K, V]):
 
     def values(self, prefix: Any = None) -> List[V]:
         """Every value (of keys starting with ``prefix``), in key order."""
-        return [v for _, v in self.items(prefix)]
+        pairs = self.items() if prefix is None else self.items(prefix)
+        return [v for _, v in pairs]
 
     # -- writes (durable when they return, under sync="always") ---------------------
     def put(self, key: K, value: V) -> None:
