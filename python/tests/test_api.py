@@ -204,3 +204,30 @@ def test_json_cas_sees_another_process_first(store_path):
         # Stale locally ('z'), but equal to what is stored ('y'): the swap lands.
         assert s.cas("lease", {"holder": "y"}, {"holder": "c"})
         assert s["lease"] == {"holder": "c"}
+
+
+@pytest.mark.parametrize("sync", ["never", "interval", "buffered"])
+def test_relaxed_sync_policies_are_durable_after_sync_and_close(sync):
+    from walstate._testing import SimFs
+
+    sim = SimFs(21)
+    s = walstate.KvStore("/db", _sim=sim, sync=sync, sync_interval=60)
+    s[b"a"] = b"1"
+    s.sync()
+    s[b"b"] = b"2"
+    s.close()  # makes everything acknowledged durable
+    sim.crash("drop_unsynced")
+    with walstate.KvStore("/db", _sim=sim) as again:
+        assert again.items() == [(b"a", b"1"), (b"b", b"2")]
+    assert walstate.verify("/db", _sim=sim)["verdict"] == "clean"
+
+
+def test_reader_beside_writer_sees_commits_after_refresh(store_path):
+    with walstate.KvStore(store_path) as w, walstate.open_read_only(store_path) as r:
+        w[b"k"] = b"1"
+        assert r.get(b"k") is None
+        assert r.refresh()["records"] == 1
+        assert r[b"k"] == b"1"
+        assert r.journal_stats() is None and r.read_only
+        with pytest.raises(walstate.ReadOnlyError):
+            r.checkpoint()
