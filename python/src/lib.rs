@@ -128,15 +128,20 @@ fn build_py_err(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
     if let Some(errno) = errno {
         exc.setattr("errno", errno)?;
     }
-    match extra {
+    // Paths as str (like OSError.filename, which is set too), not pathlib objects.
+    let set_path = |path: &PathBuf| -> PyResult<()> {
+        exc.setattr("path", path.as_os_str())?;
+        exc.setattr("filename", path.as_os_str())
+    };
+    match &extra {
         Extra::None => {}
-        Extra::Path(path) => exc.setattr("path", path)?,
+        Extra::Path(path) => set_path(path)?,
         Extra::Locked { path, holder } => {
-            exc.setattr("path", path)?;
+            set_path(path)?;
             exc.setattr("holder", holder)?;
         }
         Extra::Corruption { path, offset, lsn } => {
-            exc.setattr("path", path)?;
+            set_path(path)?;
             exc.setattr("offset", offset)?;
             exc.setattr("lsn", lsn)?;
         }

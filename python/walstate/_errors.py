@@ -27,8 +27,9 @@ __all__ = [
 
 
 class Error(OSError):
-    """Base class of every walstate error. ``path`` is the file or directory involved,
-    when there is one."""
+    """Base class of every walstate error. ``path`` (also ``filename``, as on any
+    OSError) is the file or directory involved, when there is one; ``errno`` is set for
+    a full disk (ENOSPC), a permission denial (EACCES) and other OS errors."""
 
     path: Optional[str]
 
