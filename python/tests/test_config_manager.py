@@ -238,3 +238,45 @@ def test_sim_failed_fsync_poisons_and_the_old_config_survives_a_crash():
         again["service"] = {**V1, "version": 4}
     with walstate.JsonStore("/etc/svc", _sim=sim) as again:
         assert again["service"]["version"] == 4
+
+
+FAULTS = [
+    ("write", "enospc"), ("write", "eio"), ("write", "short_write"), ("sync", "eio"),
+    ("rename", "eio"), ("sync_dir", "eio"), ("set_len", "eio"), ("create", "enospc"),
+    ("remove", "eio"), ("any", "eio"),
+]
+
+
+@pytest.mark.parametrize("op,kind", FAULTS)
+@pytest.mark.parametrize("nth", [0, 1, 3])
+def test_sim_every_fault_class_keeps_the_last_acknowledged_config(op, kind, nth):
+    """A fault of each class at one of the next few calls, during saves and a
+    checkpoint: whatever fails, memory never shows an unacknowledged config, and after
+    a crash the store holds the last acknowledged one (or the one in flight)."""
+    sim = SimFs(nth)
+    config = walstate.JsonStore("/etc/svc", _sim=sim)
+    config["service"] = V1
+    acked = V1
+    sim.inject(op, kind, nth=nth)
+    in_flight = None
+    for version in range(2, 6):
+        new = {**V1, "version": version}
+        try:
+            config["service"] = new
+            acked = new
+            if version == 3:
+                config.checkpoint()
+        except walstate.Error:
+            in_flight = new
+            try:
+                assert config["service"] == acked
+            except walstate.PoisonedError:
+                pass  # after a failed fsync even reads refuse until a reopen
+            break
+    sim.crash("drop_unsynced")
+    del config
+    with walstate.JsonStore("/etc/svc", _sim=sim) as again:
+        assert again["service"] in (acked, in_flight)
+        again["service"] = {**V1, "version": 100}
+    with walstate.JsonStore("/etc/svc", _sim=sim) as again:
+        assert again["service"]["version"] == 100
