@@ -21,12 +21,18 @@ pub fn lock_store(
     let path = dir.join(LOCK_FILE_NAME);
     let me = format!("pid {}", std::process::id());
     let deadline = timeout.map(|t| Instant::now() + t);
+    // While it waits, the caller is marked waiting: a shared writer keeping the lock
+    // between its commit groups lets go at the end of its next one.
+    let mut waiting = None;
     loop {
         match vfs.try_lock(&path, &me) {
             Ok(LockAttempt::Acquired(guard)) => return Ok(guard),
             Ok(LockAttempt::Held(holder)) => {
                 if deadline.is_none_or(|d| Instant::now() >= d) {
                     return Err(Error::Locked { path, holder });
+                }
+                if waiting.is_none() {
+                    waiting = vfs.mark_waiting(&path);
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -57,6 +57,13 @@ pub enum Writers {
     /// [`Store::refresh`](crate::Store::refresh); [`Store::read`](crate::Store::read)
     /// alone does not look.
     ///
+    /// On Linux a process committing one group after another keeps the lock between
+    /// them for up to 2 ms while nobody waits (taking it once, not per group), lets go
+    /// at the end of its next group when another process waits for it, and never holds
+    /// it longer than 50 ms at a stretch. So a writer that opens beside it should wait
+    /// for the lock a little ([`Options::lock_timeout`]; shared writers wait 10 s by
+    /// default).
+    ///
     /// Under [`SyncPolicy::Buffered`] the lock stays held while acknowledged commits sit
     /// in the buffer (until it is written: full, `sync`, a checkpoint, close).
     #[default]

@@ -19,7 +19,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use common::kv_model;
+use common::{Rng, kv_model};
 
 use walstate::io::sim::{CrashMode, FAULT_CLASSES, Fault};
 use walstate::io::{SimFs, VfsRef};
@@ -28,21 +28,6 @@ use walstate::{KvCommand, KvStore, Options};
 const DIR: &str = "/data/store";
 
 type Model = kv_model::Map;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// One step of a workload, as the model sees it.
 #[derive(Debug, Clone)]

@@ -18,9 +18,12 @@
 //! `WALSTATE_SHARED_SIM_CASES=N` sets the number of seeds (default 300);
 //! `WALSTATE_SHARED_SIM_SEED=S` replays one.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Barrier};
 
+use common::Rng;
 use walstate::io::sim::{CrashMode, FAULT_CLASSES, Fault};
 use walstate::io::{SimFs, VfsRef};
 use walstate::{KvCommand, KvStore, Options};
@@ -28,21 +31,6 @@ use walstate::{KvCommand, KvStore, Options};
 const DIR: &str = "/srv/shared";
 const COUNTER: &[u8] = b"counter";
 const WRITERS: u64 = 2;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 fn options(vfs: &VfsRef) -> Options {
     Options::default()

@@ -18,6 +18,8 @@
 //! simulated disk, building on another writer's bytes whose fdatasync failed and on a
 //! segment whose creator's directory fsync failed (both must survive a power loss).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -27,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use common::Rng;
 use walstate::io::sim::{CrashMode, Fault, FaultKind, OpClass};
 use walstate::io::{RealFs, SimFs, VfsRef};
 use walstate::verify::{self, Verdict};
@@ -190,17 +193,6 @@ fn kill(mut worker: Worker, all: &mut Acks) {
     );
     all.puts.extend(acks.puts);
     all.cases.extend(acks.cases);
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 #[test]
@@ -424,9 +416,15 @@ fn beside_an_exclusive_writer_a_shared_one_fails_its_commits_cleanly_until_it_cl
     let impatient = Options::default().lock_timeout(Some(Duration::from_millis(100)));
     let shared = KvStore::open(tmp.path(), impatient.clone()).unwrap();
     shared.put("k", "shared").unwrap();
-    // Between commits the shared writer does not hold the lock: an exclusive one opens.
-    let exclusive =
-        KvStore::open(tmp.path(), Options::default().writers(Writers::Exclusive)).unwrap();
+    // The shared writer lets go of the lock when nobody commits, or at once for a
+    // waiter: an exclusive writer that waits a little opens.
+    let exclusive = KvStore::open(
+        tmp.path(),
+        Options::default()
+            .writers(Writers::Exclusive)
+            .lock_timeout(Some(Duration::from_secs(2))),
+    )
+    .unwrap();
     assert_eq!(
         exclusive.get(b"k").unwrap().as_deref(),
         Some(&b"shared"[..])
@@ -452,6 +450,65 @@ fn beside_an_exclusive_writer_a_shared_one_fails_its_commits_cleanly_until_it_cl
     let reopened = KvStore::open(tmp.path(), impatient).unwrap();
     assert_eq!(reopened.get(b"k").unwrap().as_deref(), Some(&b"again"[..]));
     assert_eq!(reopened.into_inner().last_lsn(), 3);
+}
+
+#[test]
+fn a_writer_that_stopped_committing_lets_go_of_the_lock_by_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idle = KvStore::open(tmp.path(), Options::default()).unwrap();
+    idle.put("k", "1").unwrap();
+    // It may keep the lock a moment after its commit; then it must let go without
+    // another call (the lease keeper), or every other writer would wait for ever.
+    let other = KvStore::open(
+        tmp.path(),
+        Options::default().lock_timeout(Some(Duration::from_secs(2))),
+    )
+    .unwrap();
+    assert_eq!(other.put("k", "2").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(idle.put("k", "3").unwrap().as_deref(), Some(&b"2"[..]));
+}
+
+#[test]
+fn a_writer_committing_without_pause_does_not_keep_a_waiting_writer_out() {
+    // The busy writer would keep the lock between its commits if nobody waited; the
+    // waiter's mark makes it let go at the end of each commit group instead.
+    let tmp = tempfile::tempdir().unwrap();
+    let busy = KvStore::open(tmp.path(), Options::default()).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let started = std::sync::atomic::AtomicU64::new(0);
+    let patient = Options::default().lock_timeout(Some(Duration::from_secs(5)));
+    let (busy_commits, waiter_lsns) = std::thread::scope(|scope| {
+        let busy_thread = scope.spawn(|| {
+            let mut commits = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                busy.put(format!("busy-{commits}"), "v").unwrap();
+                commits += 1;
+                started.store(commits, std::sync::atomic::Ordering::Release);
+            }
+            commits
+        });
+        while started.load(std::sync::atomic::Ordering::Acquire) < 50 {
+            std::thread::yield_now();
+        }
+        let waiter = KvStore::open(tmp.path(), patient).unwrap().into_inner();
+        let mut lsns = Vec::new();
+        for i in 0..20 {
+            let (lsn, _) = waiter
+                .apply_with_lsn(KvCommand::put(format!("waiter-{i}"), "w"))
+                .expect("a waiter gets the lock while the other keeps committing");
+            lsns.push(lsn);
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+        (busy_thread.join().unwrap(), lsns)
+    });
+    assert!(busy_commits >= 50);
+    assert!(
+        waiter_lsns.windows(2).all(|w| w[0] < w[1]),
+        "{waiter_lsns:?}"
+    );
+    drop(busy);
+    let reopened = KvStore::open(tmp.path(), Options::default()).unwrap();
+    assert_eq!(reopened.len().unwrap() as u64, busy_commits + 20);
 }
 
 // ---------------------------------------------------------------------------------------

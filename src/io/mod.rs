@@ -9,6 +9,8 @@
 
 mod real;
 pub mod sim;
+#[cfg(target_os = "linux")]
+mod wait_mark;
 
 use std::fmt;
 use std::io;
@@ -72,6 +74,20 @@ pub trait LockGuard: Send + Sync {}
 pub trait LockFile: Send + Sync {
     /// Tries to take the lock, recording `holder` in the file for others to read.
     fn try_acquire(&self, holder: &str) -> io::Result<LockAttempt>;
+
+    /// Marks this handle as waiting for the lock until the guard is dropped, so that a
+    /// holder that keeps the lock between commit groups lets go of it
+    /// ([`LockFile::others_waiting`]). `None` when it cannot be marked (the default).
+    fn mark_waiting(&self) -> Option<Box<dyn LockGuard>> {
+        None
+    }
+
+    /// Whether another handle (another process's, or another store's in this process)
+    /// is marked waiting. `None` when this file system cannot tell (the default): the
+    /// holder then lets go after every commit group.
+    fn others_waiting(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// The outcome of trying to take a lock.
@@ -186,6 +202,12 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn open_lock(&self, path: &Path) -> io::Result<Option<Arc<dyn LockFile>>> {
         let _ = path;
         Ok(None)
+    }
+    /// Marks the caller as waiting for the lock at `path` until the guard is dropped
+    /// (see [`LockFile::mark_waiting`]); `None` (the default) when it cannot.
+    fn mark_waiting(&self, path: &Path) -> Option<Box<dyn LockGuard>> {
+        let _ = path;
+        None
     }
 }
 

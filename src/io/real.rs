@@ -137,6 +137,18 @@ impl Drop for HeldReusableLock {
     }
 }
 
+/// A waiting mark ([`LockFile::mark_waiting`]) on a lock file's descriptor.
+#[cfg(target_os = "linux")]
+struct WaitingMark(Arc<File>);
+#[cfg(target_os = "linux")]
+impl LockGuard for WaitingMark {}
+#[cfg(target_os = "linux")]
+impl Drop for WaitingMark {
+    fn drop(&mut self) {
+        super::wait_mark::unmark(&self.0);
+    }
+}
+
 /// Width the holder is padded to when written in place, so a shorter name overwrites
 /// a longer one without a truncate.
 const HOLDER_WIDTH: usize = 32;
@@ -145,8 +157,15 @@ impl LockFile for ReusableLock {
     fn try_acquire(&self, holder: &str) -> io::Result<LockAttempt> {
         match self.0.try_lock() {
             Ok(()) => {
+                // A shared writer takes the lock for every commit group: the name is
+                // written only when another holder replaced it (a read dirties nothing).
                 let recorded = format!("{holder:<HOLDER_WIDTH$}");
-                if let Err(err) = self.0.write_all_at(recorded.as_bytes(), 0) {
+                let mut current = [0u8; HOLDER_WIDTH];
+                let unchanged = self
+                    .0
+                    .read_at(&mut current, 0)
+                    .is_ok_and(|len| current[..len] == *recorded.as_bytes());
+                if !unchanged && let Err(err) = self.0.write_all_at(recorded.as_bytes(), 0) {
                     let _ = self.0.unlock();
                     return Err(err);
                 }
@@ -161,6 +180,17 @@ impl LockFile for ReusableLock {
             }
             Err(fs::TryLockError::Error(err)) => Err(err),
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn mark_waiting(&self) -> Option<Box<dyn LockGuard>> {
+        super::wait_mark::mark(&self.0).ok()?;
+        Some(Box::new(WaitingMark(Arc::clone(&self.0))))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn others_waiting(&self) -> Option<bool> {
+        super::wait_mark::others_marked(&self.0).ok()
     }
 }
 
@@ -269,6 +299,13 @@ impl Vfs for RealFs {
             .open(path)?;
         Ok(Some(Arc::new(ReusableLock(Arc::new(file)))))
     }
+
+    #[cfg(target_os = "linux")]
+    fn mark_waiting(&self, path: &Path) -> Option<Box<dyn LockGuard>> {
+        let file = OpenOptions::new().read(true).write(true).open(path).ok()?;
+        super::wait_mark::mark(&file).ok()?;
+        Some(Box::new(WaitingMark(Arc::new(file))))
+    }
 }
 
 #[cfg(test)]
@@ -304,6 +341,39 @@ mod tests {
             "the lock outlived its guard"
         );
         drop(inherited);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_waiting_mark_is_seen_by_the_holder_and_gone_when_dropped_or_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("LOCK");
+        let holder = RealFs.open_lock(&path).unwrap().unwrap();
+        let waiter = RealFs.open_lock(&path).unwrap().unwrap();
+        let LockAttempt::Acquired(_held) = holder.try_acquire("pid 1").unwrap() else {
+            panic!("a fresh lock is free");
+        };
+        assert_eq!(holder.others_waiting(), Some(false));
+        let mark = waiter.mark_waiting().expect("Linux marks waiters");
+        assert_eq!(holder.others_waiting(), Some(true));
+        assert_eq!(
+            waiter.others_waiting(),
+            Some(false),
+            "its own mark is not another's"
+        );
+        drop(mark);
+        assert_eq!(holder.others_waiting(), Some(false));
+        // A waiter marking through a path (an exclusive open waiting), then gone: its
+        // descriptor closes with the guard.
+        let mark = RealFs.mark_waiting(&path).expect("marked by path");
+        assert_eq!(holder.others_waiting(), Some(true));
+        drop(mark);
+        assert_eq!(holder.others_waiting(), Some(false));
+        // The mark is no writer lock: the holder still holds, the waiter cannot take it.
+        assert!(matches!(
+            waiter.try_acquire("pid 2").unwrap(),
+            LockAttempt::Held(_)
+        ));
     }
 
     #[test]

@@ -8,6 +8,24 @@ use std::path::Path;
 use walstate::io::VfsRef;
 use walstate::journal::{self, Journal, JournalOptions, ScanOptions, ScanOutcome};
 
+/// The seeded random numbers of the simulation tests (splitmix64): a seed replays a case.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
 /// A record as read back: (LSN, kind, payload).
 pub type ReadRecord = (u64, u8, Vec<u8>);
 

@@ -14,6 +14,7 @@
 use std::path::Path;
 
 use super::segment_writer::{LiveSegment, ResumedSegment, SegmentWriter};
+use super::lease::AfterRound;
 use super::{Placement, Shared, journal_after, rewrite_as_read};
 use crate::error::{Error, Result};
 use crate::format::{self, SEGMENT_FLAG_PREALLOCATED, SEGMENT_HEADER_LEN, SegmentHeader};
@@ -67,7 +68,7 @@ impl Shared {
             Err(err) => Err(err),
         };
         if caught_up.is_err() {
-            lease.release_if_idle(writer.buffered());
+            self.release_lease_if_idle(writer);
         }
         caught_up
     }
@@ -78,8 +79,8 @@ impl Shared {
         if let Some(lease) = &self.lease {
             if self.health.is_poisoned() {
                 lease.release();
-            } else {
-                lease.release_if_idle(writer.buffered());
+            } else if let AfterRound::Lingering(until) = lease.after_round(writer.buffered()) {
+                self.keeper.linger_started(until);
             }
         }
     }

@@ -17,6 +17,7 @@ mod catch_up;
 mod health;
 mod histogram;
 mod lease;
+mod lease_keeper;
 mod round;
 mod segment_writer;
 mod shared_files;
@@ -39,6 +40,7 @@ pub use self::histogram::{HISTOGRAM_BUCKETS, Histogram};
 use self::histogram::AtomicHistogram;
 pub(crate) use self::lease::LeaseConfig;
 use self::lease::Lease;
+use self::lease_keeper::{LeaseKeeper, spawn_lease_keeper};
 #[cfg(feature = "internals")]
 pub use self::segment_writer::PREALLOCATE_STEP_BYTES;
 use self::segment_writer::{LiveSegment, ResumedSegment, SegmentPlan, SegmentWriter};
@@ -143,12 +145,15 @@ struct Shared {
     lease: Option<Lease>,
     /// How a shared writer applies what other processes appended (set by the store).
     catch_up: OnceLock<CatchUpFn>,
+    /// Lets go of a lingering lease (a shared writer whose lock file can mark waiters).
+    keeper: LeaseKeeper,
 }
 
 /// The journal's writer. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Journal {
     shared: Arc<Shared>,
     syncer: Mutex<Option<JoinHandle<()>>>,
+    keeper: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -212,6 +217,7 @@ impl Journal {
             counters: Counters::default(),
             lease,
             catch_up: OnceLock::new(),
+            keeper: LeaseKeeper::default(),
         });
         let syncer = match strategy.syncer_duty() {
             SyncerDuty::None => None,
@@ -220,9 +226,14 @@ impl Journal {
                 Some(spawn_syncer(Arc::clone(&shared), Some(every))?)
             }
         };
+        let keeper = match &shared.lease {
+            Some(lease) if lease.can_linger() => Some(spawn_lease_keeper(Arc::clone(&shared))?),
+            _ => None,
+        };
         Ok(Journal {
             shared,
             syncer: Mutex::new(syncer),
+            keeper: Mutex::new(keeper),
         })
     }
 
@@ -447,6 +458,10 @@ impl Journal {
     fn stop_syncer(&self) {
         self.shared.syncer.stop();
         if let Some(handle) = self.syncer.lock().take() {
+            let _ = handle.join();
+        }
+        self.shared.keeper.stop();
+        if let Some(handle) = self.keeper.lock().take() {
             let _ = handle.join();
         }
     }
