@@ -34,3 +34,33 @@ def test_v1_store_opens_with_every_entry(v1_store):
         w[b"new"] = b"from python"
     with walstate.KvStore(v1_store) as w:
         assert w[b"new"] == b"from python" and len(w) == len(expected) + 1
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "LOCK"
+    }
+
+
+def test_a_store_of_other_types_is_a_schema_error_and_is_left_as_it_was(tmp_path):
+    # tests/fixtures/config-store: written by a Rust service with its own state type
+    # (a `Config { listen, workers }` replaced by `Command::Save`), not the key-value
+    # state this package opens.
+    store = tmp_path / "config-store"
+    shutil.copytree(FIXTURES / "config-store", store)
+    before = _files(store)
+    for open_it in (
+        lambda: walstate.KvStore(store),
+        lambda: walstate.JsonStore(store),
+        lambda: walstate.open_read_only(store),
+    ):
+        with pytest.raises(walstate.SchemaError) as caught:
+            open_it()
+        assert not isinstance(caught.value, walstate.CorruptionError)
+        assert "schema" in str(caught.value).lower(), str(caught.value)
+    assert _files(store) == before, "a refused open changed the store"
+    # verify reads a store of any types.
+    report = walstate.verify(store)
+    assert report["verdict"] == "clean", report
