@@ -591,3 +591,27 @@ fn a_segment_whose_creator_failed_its_directory_fsync_is_made_durable_by_the_nex
         );
     }
 }
+
+#[test]
+fn a_failed_read_while_looking_for_other_writers_at_close_leaves_the_journal_unsealed_not_the_close_failed()
+ {
+    // Found by fuzz/fuzz_targets/store_ops.rs (corpus: regression-close-probe-read-fails).
+    let sim = SimFs::new(54);
+    let vfs: VfsRef = sim.clone();
+    let store = KvStore::open(SIM_DIR, sim_options(&vfs)).unwrap();
+    store.put("k", "durable").unwrap();
+    sim.inject(Fault {
+        persistent: true,
+        ..Fault::once(OpClass::Read, FaultKind::Eio)
+    });
+    store
+        .close()
+        .expect("everything was durable: an optional seal that cannot be checked is skipped");
+    sim.clear_faults();
+    sim.crash(CrashMode::DropUnsynced);
+    let reopened = KvStore::open(SIM_DIR, sim_options(&vfs)).unwrap();
+    assert_eq!(
+        reopened.get(b"k").unwrap().as_deref(),
+        Some(&b"durable"[..])
+    );
+}

@@ -71,16 +71,35 @@ impl Shared {
     /// On close: seals the journal if this writer's end is still its end (taking the
     /// lock only if it is free: a seal is never worth a wait). Another writer's records
     /// after it, or a lock held elsewhere, leave the journal unsealed, which costs the
-    /// next open nothing but the certainty a seal gives.
+    /// next open nothing but the certainty a seal gives. So does a failure to take the
+    /// lock or to look for other writers' records (everything is durable already): a
+    /// `tracing` warning, not a failed close. A failed seal write fails the close, as for
+    /// an exclusive writer.
     pub(super) fn seal_if_last(&self, writer: &mut SegmentWriter) -> Result<()> {
         let Some(lease) = &self.lease else {
             return self.seal(writer);
         };
-        let (held, fresh) = lease.try_acquire()?;
+        let unsealed = |err: Error| {
+            tracing::warn!(
+                target: "walstate",
+                dir = %self.dir.display(),
+                error = %err,
+                "closed without a seal: could not tell whether this writer's end is the journal's"
+            );
+            Ok(())
+        };
+        let (held, fresh) = match lease.try_acquire() {
+            Ok(taken) => taken,
+            Err(err) => return unsealed(err),
+        };
         if !held {
             return Ok(());
         }
-        let last = !fresh || !self.foreign_appends(writer)?;
+        let last = !fresh
+            || match self.foreign_appends(writer) {
+                Ok(foreign) => !foreign,
+                Err(err) => return unsealed(err),
+            };
         if last {
             self.seal(writer)?;
         }
