@@ -56,36 +56,14 @@ from ._errors import (
 
 __version__: str = _walstate.__version__
 
-for _cls in (
-    Error, LockedError, DiskFullError, WalstatePermissionError, CorruptionError,
-    SnapshotDamagedError, PoisonedError, SchemaError, NotAStoreError,
-    UnsupportedVersionError, SnapshotNotFoundError, InvalidArgumentError,
-    ReadOnlyError, ClosedError,
-):
-    _cls.__module__ = "walstate"
-del _cls
+from . import _errors
 
-__all__ = [
-    "KvStore",
-    "JsonStore",
-    "Batch",
-    "verify",
-    "open_read_only",
-    "Error",
-    "LockedError",
-    "DiskFullError",
-    "WalstatePermissionError",
-    "CorruptionError",
-    "SnapshotDamagedError",
-    "PoisonedError",
-    "SchemaError",
-    "NotAStoreError",
-    "UnsupportedVersionError",
-    "SnapshotNotFoundError",
-    "InvalidArgumentError",
-    "ReadOnlyError",
-    "ClosedError",
-]
+# The exceptions show as walstate.<Name>, where users catch them.
+for _name in _errors.__all__:
+    getattr(_errors, _name).__module__ = "walstate"
+del _name
+
+__all__ = ["KvStore", "JsonStore", "Batch", "verify", "open_read_only"] + _errors.__all__
 
 PathLike = Union[str, "os.PathLike[str]"]
 JsonValue = Any  # dict | list | str | int | float | bool | None
