@@ -1,6 +1,10 @@
 //! `Store<S>`: the embedded API. Commands are encoded, decoded back (the decoded value is
 //! what gets applied), logged, and applied to the state only once durable, in LSN order.
 //! Checkpoints run in the background; snapshots and restores are atomic.
+//!
+//! Here: the types and the commit path. Opening is in `open.rs`, catching up with other
+//! processes (`refresh`, a shared writer's catch-up) in `catch_up.rs`, checkpoints in
+//! `checkpointer.rs`, snapshots in `snapshots.rs`, streamed commits in `stream.rs`.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -10,20 +14,21 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
-use crate::checkpoint::{self, SNAPSHOT_DIR_NAME};
+use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::format::RECORD_KIND_COMMAND;
-use crate::io::{EntryKind, LockGuard, VfsRef};
+use crate::io::{LockGuard, VfsRef};
 use crate::journal::follow::TailPosition;
-use crate::journal::{CaughtUpTo, Journal, JournalStats, LeaseConfig, RecordToAppend};
-use crate::lock::{LOCK_FILE_NAME, lock_store};
-use crate::options::{Options, SHARED_LOCK_WAIT_DEFAULT, Writers};
-use crate::recovery::{self, Mode, RecoveryReport};
-use crate::schema::{self, Schema};
+use crate::journal::{Journal, JournalStats, RecordToAppend};
+use crate::options::Options;
+use crate::recovery::{self, RecoveryReport};
+use crate::schema::Schema;
 use crate::state::StateMachine;
 
+mod catch_up;
 mod checkpointer;
 mod dir;
+mod open;
 mod snapshots;
 mod stream;
 #[cfg(feature = "internals")]
@@ -32,7 +37,6 @@ pub mod writer_stats;
 mod writer_stats;
 
 use checkpointer::{CheckpointProgress, CheckpointSignal};
-use dir::prepare_dir;
 pub use stream::{STREAM_IN_FLIGHT_MAX, StreamStopped, Streamed};
 
 /// The state and the LSN of the last command applied to it.
@@ -225,262 +229,6 @@ impl<S: StateMachine> std::fmt::Debug for Store<S> {
 }
 
 impl<S: StateMachine> Store<S> {
-    /// Opens (or creates, see [`Options::create_if_missing`]) the store in `dir`: takes
-    /// the writer lock, loads the newest valid checkpoint, replays the journal, truncates
-    /// a torn tail and refuses mid-log corruption unless [`Options::salvage`] is set.
-    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
-        // Before anything touches the directory: types without a schema are refused.
-        let schema = Schema::of::<S>()?;
-        let (dir, vfs, created, lock) = Self::lock_for_writing(dir.as_ref(), &options)?;
-        let recovered = match recovery::recover::<S>(
-            vfs.as_ref(),
-            &dir,
-            Mode::Writer {
-                salvage: options.salvage,
-            },
-        ) {
-            Ok(recovered) => recovered,
-            // Still holding the lock: nothing else writes while creation is undone.
-            Err(err) => return Err(dir::undo_creation(vfs.as_ref(), &dir, created, err)),
-        };
-        Self::open_locked(dir, options, vfs, created, lock, recovered, schema)
-    }
-
-    /// Validates the options, prepares the directory and takes the writer lock: what
-    /// every writer open does before recovery. Returns (dir, vfs, created, lock).
-    pub(crate) fn lock_for_writing(
-        dir: &Path,
-        options: &Options,
-    ) -> Result<(PathBuf, VfsRef, bool, Box<dyn LockGuard>)> {
-        options.validate()?;
-        let dir = dir.to_path_buf();
-        let vfs = options.vfs.clone();
-        let mut created = prepare_dir(&vfs, &dir, options.create_if_missing)?;
-        let lock = lock_store(vfs.as_ref(), &dir, options.lock_wait())?;
-        if created {
-            // Another writer may have created the store between the look and the lock:
-            // then this open does not create it (and a failure undoes nothing of theirs).
-            let names = vfs
-                .read_dir(&dir)
-                .map_err(|err| Error::io("list directory", &dir, err))?;
-            created = !recovery::looks_like_store(&names);
-        }
-        // Make the directory's entries durable before building on them: the lock file of
-        // a new store, and entries an earlier writer created whose directory fsync failed.
-        if let Err(err) = vfs.sync_dir(&dir) {
-            let err = Error::io("fsync store directory at open", &dir, err);
-            return Err(dir::undo_creation(vfs.as_ref(), &dir, created, err));
-        }
-        let snapshot_dir = dir.join(SNAPSHOT_DIR_NAME);
-        if vfs
-            .entry_kind(&snapshot_dir)
-            .map_err(|err| Error::io("stat", &snapshot_dir, err))?
-            == Some(EntryKind::Dir)
-        {
-            vfs.sync_dir(&snapshot_dir)
-                .map_err(|err| Error::io("fsync snapshot directory at open", &snapshot_dir, err))?;
-        }
-        Ok((dir, vfs, created, lock))
-    }
-
-    /// The rest of a writer open, holding `lock`, with what recovery found.
-    pub(crate) fn open_locked(
-        dir: PathBuf,
-        options: Options,
-        vfs: VfsRef,
-        created: bool,
-        lock: Box<dyn LockGuard>,
-        mut recovered: recovery::Recovered<S>,
-        schema: Schema,
-    ) -> Result<Self> {
-        recovered.report.created = created;
-        let journal = match Self::start_journal(&dir, &options, &vfs, &recovered, &schema, created)
-        {
-            Ok(journal) => journal,
-            // Still holding the lock: nothing else writes while creation is undone.
-            Err(err) => return Err(dir::undo_creation(vfs.as_ref(), &dir, created, err)),
-        };
-        let writer = Writer {
-            journal,
-            gate: RwLock::new(()),
-            checkpoint_running: Mutex::new(()),
-            progress: Mutex::new(CheckpointProgress {
-                last_lsn: recovered.checkpoint_lsn,
-                backlog_bytes: recovered.report.bytes_replayed,
-                journal_bytes_at_last: 0,
-            }),
-            signal: Arc::new(CheckpointSignal::default()),
-            checkpointer: Mutex::new(None),
-            last_checkpoint_error: Mutex::new(None),
-            _lock: None,
-            reloaded: Mutex::new(None),
-        };
-        let shared = writer.journal.is_shared();
-        let mut writer = writer;
-        let mut open_lock = Some(lock);
-        if !shared {
-            writer._lock = open_lock.take();
-        }
-        let store = Store::from_parts(dir, options, vfs, recovered, schema, Some(writer));
-        if shared {
-            store.install_catch_up();
-            // From here on the lock is taken for each commit group.
-            drop(open_lock);
-        }
-        if store.inner.options.checkpoint_after_bytes.is_some()
-            && store.inner.options.background_checkpoints
-        {
-            store.start_checkpointer()?;
-            if let Some(writer) = &store.inner.writer {
-                store.maybe_trigger_checkpoint(writer);
-            }
-        }
-        Ok(store)
-    }
-
-    /// Writes the schema file (first: every segment and checkpoint from now on names it)
-    /// and resumes the journal after what recovery found. A store being `created` gets
-    /// its first segment now: creation is finished, or fails, within the open.
-    fn start_journal(
-        dir: &Path,
-        options: &Options,
-        vfs: &VfsRef,
-        recovered: &recovery::Recovered<S>,
-        schema: &Schema,
-        created: bool,
-    ) -> Result<Journal> {
-        let store_id = recovered.report.store_id.ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "{} has no identity file after recovery as a writer",
-                dir.display()
-            ))
-        })?;
-        schema::files::ensure(vfs.as_ref(), dir, store_id, schema)?;
-        let journal_options = crate::journal::JournalOptions {
-            schema_id: schema.id().get(),
-            ..options.journal.clone()
-        };
-        let journal = match options.writers {
-            Writers::Exclusive => {
-                Journal::resume(vfs.clone(), dir, journal_options, &recovered.outcome)?
-            }
-            Writers::Shared => Journal::resume_shared(
-                vfs.clone(),
-                dir,
-                journal_options,
-                &recovered.outcome,
-                LeaseConfig {
-                    vfs: vfs.clone(),
-                    path: dir.join(LOCK_FILE_NAME),
-                    holder: format!("pid {}", std::process::id()),
-                    wait: options.lock_wait().unwrap_or(SHARED_LOCK_WAIT_DEFAULT),
-                },
-            )?,
-        };
-        if created {
-            journal.start_first_segment()?;
-        }
-        Ok(journal)
-    }
-
-    /// Opens the store without taking the writer lock and without ever writing: works
-    /// while another process writes. An incomplete tail is treated as in flight. Call
-    /// [`Store::refresh`] to catch up with the writer.
-    pub fn open_read_only(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
-        options.validate()?;
-        let dir = dir.as_ref().to_path_buf();
-        let vfs = options.vfs.clone();
-        let schema = Schema::of::<S>()?;
-        prepare_dir(&vfs, &dir, false)?;
-        let recovered = recovery::recover::<S>(vfs.as_ref(), &dir, Mode::ReadOnly)?;
-        Ok(Store::from_parts(
-            dir, options, vfs, recovered, schema, None,
-        ))
-    }
-
-    /// Catches a read-only store up with what the writer committed since the open or the
-    /// last refresh. Reads only the records appended since (O(new records)); recovers
-    /// again from the newest checkpoint only when the journal changed in a way that
-    /// needs it, and says why in [`Refreshed::reloaded`]. The state is replaced at once,
-    /// never left half-applied; on an error it stays as it was.
-    ///
-    /// A shared writer ([`crate::Writers::Shared`]) catches up with the other processes'
-    /// commits the same way, taking the writer lock briefly (it also does so before
-    /// each of its own commits; [`Store::read`] alone never looks). `records` then counts
-    /// the LSNs the state moved, its own commits made meanwhile included. An exclusive
-    /// writer is always current: nothing to do.
-    ///
-    /// A reader sees commits the writer has written, which it acknowledges once they are
-    /// durable: a refresh racing a commit may show it a moment before the writer's
-    /// caller hears of it.
-    pub fn refresh(&self) -> Result<Refreshed> {
-        let inner = &self.inner;
-        if let Some(writer) = &inner.writer {
-            let before = self.last_lsn();
-            writer.journal.catch_up_now()?;
-            return Ok(Refreshed {
-                records: self.last_lsn().saturating_sub(before),
-                last_lsn: self.last_lsn(),
-                reloaded: writer.reloaded.lock().take(),
-            });
-        }
-        let mut tail = inner.tail.lock();
-        let store_id = inner.report.read().store_id;
-        let gate = schema::gate::SchemaGate::new(inner.schema.clone(), &inner.dir, store_id);
-        let caught_up = {
-            let applied = inner.applied.read();
-            recovery::catch_up(
-                inner.vfs.as_ref(),
-                &inner.dir,
-                &applied.state,
-                *tail,
-                store_id,
-                &gate,
-            )?
-        };
-        match caught_up {
-            recovery::CaughtUp::At {
-                state,
-                lsn,
-                records,
-                position,
-                unfinished: _,
-            } => {
-                if let Some(state) = state {
-                    *inner.applied.write() = Applied { state, lsn };
-                }
-                *tail = position;
-                Ok(Refreshed {
-                    records,
-                    last_lsn: self.last_lsn(),
-                    reloaded: None,
-                })
-            }
-            recovery::CaughtUp::Reload(why) => {
-                tracing::info!(
-                    target: "walstate",
-                    dir = %inner.dir.display(),
-                    reason = %why,
-                    "refresh recovers again"
-                );
-                let recovered =
-                    recovery::recover::<S>(inner.vfs.as_ref(), &inner.dir, Mode::ReadOnly)?;
-                *tail = TailPosition::after(&recovered.outcome);
-                let records = recovered.report.records_replayed;
-                *inner.applied.write() = Applied {
-                    state: recovered.state,
-                    lsn: recovered.lsn,
-                };
-                *inner.report.write() = recovered.report;
-                Ok(Refreshed {
-                    records,
-                    last_lsn: self.last_lsn(),
-                    reloaded: Some(why),
-                })
-            }
-        }
-    }
-
     /// What the last open (or a refresh that had to recover again) found and did.
     pub fn recovery_report(&self) -> RecoveryReport {
         self.inner.report.read().clone()
@@ -657,85 +405,7 @@ impl<S: StateMachine> Store<S> {
     }
 }
 
-impl<S: StateMachine> Store<S> {
-    /// A shared writer's catch-up (see [`Journal::set_catch_up`]): the journal calls it
-    /// holding the writer lock, in turn, when another process appended since its last
-    /// look.
-    fn install_catch_up(&self) {
-        let Some(writer) = &self.inner.writer else {
-            return;
-        };
-        let inner = Arc::downgrade(&self.inner);
-        writer.journal.set_catch_up(Box::new(move |from| {
-            let inner = inner.upgrade().ok_or(Error::Closed)?;
-            inner.catch_up_writer(from)
-        }));
-    }
-}
-
 impl<S: StateMachine> Inner<S> {
-    /// Applies to the state what other processes appended after `from`. Anything the
-    /// follower cannot explain while this process holds the writer lock (a deleted
-    /// segment, a torn tail a dead holder left, a record that does not apply) is judged
-    /// by recovering again as a writer, which truncates a torn tail into quarantine or
-    /// fails naming the damage.
-    fn catch_up_writer(&self, from: TailPosition) -> Result<CaughtUpTo> {
-        let store_id = self.report.read().store_id;
-        let gate = schema::gate::SchemaGate::new(self.schema.clone(), &self.dir, store_id);
-        let caught_up = {
-            let applied = self.applied.read();
-            recovery::catch_up(
-                self.vfs.as_ref(),
-                &self.dir,
-                &applied.state,
-                from,
-                store_id,
-                &gate,
-            )?
-        };
-        let why = match caught_up {
-            recovery::CaughtUp::At {
-                state,
-                lsn,
-                position,
-                unfinished: None,
-                ..
-            } => {
-                if let Some(state) = state {
-                    *self.applied.write() = Applied { state, lsn };
-                }
-                return Ok(CaughtUpTo::At(position));
-            }
-            recovery::CaughtUp::At {
-                unfinished: Some(why),
-                ..
-            } => format!("{why}, left by a writer that is gone"),
-            recovery::CaughtUp::Reload(why) => why,
-        };
-        tracing::info!(
-            target: "walstate",
-            dir = %self.dir.display(),
-            reason = %why,
-            "shared writer recovers again"
-        );
-        let recovered = recovery::recover::<S>(
-            self.vfs.as_ref(),
-            &self.dir,
-            Mode::Writer {
-                salvage: self.options.salvage,
-            },
-        )?;
-        *self.applied.write() = Applied {
-            state: recovered.state,
-            lsn: recovered.lsn,
-        };
-        *self.report.write() = recovered.report;
-        if let Some(writer) = &self.writer {
-            *writer.reloaded.lock() = Some(why);
-        }
-        Ok(CaughtUpTo::Recovered(recovered.outcome))
-    }
-
     fn clone_state(&self) -> (S, u64) {
         let guard = self.applied.read();
         (guard.state.clone(), guard.lsn)
