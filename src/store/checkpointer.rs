@@ -238,9 +238,6 @@ impl<S: StateMachine> Inner<S> {
         let started = std::time::Instant::now();
         let result = self.run_checkpoint_holding_lock(writer);
         trace_checkpoint(&self.dir, &result, started.elapsed());
-        if result.is_ok() {
-            self.record_writer_stats(writer);
-        }
         result
     }
 
@@ -273,6 +270,9 @@ impl<S: StateMachine> Inner<S> {
         progress.last_lsn = lsn;
         progress.journal_bytes_at_last = journal_bytes;
         drop(progress);
+        // Still holding a shared writer's lock: no other process's open removes the
+        // temp file of this write as a crash's leftover.
+        self.record_writer_stats(writer);
         Ok(CheckpointInfo {
             path,
             lsn,

@@ -391,6 +391,9 @@ impl<S: StateMachine> Store<S> {
         self.inner.stop_checkpointer();
         let closed = writer.journal.close();
         if closed.is_ok() {
+            // After the lock is let go (a shared writer's): another process's open may
+            // remove the temp file as a leftover, and then the numbers are not recorded
+            // (a warning; they are informational).
             self.inner.record_writer_stats(writer);
         }
         closed

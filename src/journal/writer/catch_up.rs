@@ -14,7 +14,6 @@
 use std::path::Path;
 
 use super::segment_writer::{LiveSegment, ResumedSegment, SegmentWriter};
-use super::lease::AfterRound;
 use super::{Placement, Shared, journal_after, rewrite_as_read};
 use crate::error::{Error, Result};
 use crate::format::{self, SEGMENT_FLAG_PREALLOCATED, SEGMENT_HEADER_LEN, SegmentHeader};
@@ -79,7 +78,7 @@ impl Shared {
         if let Some(lease) = &self.lease {
             if self.health.is_poisoned() {
                 lease.release();
-            } else if let AfterRound::Lingering(until) = lease.after_round(writer.buffered()) {
+            } else if let Some(until) = lease.after_round(writer.buffered()) {
                 self.keeper.linger_started(until);
             }
         }

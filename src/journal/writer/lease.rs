@@ -71,17 +71,6 @@ pub(super) const CONTENDED_FOR: Duration = Duration::from_millis(20);
 /// passes it).
 pub(super) const HOLD_MAX: Duration = Duration::from_millis(50);
 
-/// What the end of a round did with the lease.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum AfterRound {
-    /// Still held: a section pinned it, or acknowledged records wait in the buffer.
-    Kept,
-    /// Kept until this moment unless a round extends it: the keeper lets go then.
-    Lingering(Instant),
-    /// Let go (or not held).
-    Released,
-}
-
 /// Shortest and longest pause between two attempts to take a lock someone holds. Short
 /// first: a shared writer holds it for about one fdatasync, and lets go at the end of
 /// the round in which it sees this process waiting. (A 200 µs ceiling measured worse
@@ -182,13 +171,13 @@ impl Lease {
     /// The end of a round: keeps the lease if a section pinned it or `buffered` bytes of
     /// acknowledged records still wait in the write buffer; otherwise lets it linger
     /// when nobody waits and it has not been held for [`HOLD_MAX`], else releases it.
-    pub(super) fn after_round(&self, buffered: u64) -> AfterRound {
+    /// Returns when a linger it started runs out (the keeper lets go then, unless a
+    /// round extends it).
+    pub(super) fn after_round(&self, buffered: u64) -> Option<Instant> {
         let mut held = self.held.lock();
-        let Some(current) = held.as_mut() else {
-            return AfterRound::Released;
-        };
+        let current = held.as_mut()?;
         if buffered > 0 || self.pins.load(Ordering::Acquire) > 0 {
-            return AfterRound::Kept;
+            return None;
         }
         let now = Instant::now();
         let waiters = self.file.as_ref().and_then(|file| file.others_waiting());
@@ -200,10 +189,10 @@ impl Lease {
         if waiters == Some(false) && !contended && now.duration_since(current.since) < HOLD_MAX {
             let until = now + LINGER;
             current.linger_until = Some(until);
-            return AfterRound::Lingering(until);
+            return Some(until);
         }
         *held = None;
-        AfterRound::Released
+        None
     }
 
     /// The keeper's look at a lingering lease, with the writer's mutex held (no round

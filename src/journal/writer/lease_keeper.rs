@@ -43,10 +43,11 @@ impl LeaseKeeper {
 
 /// Starts the keeper of `shared`'s lease; it runs until [`LeaseKeeper::stop`].
 pub(super) fn spawn_lease_keeper(shared: Arc<Shared>) -> Result<JoinHandle<()>> {
+    let dir = shared.dir.clone();
     std::thread::Builder::new()
         .name("walstate-lease".into())
         .spawn(move || run(&shared))
-        .map_err(|err| Error::io("start lease keeper thread", std::path::Path::new(""), err))
+        .map_err(|err| Error::io("start lease keeper thread for", &dir, err))
 }
 
 fn run(shared: &Shared) {
