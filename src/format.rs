@@ -59,6 +59,11 @@ const CHECKPOINT_COMMON_LEN: usize = 32;
 
 /// Name of the identity file in the store directory.
 pub const IDENTITY_FILE_NAME: &str = "IDENTITY";
+
+/// The file name of a store's spare segment: zeros made ahead of need, which the next
+/// rotation turns into its segment (`wal-format.md` section 3). Not a store file: open
+/// never reads it, and it does not make a directory a store.
+pub const SPARE_SEGMENT_FILE_NAME: &str = "SPARE-SEGMENT";
 /// Magic bytes at the start of the identity file.
 pub const IDENTITY_MAGIC: [u8; 8] = *b"WALSTIDN";
 /// Size of the identity file in bytes.

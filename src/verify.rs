@@ -84,6 +84,8 @@ pub enum FileKind {
     Identity,
     /// A schema file (which types wrote the files naming it).
     Schema,
+    /// The spare segment: zeros made ahead of need for the next segment.
+    Spare,
     /// Anything else.
     Unknown,
 }
@@ -288,6 +290,8 @@ pub fn verify(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                 verdict = verdict.at_least(Verdict::NeedsAttention);
             }
             files.push(row);
+        } else if name == format::SPARE_SEGMENT_FILE_NAME {
+            files.push(plain_row(vfs, &path, FileKind::Spare, FileStatus::Ok));
         } else if format::parse_segment_file_name(name).is_none()
             && format::parse_checkpoint_file_name(name).is_none()
             && name != SNAPSHOT_DIR_NAME

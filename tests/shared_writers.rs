@@ -549,12 +549,33 @@ fn records_after_another_writers_failed_fdatasync_are_made_durable_before_buildi
 
 #[test]
 fn a_segment_whose_creator_failed_its_directory_fsync_is_made_durable_by_the_next_writer() {
+    // The rotation creating its segment, and the rotation claiming the spare segment.
+    for spare in [false, true] {
+        segment_whose_directory_fsync_failed_is_made_durable(spare);
+    }
+}
+
+fn segment_whose_directory_fsync_failed_is_made_durable(spare: bool) {
     let sim = SimFs::new(53);
     let vfs: VfsRef = sim.clone();
-    let a = KvStore::open(SIM_DIR, sim_options(&vfs)).unwrap();
-    let b = KvStore::open(SIM_DIR, sim_options(&vfs)).unwrap();
+    let options = || sim_options(&vfs).spare_segment(spare);
+    let a = KvStore::open(SIM_DIR, options()).unwrap();
+    let b = KvStore::open(SIM_DIR, options()).unwrap();
     a.put("first", "1").unwrap();
     b.refresh().unwrap();
+    let has_spare = || {
+        sim.list_files()
+            .iter()
+            .any(|p| p.ends_with(walstate::format::SPARE_SEGMENT_FILE_NAME))
+    };
+    if spare {
+        // Half a segment: the spare is made (its directory fsync is not the one below).
+        let mut i = 0;
+        while !has_spare() {
+            a.put(format!("pre{i:03}"), vec![b'p'; 200]).unwrap();
+            i += 1;
+        }
+    }
     // The next directory fsync is a's rotation into a new segment: it fails.
     sim.inject(Fault::once(OpClass::SyncDir, FaultKind::Eio));
     let mut failed_at = None;
@@ -576,11 +597,11 @@ fn a_segment_whose_creator_failed_its_directory_fsync_is_made_durable_by_the_nex
     b.put("b", "acknowledged").unwrap();
     drop((a, b));
     sim.crash(CrashMode::DropUnsynced);
-    let reopened = KvStore::open(SIM_DIR, sim_options(&vfs)).unwrap();
+    let reopened = KvStore::open(SIM_DIR, options()).unwrap();
     assert_eq!(
         reopened.get(b"b").unwrap().as_deref(),
         Some(&b"acknowledged"[..]),
-        "b's acknowledged put went to a segment whose name was never made durable"
+        "spare {spare}: b's acknowledged put went to a segment whose name was never made durable"
     );
     for i in 0..failed_at {
         assert!(

@@ -113,7 +113,9 @@ pub trait VfsFile: Send + Sync {
     fn sync_data(&self) -> io::Result<()>;
     /// Makes data and all metadata durable: `fsync`.
     fn sync_all(&self) -> io::Result<()>;
-    /// Reserves space up to `len` bytes (zero-filled), like `posix_fallocate`.
+    /// Extends the file to `len` bytes of zeros (never shrinks it), with the space
+    /// claimed now: the real file system writes the zeros (see `RealFs`), so data
+    /// written over them later has no unwritten extents to convert at its fdatasync.
     fn allocate(&self, len: u64) -> io::Result<()>;
 
     /// A hint, not a durability point: starts writing `len` bytes at `offset` back to
@@ -203,6 +205,13 @@ pub trait Vfs: Send + Sync + fmt::Debug {
         let _ = path;
         Ok(None)
     }
+    /// Whether work may run on background threads (the spare segment): true for real
+    /// file systems. A simulated one says no, so what a test does to it happens in one
+    /// deterministic order (such work then runs inline, at the point that asks for it).
+    fn allows_background_work(&self) -> bool {
+        true
+    }
+
     /// Marks the caller as waiting for the lock at `path` until the guard is dropped
     /// (see [`LockFile::mark_waiting`]); `None` (the default) when it cannot.
     fn mark_waiting(&self, path: &Path) -> Option<Box<dyn LockGuard>> {

@@ -15,6 +15,9 @@ pub struct RealFs;
 
 struct RealFile(File);
 
+/// The zeros [`RealFile::allocate`] writes, a chunk at a time.
+static ZEROS: [u8; 256 << 10] = [0; 256 << 10];
+
 impl VfsFile for RealFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.0.read_at(buf, offset)
@@ -34,26 +37,20 @@ impl VfsFile for RealFile {
     fn sync_all(&self) -> io::Result<()> {
         self.0.sync_all()
     }
+    /// Writes zeros from the current end of the file up to `len`, rather than
+    /// `posix_fallocate`: on ext4 and XFS fallocated space is a run of *unwritten*
+    /// extents, and every fdatasync after records land in it must also write the extent
+    /// tree that converts them (measured: durable batches of 100 puts, W5, ran 20-40 %
+    /// faster on written zeros). Written zeros cost their write once, with the next
+    /// fdatasync, and claim the space as `posix_fallocate` does (ENOSPC here, not later).
     fn allocate(&self, len: u64) -> io::Result<()> {
-        let Ok(len_off) = libc::off_t::try_from(len) else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "length too large",
-            ));
-        };
-        // SAFETY: plain syscall on a file descriptor we own.
-        let rc = unsafe { libc::posix_fallocate(self.0.as_raw_fd(), 0, len_off) };
-        match rc {
-            0 => Ok(()),
-            // File systems without fallocate: a plain extension is zero-filled too.
-            libc::EOPNOTSUPP | libc::EINVAL => {
-                if self.len()? < len {
-                    self.0.set_len(len)?;
-                }
-                Ok(())
-            }
-            errno => Err(io::Error::from_raw_os_error(errno)),
+        let mut at = self.len()?;
+        while at < len {
+            let chunk = usize::try_from(len - at).map_or(ZEROS.len(), |n| n.min(ZEROS.len()));
+            self.0.write_all_at(&ZEROS[..chunk], at)?;
+            at += chunk as u64;
         }
+        Ok(())
     }
     fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
         sync_file_range(&self.0, offset, len, false)
@@ -394,5 +391,28 @@ mod tests {
         let mut back = vec![0u8; data.len()];
         file.read_exact_at(&mut back, 0).unwrap();
         assert!(back == data);
+    }
+
+    #[test]
+    fn allocate_writes_zeros_after_the_data_and_claims_the_space() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = RealFs.open(&path, OpenMode::CreateNew).unwrap();
+        file.write_all_at(b"records", 0).unwrap();
+        let len = (1 << 20) + 7; // more than one chunk of zeros, not a whole one
+        file.allocate(len).unwrap();
+        file.allocate(10).unwrap(); // never shrinks
+        assert_eq!(file.len().unwrap(), len);
+        let mut back = vec![1u8; len as usize];
+        file.read_exact_at(&mut back, 0).unwrap();
+        assert_eq!(&back[..7], b"records");
+        assert!(back[7..].iter().all(|&b| b == 0));
+        // Blocks are allocated (written), not a hole a plain `set_len` would leave.
+        let blocks_bytes = std::fs::metadata(&path).unwrap().blocks() * 512;
+        assert!(
+            blocks_bytes >= len,
+            "{blocks_bytes} bytes allocated for {len}"
+        );
     }
 }

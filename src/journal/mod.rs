@@ -8,6 +8,7 @@ pub mod identity;
 mod options;
 pub mod scan;
 mod segment;
+mod spare;
 mod writer;
 
 pub use options::{JournalOptions, SyncPolicy};

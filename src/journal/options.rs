@@ -70,6 +70,15 @@ pub struct JournalOptions {
     /// for a size change instead of every commit. Segments written this way carry the
     /// `PREALLOCATED` header flag. On by default.
     pub preallocate: bool,
+    /// Make the next segment's file ahead of need, so that a rotation only renames it
+    /// into place instead of creating, zero-filling and fsyncing a file on the commit
+    /// path of the commit that rotates (`wal-format.md` section 3, "spare segment"). A
+    /// background thread makes it once the active segment is half full (inline, in that
+    /// commit, on a file system without background work: a simulation), so a small store
+    /// never carries one; it costs one preallocation step of disk
+    /// ([`super::PREALLOCATE_STEP_BYTES`], or the segment size if smaller). Needs
+    /// `preallocate`. On by default.
+    pub spare_segment: bool,
     /// The largest payload of a single record.
     pub record_payload_max: u32,
     /// The most bytes written but not yet synced at any moment. Bounds one group-commit
@@ -103,6 +112,7 @@ impl Default for JournalOptions {
             sync_policy: SyncPolicy::Always,
             segment_size_bytes: 64 << 20,
             preallocate: true,
+            spare_segment: true,
             record_payload_max: 4 << 20,
             unsynced_bytes_max: 4 << 20,
             write_buffer_bytes: 256 << 10,

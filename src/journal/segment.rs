@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::format::{self, SegmentHeader};
 use crate::io::{OpenMode, Vfs, VfsFile};
+use crate::journal::writer::SpareMaker;
 
 /// A segment file found in a store directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +47,9 @@ pub(crate) enum CreateFailure {
 
 /// Creates segment `header.segment_seq` in `dir`: the header is written to a temp file,
 /// preallocated if asked, fsynced, renamed into place and the directory fsynced, so a
-/// segment under its final name always has a durable, valid header.
+/// segment under its final name always has a durable, valid header. With `spare` the
+/// temp file is the claimed spare segment instead, when one is ready: already
+/// `preallocate_bytes` of durable zeros, so only its header is written and fdatasynced.
 ///
 /// On an error before the rename the temp file is removed and nothing changed
 /// ([`CreateFailure::NothingChanged`]). A failed directory fsync is
@@ -57,6 +60,7 @@ pub(crate) fn create_segment(
     dir: &Path,
     header: &SegmentHeader,
     preallocate_bytes: Option<u64>,
+    spare: Option<&SpareMaker>,
 ) -> std::result::Result<(Box<dyn VfsFile>, PathBuf), CreateFailure> {
     let final_path = dir.join(format::segment_file_name(header.segment_seq));
     let temp_path = dir.join(format!(
@@ -65,18 +69,35 @@ pub(crate) fn create_segment(
     ));
     // A temp file left by an earlier failed attempt is garbage by definition.
     let _ = vfs.remove_file(&temp_path);
+    let claimed = match (spare, preallocate_bytes) {
+        (Some(spare), Some(len)) => spare.claim(&temp_path, len),
+        _ => None,
+    };
     let written = (|| -> Result<Box<dyn VfsFile>> {
-        let file = vfs
-            .open(&temp_path, OpenMode::CreateNew)
-            .map_err(|err| Error::io("create segment", &temp_path, err))?;
-        file.write_all_at(&header.encode(), 0)
-            .map_err(|err| Error::io("write segment header", &temp_path, err))?;
-        if let Some(bytes) = preallocate_bytes {
-            file.allocate(bytes)
-                .map_err(|err| Error::io("preallocate segment", &temp_path, err))?;
-        }
-        file.sync_all()
-            .map_err(|err| Error::io("fsync new segment", &temp_path, err))?;
+        let file = match claimed {
+            Some(file) => {
+                file.write_all_at(&header.encode(), 0)
+                    .map_err(|err| Error::io("write segment header", &temp_path, err))?;
+                // The spare's zeros and length are durable already: only the header is new.
+                file.sync_data()
+                    .map_err(|err| Error::io("fdatasync new segment", &temp_path, err))?;
+                file
+            }
+            None => {
+                let file = vfs
+                    .open(&temp_path, OpenMode::CreateNew)
+                    .map_err(|err| Error::io("create segment", &temp_path, err))?;
+                file.write_all_at(&header.encode(), 0)
+                    .map_err(|err| Error::io("write segment header", &temp_path, err))?;
+                if let Some(bytes) = preallocate_bytes {
+                    file.allocate(bytes)
+                        .map_err(|err| Error::io("preallocate segment", &temp_path, err))?;
+                }
+                file.sync_all()
+                    .map_err(|err| Error::io("fsync new segment", &temp_path, err))?;
+                file
+            }
+        };
         vfs.rename(&temp_path, &final_path)
             .map_err(|err| Error::io("rename new segment", &temp_path, err))?;
         Ok(file)

@@ -261,6 +261,11 @@ impl Drop for SimLock {
 }
 
 impl Vfs for SimFs {
+    /// No: every operation of a simulation happens in the test's own order.
+    fn allows_background_work(&self) -> bool {
+        false
+    }
+
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
         let path = norm(path);
         let mut guard = self.state.lock();

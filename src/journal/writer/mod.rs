@@ -20,6 +20,7 @@ mod lease;
 mod lease_keeper;
 mod round;
 mod segment_writer;
+mod spare_maker;
 mod shared_files;
 mod strategy;
 mod stream;
@@ -43,6 +44,7 @@ use self::lease::Lease;
 use self::lease_keeper::{LeaseKeeper, spawn_lease_keeper};
 #[cfg(feature = "internals")]
 pub use self::segment_writer::PREALLOCATE_STEP_BYTES;
+pub(crate) use self::spare_maker::SpareMaker;
 use self::segment_writer::{LiveSegment, ResumedSegment, SegmentPlan, SegmentWriter};
 use self::strategy::{SyncStrategy, SyncerDuty};
 pub use self::stream::{AppendStream, Ticket};
@@ -456,6 +458,8 @@ impl Journal {
     }
 
     fn stop_syncer(&self) {
+        let spare = Arc::clone(&self.shared.writer.lock().plan.spare);
+        spare.finish();
         self.shared.syncer.stop();
         if let Some(handle) = self.syncer.lock().take() {
             let _ = handle.join();

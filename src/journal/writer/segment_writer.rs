@@ -22,6 +22,8 @@ use crate::io::{VfsFile, VfsRef};
 use crate::journal::options::JournalOptions;
 use crate::journal::segment::{CreateFailure, create_segment};
 
+use super::spare_maker::SpareMaker;
+
 /// How far ahead of the write position a preallocated segment is extended with zeros at
 /// a time (capped at the segment size): the size change reaches the disk with one
 /// commit's fdatasync per step instead of with every commit.
@@ -37,15 +39,29 @@ pub(super) struct SegmentPlan {
     pub(super) record_payload_max: u32,
     pub(super) schema_id: u64,
     pub(super) preallocate: bool,
+    /// Makes and hands over the spare segment (see [`crate::journal::spare`]).
+    pub(super) spare: Arc<SpareMaker>,
 }
 
 impl SegmentPlan {
+    /// The length a new preallocated segment (or a spare) starts with: its header and one
+    /// preallocation step, at most the segment size.
+    pub(super) fn first_allocation(&self) -> u64 {
+        (SEGMENT_HEADER_LEN as u64 + PREALLOCATE_STEP_BYTES).min(self.segment_size_bytes)
+    }
+
     pub(super) fn new(
         vfs: VfsRef,
         dir: PathBuf,
         store_id: StoreId,
         options: &JournalOptions,
     ) -> Self {
+        let spare = Arc::new(SpareMaker::new(
+            Arc::clone(&vfs),
+            dir.clone(),
+            options.spare_segment,
+            options.preallocate,
+        ));
         SegmentPlan {
             vfs,
             dir,
@@ -54,6 +70,7 @@ impl SegmentPlan {
             record_payload_max: options.record_payload_max,
             schema_id: options.schema_id,
             preallocate: options.preallocate,
+            spare,
         }
     }
 }
@@ -116,6 +133,8 @@ pub(super) struct SegmentWriter {
     allocated_end: u64,
     /// The active segment's last frame is a seal: a clean close has nothing to add.
     sealed: bool,
+    /// The spare segment was asked for since the active segment became active.
+    spare_requested: bool,
     /// Set when the writer moved onto bytes another process wrote (a shared writer
     /// catching up): the durable frontier that writer recorded last, and the bytes this
     /// one had written then. Until an fdatasync of this writer covers a byte written
@@ -146,6 +165,7 @@ impl SegmentWriter {
             preallocated: false,
             allocated_end: 0,
             sealed: false,
+            spare_requested: false,
             foreign_frontier: None,
         };
         if let Some(resumed) = resumed {
@@ -337,6 +357,7 @@ impl SegmentWriter {
         let plan = SegmentPlan {
             vfs: self.plan.vfs.clone(),
             dir: self.plan.dir.clone(),
+            spare: Arc::clone(&self.plan.spare),
             ..self.plan
         };
         *self = placement.writer(plan);
@@ -473,6 +494,7 @@ impl SegmentWriter {
                 self.buf.clear();
                 self.buffered_acked = 0;
                 self.check_positions();
+                self.ask_for_spare_when_half_full();
                 Ok(())
             }
             Err(error) => {
@@ -483,6 +505,15 @@ impl SegmentWriter {
                     acknowledged_lost: std::mem::take(&mut self.buffered_acked),
                 })
             }
+        }
+    }
+
+    /// Once the active segment is half full, asks for the next one's file (once per
+    /// segment), so it is ready before the rotation needs it.
+    fn ask_for_spare_when_half_full(&mut self) {
+        if !self.spare_requested && self.offset >= self.plan.segment_size_bytes / 2 {
+            self.spare_requested = true;
+            self.plan.spare.request(self.plan.first_allocation());
         }
     }
 
@@ -537,10 +568,14 @@ impl SegmentWriter {
             plan.store_id,
             plan.schema_id,
         );
-        let preallocate = plan.preallocate.then_some(
-            (SEGMENT_HEADER_LEN as u64 + PREALLOCATE_STEP_BYTES).min(plan.segment_size_bytes),
-        );
-        let (file, path) = create_segment(plan.vfs.as_ref(), &plan.dir, &header, preallocate)?;
+        let preallocate = plan.preallocate.then(|| plan.first_allocation());
+        let (file, path) = create_segment(
+            plan.vfs.as_ref(),
+            &plan.dir,
+            &header,
+            preallocate,
+            Some(&plan.spare),
+        )?;
         tracing::debug!(
             target: "walstate",
             segment = %path.display(),
@@ -554,6 +589,7 @@ impl SegmentWriter {
         self.allocated_end = preallocate.unwrap_or(SEGMENT_HEADER_LEN as u64);
         self.segment_records = 0;
         self.sealed = false;
+        self.spare_requested = false;
         self.segments.push(LiveSegment {
             seq,
             first_lsn: self.next_lsn,
