@@ -13,6 +13,7 @@
 mod engines;
 mod report;
 mod w7;
+mod w8;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -96,7 +97,7 @@ struct Config {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: walstate-compare [--quick] [--workloads W1,W2,W3,W4,W5,W6,W7] [--reps N] [--dir PATH] [--engines a,b]"
+        "usage: walstate-compare [--quick] [--workloads W1,W2,W3,W4,W5,W6,W7,W8] [--reps N] [--dir PATH] [--engines a,b]"
     );
     std::process::exit(2)
 }
@@ -105,7 +106,7 @@ fn parse_args() -> Config {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut quick = false;
     let mut reps = None;
-    let mut workloads = vec!["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
+    let mut workloads = vec!["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"]
         .into_iter()
         .map(String::from)
         .collect::<Vec<_>>();
@@ -258,6 +259,9 @@ fn main() {
         }
         if wants("W7") {
             w7::run(&config, &order, rep, seed + 7, &mut results);
+        }
+        if wants("W8") && engines.contains(&Kind::Walstate) {
+            w8::run(&config, rep, seed + 8, &mut results);
         }
     }
     let _ = std::fs::remove_dir_all(&config.dir);
