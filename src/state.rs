@@ -79,8 +79,8 @@ pub use crate::schema::SchemaName;
 /// # Cheap snapshots
 /// Checkpoints clone the state under a short read lock and encode the clone in the
 /// background, so `clone` should be cheap: keep large parts behind `Arc`, or use
-/// persistent collections such as `imbl::OrdMap` (what [`crate::KvState`] does), whose
-/// clone is O(1) and shares structure with the original. How a snapshot is written is
+/// persistent collections such as `imbl::OrdMap` (or a persistent B+tree, what
+/// [`crate::KvState`] uses), whose clone is O(1) and shares structure with the original. How a snapshot is written is
 /// [`encode_owned`](Self::encode_owned).
 pub trait StateMachine:
     Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static

@@ -213,7 +213,7 @@ impl KvState {
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<SharedBytes> {
-        let previous = self.map.remove(probe(&KeyProbe::new(key)));
+        let previous = self.map.remove(probe(&KeyProbe::new(key))).map(|(_, value)| value);
         if let Some(prev) = &previous {
             self.bytes -= key.len() + prev.len();
         }
@@ -226,7 +226,7 @@ impl KvState {
             None => Vec::new(),
         };
         for key in &keys {
-            if let Some(prev) = self.map.remove(key) {
+            if let Some((_, prev)) = self.map.remove(key) {
                 self.bytes -= key.bytes.len() + prev.len();
             }
         }

@@ -9,13 +9,13 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use imbl::OrdMap;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::KvState;
 use super::keys::{MapKey, SharedBytes};
+use super::tree::{Tree, TreeBuilder};
 use crate::error::ShowBytes;
 
 /// Serializes as [`KvCommand::Put`] of these bytes (variant 0, then the key and value
@@ -157,7 +157,7 @@ pub(super) struct Drained {
 impl Drained {
     /// Moves the entries out of `map`, releasing each of its leaves once emptied (a leaf
     /// another map still shares is copied, and then that map's alone).
-    pub(super) fn new(map: OrdMap<MapKey, SharedBytes>) -> Self {
+    pub(super) fn new(map: Tree<MapKey, SharedBytes>) -> Self {
         let len = map.len();
         let mut entries = map.into_iter().map(|(key, value)| (key.bytes, value));
         let mut chunks = Vec::with_capacity(len.div_ceil(DRAINED_CHUNK_ENTRIES));
@@ -204,14 +204,17 @@ impl<'de> Deserialize<'de> for KvState {
                 f.write_str("a sequence of (key, value) byte-string pairs in increasing key order")
             }
 
+            /// One pass: entries arrive in key order and go straight into full leaves
+            /// (no per-key descent); the order is checked against the previous key.
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KvState, A::Error> {
-                let mut state = KvState::default();
+                let mut builder = TreeBuilder::default();
+                let mut bytes = 0usize;
                 let mut index = 0u64;
                 while let Some((bytes::DeShared(key), bytes::DeShared(value))) =
                     seq.next_element()?
                 {
                     let key = MapKey::new(key);
-                    if let Some((last, _)) = state.map.get_max()
+                    if let Some(last) = builder.last_key()
                         && key <= *last
                     {
                         return Err(de::Error::custom(format_args!(
@@ -221,10 +224,14 @@ impl<'de> Deserialize<'de> for KvState {
                             ShowBytes::quoted(&last.bytes),
                         )));
                     }
-                    state.insert(key, value);
+                    bytes += key.bytes.len() + value.len();
+                    builder.push(key, value);
                     index += 1;
                 }
-                Ok(state)
+                Ok(KvState {
+                    map: builder.finish(),
+                    bytes,
+                })
             }
         }
 

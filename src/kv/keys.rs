@@ -39,8 +39,8 @@ pub(super) struct MapKey {
 #[derive(Clone)]
 pub(super) struct SharedBytes(pub(super) ThinArc<(), u8>);
 
-/// A map entry is 24 bytes, against 40 with fat `Arc<[u8]>` pointers: imbl's leaves hold
-/// 64 entries, and every write into a leaf shared with a checkpoint's snapshot copies the
+/// A map entry is 24 bytes, against 40 with fat `Arc<[u8]>` pointers: the tree's leaves
+/// hold up to 64 entries, and every write into a leaf shared with a checkpoint's snapshot copies the
 /// whole leaf, so this size is most of a checkpoint's extra memory.
 const _: () = assert!(std::mem::size_of::<(MapKey, SharedBytes)>() == 24);
 

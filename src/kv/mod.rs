@@ -5,7 +5,8 @@
 //! error: it is logged like any command and changes nothing.
 //!
 //! One job per file: `keys` (the key and value byte types and their order), `queries`
-//! (reads), `commands` (commands, outputs and the apply logic), `encoding` (serde).
+//! (reads), `commands` (commands, outputs and the apply logic), `encoding` (serde),
+//! `tree` (the persistent B+tree the map is).
 
 mod commands;
 mod encoding;
@@ -13,8 +14,7 @@ mod keys;
 mod queries;
 #[cfg(test)]
 mod tests;
-
-use imbl::OrdMap;
+mod tree;
 
 use crate::state::StateMachine;
 
@@ -23,6 +23,7 @@ pub use commands::{CasMismatch, KvApplied, KvCommand, KvOutput};
 pub use queries::Entries;
 
 use encoding::{Drained, bytes};
+use tree::Tree;
 use keys::{MapKey, SharedBytes};
 
 /// The declared schema name of [`KvState`] stores.
@@ -30,8 +31,10 @@ pub const KV_SCHEMA_NAME: &str = "walstate.kv";
 
 /// An ordered map of byte keys to byte values.
 ///
-/// Backed by a persistent B-tree (`imbl::OrdMap`): `clone` is O(1) and shares structure
-/// with the original, which is what lets checkpoints snapshot it under a short lock.
+/// Backed by a persistent B+tree (`tree.rs`): `clone` is O(1) and shares structure
+/// with the original, which is what lets checkpoints snapshot it under a short lock, and
+/// a checkpoint loads by building it from the sorted file in one pass (full leaves, no
+/// per-key descent).
 /// Keys and values are reference-counted behind one-word pointers (`SharedBytes`), so
 /// the copy-on-write of a shared B-tree leaf after a snapshot copies 24-byte entries (key
 /// head, key pointer, value pointer), not the bytes; and each key keeps its first 8 bytes
@@ -48,7 +51,7 @@ pub const KV_SCHEMA_NAME: &str = "walstate.kv";
 /// or duplicate keys.
 #[derive(Default, Clone, Debug, PartialEq, Eq)]
 pub struct KvState {
-    map: OrdMap<MapKey, SharedBytes>,
+    map: Tree<MapKey, SharedBytes>,
     /// Sum of key and value lengths over all entries.
     bytes: usize,
 }

@@ -7,11 +7,9 @@ use std::fmt;
 use std::iter::FusedIterator;
 use std::ops::{Bound, RangeBounds};
 
-use imbl::ordmap::RangedIter;
-use imbl::shared_ptr::DefaultSharedPtr;
-
 use super::KvState;
 use super::keys::{KeyProbe, KeyView, MapKey, SharedBytes, probe};
+use super::tree::Range;
 
 impl KvState {
     /// An empty state.
@@ -26,7 +24,7 @@ impl KvState {
 
     /// True when `key` has a value.
     pub fn contains_key(&self, key: &[u8]) -> bool {
-        self.map.contains_key(probe(&KeyProbe::new(key)))
+        self.map.get(probe(&KeyProbe::new(key))).is_some()
     }
 
     /// Number of entries.
@@ -77,14 +75,14 @@ impl KvState {
         let bounds: (Bound<&dyn KeyView>, Bound<&dyn KeyView>) =
             (start.as_ref().map(probe), end.as_ref().map(probe));
         Entries {
-            inner: Some(self.map.range::<_, dyn KeyView>(bounds)),
+            inner: Some(self.map.range::<dyn KeyView>(bounds.0, bounds.1)),
         }
     }
 }
 
 /// Iterator over `(key, value)` entries of a [`KvState`] in key order (also reversible).
 pub struct Entries<'a> {
-    pub(super) inner: Option<RangedIter<'a, MapKey, SharedBytes, DefaultSharedPtr>>,
+    pub(super) inner: Option<Range<'a, MapKey, SharedBytes>>,
 }
 
 impl<'a> Iterator for Entries<'a> {

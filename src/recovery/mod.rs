@@ -182,7 +182,7 @@ pub(crate) fn recover_with<R: Replayer>(
         .segments
         .iter()
         .any(|s| s.version == format::v1::FORMAT_VERSION_V1);
-    report.schemas = schemas_named(vfs, &report, &recovered.outcome);
+    report.schemas = schemas_named(&report, &recovered.outcome);
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     trace_recovery(&report);
     recovered.report = report;
@@ -240,14 +240,12 @@ fn trace_recovery(report: &RecoveryReport) {
 
 /// The schema ids the used checkpoint and the scanned segments name, each once, the
 /// checkpoint's first (0, "none recorded", left out).
-fn schemas_named(vfs: &dyn Vfs, report: &RecoveryReport, outcome: &ScanOutcome) -> Vec<SchemaId> {
+fn schemas_named(report: &RecoveryReport, outcome: &ScanOutcome) -> Vec<SchemaId> {
     let mut ids = Vec::new();
-    let checkpoint_schema = report.checkpoint.as_ref().and_then(|used| {
-        let bytes = vfs.read_file(&used.path, false).ok()?;
-        format::decode_checkpoint(&bytes)
-            .ok()
-            .and_then(|(header, _)| SchemaId::new(header.schema_id))
-    });
+    let checkpoint_schema = report
+        .checkpoint
+        .as_ref()
+        .and_then(|used| SchemaId::new(used.schema_id));
     let segment_schemas = outcome
         .segments
         .iter()

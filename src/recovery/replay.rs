@@ -148,12 +148,13 @@ pub(crate) fn replay<R: Replayer>(
     report.checkpoint = None;
     report.checkpoints_skipped.clear();
     for candidate in checkpoints.iter().rev() {
-        match load_checkpoint_with::<R>(vfs, &candidate.path, may_map, identity, gate)? {
-            Ok((lsn, state, bytes)) if lsn == candidate.lsn => {
+        match load_checkpoint_file::<R>(vfs, &candidate.path, may_map, identity, gate)? {
+            Ok((lsn, state, bytes, schema_id)) if lsn == candidate.lsn => {
                 let used = CheckpointUsed {
                     path: candidate.path.clone(),
                     lsn,
                     bytes,
+                    schema_id,
                 };
                 start = Some((lsn, state, used));
                 break;
@@ -329,6 +330,19 @@ pub(crate) fn load_checkpoint_with<R: Replayer>(
     identity: Option<Identity>,
     gate: Option<&SchemaGate>,
 ) -> Result<std::result::Result<(u64, R, u64), Unusable>> {
+    load_checkpoint_file::<R>(vfs, path, may_map, identity, gate)
+        .map(|loaded| loaded.map(|(lsn, state, bytes, _)| (lsn, state, bytes)))
+}
+
+/// [`load_checkpoint_with`], also returning the schema id its header records, so that
+/// recovery never reads the file a second time for it.
+fn load_checkpoint_file<R: Replayer>(
+    vfs: &dyn Vfs,
+    path: &Path,
+    may_map: bool,
+    identity: Option<Identity>,
+    gate: Option<&SchemaGate>,
+) -> Result<std::result::Result<(u64, R, u64, u64), Unusable>> {
     let bytes = vfs
         .read_file(path, may_map)
         .map_err(|err| Error::io("read checkpoint", path, err))?;
@@ -344,7 +358,7 @@ pub(crate) fn load_checkpoint_with<R: Replayer>(
         None => None,
     };
     match R::from_state_bytes(state_bytes) {
-        Ok(state) => Ok(Ok((header.lsn, state, bytes.len() as u64))),
+        Ok(state) => Ok(Ok((header.lsn, state, bytes.len() as u64, header.schema_id))),
         Err(detail) => match (gate, admission) {
             (Some(gate), Some(admission)) => Err(gate.undecodable(
                 vfs,

@@ -17,6 +17,8 @@ pub struct CheckpointUsed {
     pub lsn: u64,
     /// Its size in bytes.
     pub bytes: u64,
+    /// The schema fingerprint its header records (0: none).
+    pub schema_id: u64,
 }
 
 /// A checkpoint recovery could not use.
