@@ -84,18 +84,85 @@ pub(super) fn classify_v2(
             ),
         );
     }
-    if !has_lost_write_shape(bytes, bad_offset, error) {
-        return (
+    match damage_shape(bytes, bad_offset, error) {
+        DamageShape::LostWrite => (DefectKind::TornTail, detail),
+        DamageShape::OneFlippedBit => (
             DefectKind::Corruption,
             format!(
-                "{detail}; a crash only loses whole 512-byte sectors or the end of the file, and this damage has neither shape: bit rot, a bad sector or an overwrite"
+                "{detail}; flipping a single bit makes the frame valid again: bit rot or a bad sector, not a torn write"
             ),
-        );
+        ),
+        DamageShape::Other => (
+            DefectKind::Corruption,
+            format!(
+                "{detail}; a crash only loses whole 512-byte sectors, the end of a sector (one that landed as an earlier version of itself) or the end of the file, and this damage has none of these shapes: bit rot, a bad sector or an overwrite"
+            ),
+        ),
     }
-    (DefectKind::TornTail, detail)
 }
 
-/// Whether the defect `error` at `offset` is what a lost write leaves (section 7.3).
+/// What the damage of a bad frame looks like (section 7.3, evidence 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DamageShape {
+    /// What a crash leaves of unsynced bytes.
+    LostWrite,
+    /// A sector that looks like an earlier version of itself, but a single flipped bit
+    /// explains the checksum failure: bit rot.
+    OneFlippedBit,
+    /// Nothing a crash can leave.
+    Other,
+}
+
+/// The shape of the defect `error` at `offset` (section 7.3).
+fn damage_shape(bytes: &[u8], offset: usize, error: FrameError) -> DamageShape {
+    if has_lost_write_shape(bytes, offset, error) {
+        return DamageShape::LostWrite;
+    }
+    let Some((start, end, one_flipped_bit)) = checksummed_bytes(bytes, offset, error) else {
+        return DamageShape::Other;
+    };
+    if !format::has_earlier_sector_version_shape(bytes, start, end) {
+        return DamageShape::Other;
+    }
+    if one_flipped_bit {
+        return DamageShape::OneFlippedBit;
+    }
+    DamageShape::LostWrite
+}
+
+/// For a checksum failure: the bytes the failing checksum covers (the header; or the
+/// payload, when the header is valid and so intact) and whether one flipped bit in them
+/// would make that checksum match. `None` for any other defect.
+fn checksummed_bytes(
+    bytes: &[u8],
+    offset: usize,
+    error: FrameError,
+) -> Option<(usize, usize, bool)> {
+    let payload_start = offset.checked_add(RECORD_HEADER_LEN)?;
+    let header = bytes.get(offset..payload_start)?;
+    match error {
+        FrameError::BadHeaderChecksum => Some((
+            offset,
+            payload_start,
+            format::header_is_one_bit_from_valid(header),
+        )),
+        FrameError::BadChecksum => {
+            let (len, stored_crc) = (le_u32(header, 3) as usize, le_u32(header, 23));
+            let end = payload_start.checked_add(len)?;
+            let payload = bytes.get(payload_start..end)?;
+            let one_flipped_bit = format::payload_is_one_bit_from_crc(payload, stored_crc);
+            Some((payload_start, end, one_flipped_bit))
+        }
+        _ => None,
+    }
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// Whether the defect `error` at `offset` is what a lost write leaves: a sector that
+/// never landed, or a file that ends early (section 7.3).
 fn has_lost_write_shape(bytes: &[u8], offset: usize, error: FrameError) -> bool {
     match error {
         FrameError::ZeroHeader | FrameError::TruncatedPayload(_) => true,
