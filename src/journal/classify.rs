@@ -3,6 +3,8 @@
 //! damage, and the version-1 torn-window rule. Pure functions over a segment image;
 //! no I/O.
 
+use std::ops::Range;
+
 use super::scan::DefectKind;
 use crate::format::{self, FrameError, RECORD_HEADER_LEN, SegmentHeader, v1};
 
@@ -118,42 +120,50 @@ fn damage_shape(bytes: &[u8], offset: usize, error: FrameError) -> DamageShape {
     if has_lost_write_shape(bytes, offset, error) {
         return DamageShape::LostWrite;
     }
-    let Some((start, end, one_flipped_bit)) = checksummed_bytes(bytes, offset, error) else {
+    let Some(covered) = checksummed_range(bytes, offset, error) else {
         return DamageShape::Other;
     };
-    if !format::has_earlier_sector_version_shape(bytes, start, end) {
+    if !format::has_earlier_sector_version_shape(bytes, covered.start, covered.end) {
         return DamageShape::Other;
     }
-    if one_flipped_bit {
+    if one_flipped_bit_explains(bytes, offset, error, covered) {
         return DamageShape::OneFlippedBit;
     }
     DamageShape::LostWrite
 }
 
-/// For a checksum failure: the bytes the failing checksum covers (the header; or the
-/// payload, when the header is valid and so intact) and whether one flipped bit in them
-/// would make that checksum match. `None` for any other defect.
-fn checksummed_bytes(
+/// For a checksum failure, the bytes the failing checksum covers: the header for a bad
+/// header checksum; the payload for a bad payload checksum (the header is valid, so
+/// intact). `None` for any other defect, or a range the image does not hold.
+fn checksummed_range(bytes: &[u8], offset: usize, error: FrameError) -> Option<Range<usize>> {
+    let payload_start = offset.checked_add(RECORD_HEADER_LEN)?;
+    let header = bytes.get(offset..payload_start)?;
+    let covered = match error {
+        FrameError::BadHeaderChecksum => offset..payload_start,
+        FrameError::BadChecksum => {
+            payload_start..payload_start.checked_add(le_u32(header, 3) as usize)?
+        }
+        _ => return None,
+    };
+    (covered.end <= bytes.len()).then_some(covered)
+}
+
+/// Whether flipping one bit of the bytes `covered` (from [`checksummed_range`]) makes the
+/// failing checksum of the frame at `offset` match: bit rot, which no crash leaves.
+fn one_flipped_bit_explains(
     bytes: &[u8],
     offset: usize,
     error: FrameError,
-) -> Option<(usize, usize, bool)> {
-    let payload_start = offset.checked_add(RECORD_HEADER_LEN)?;
-    let header = bytes.get(offset..payload_start)?;
+    covered: Range<usize>,
+) -> bool {
+    debug_assert!(covered.end <= bytes.len() && offset + RECORD_HEADER_LEN <= bytes.len());
+    let header = &bytes[offset..offset + RECORD_HEADER_LEN];
     match error {
-        FrameError::BadHeaderChecksum => Some((
-            offset,
-            payload_start,
-            format::header_is_one_bit_from_valid(header),
-        )),
+        FrameError::BadHeaderChecksum => format::header_is_one_bit_from_valid(header),
         FrameError::BadChecksum => {
-            let (len, stored_crc) = (le_u32(header, 3) as usize, le_u32(header, 23));
-            let end = payload_start.checked_add(len)?;
-            let payload = bytes.get(payload_start..end)?;
-            let one_flipped_bit = format::payload_is_one_bit_from_crc(payload, stored_crc);
-            Some((payload_start, end, one_flipped_bit))
+            format::payload_is_one_bit_from_crc(&bytes[covered], le_u32(header, 23))
         }
-        _ => None,
+        _ => false,
     }
 }
 
