@@ -464,9 +464,10 @@ pub fn decode_record(bytes: &[u8], payload_max: u32) -> Result<RecordView<'_>, F
 
 /// Whether the bytes `image[start..end]` (clamped to the image) have the shape a lost
 /// write leaves: the range runs past the end of the image, or one of its pieces between
-/// 512-byte aligned file offsets is entirely zero. A crash can damage unsynced data
-/// only this way (a sector lands whole or not at all, and what it covered before was
-/// zeros); damage of any other shape is corruption (`wal-format.md` section 7.3).
+/// 512-byte aligned file offsets is entirely zero (a sector that never landed, where
+/// zeros were before). The other shape a crash leaves, a sector that landed as an
+/// earlier version of itself, is [`has_earlier_sector_version_shape`]; damage of any
+/// other shape is corruption (`wal-format.md` section 7.3).
 pub fn has_lost_write_shape(image: &[u8], start: usize, end: usize) -> bool {
     if end > image.len() {
         return true;
@@ -480,6 +481,81 @@ pub fn has_lost_write_shape(image: &[u8], start: usize, end: usize) -> bool {
         piece_start = piece_end;
     }
     false
+}
+
+/// Whether a 512-byte sector that the bytes `image[start..end]` reach into holds an
+/// earlier version of itself: from the range's last byte in that sector to the end of
+/// the sector (or of the image, if that comes first) every byte is zero. That is what a
+/// sector written back by the kernel between two write calls into it, whose later
+/// writes were then lost, looks like: the bytes of the earlier calls, then the zeros
+/// that were there before (the writer only ever writes into zeroed space). An empty or
+/// inverted range, or one past the image, has no such sector (`wal-format.md` section 7.3).
+pub fn has_earlier_sector_version_shape(image: &[u8], start: usize, end: usize) -> bool {
+    let end = end.min(image.len());
+    let mut piece_start = start;
+    while piece_start < end {
+        let sector_end = (piece_start / SECTOR_BYTES + 1) * SECTOR_BYTES;
+        let piece_end = sector_end.min(end);
+        let sector_tail = &image[piece_end - 1..sector_end.min(image.len())];
+        if sector_tail.iter().all(|&b| b == 0) {
+            return true;
+        }
+        piece_start = piece_end;
+    }
+    false
+}
+
+/// Whether flipping a single bit of the 32-byte frame header `header` makes its header
+/// checksum match: the damage is then one flipped bit (bit rot), never a lost write,
+/// whatever else its shape. False for a slice that is not a whole header.
+pub fn header_is_one_bit_from_valid(header: &[u8]) -> bool {
+    let Ok(header) = <[u8; RECORD_HEADER_LEN]>::try_from(header) else {
+        return false;
+    };
+    (0..RECORD_HEADER_LEN * 8).any(|bit| {
+        let mut flipped = header;
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        header_checksum(&flipped) == le_u32(&flipped, 27)
+    })
+}
+
+/// Whether flipping a single bit of `payload` makes its CRC-32 equal `expected_crc`: the
+/// damage is then one flipped bit (bit rot), never a lost write.
+///
+/// CRC-32 is linear: for a message of fixed length, flipping bit `k` of the byte `d`
+/// bytes before the end changes the CRC by `Z^d(T[1 << k])`, where `T` is the CRC of one
+/// byte from a zero register and `Z` feeds one zero byte. So one pass from the end, with
+/// eight registers, compares every single-bit change with the observed difference:
+/// linear in the payload's length, no allocation.
+pub fn payload_is_one_bit_from_crc(payload: &[u8], expected_crc: u32) -> bool {
+    let difference = crc(&[payload]) ^ expected_crc;
+    if difference == 0 {
+        return false;
+    }
+    let mut registers: [u32; 8] = std::array::from_fn(|k| crc_register_step(1 << k));
+    for _ in 0..payload.len() {
+        if registers.contains(&difference) {
+            return true;
+        }
+        for register in &mut registers {
+            *register = (*register >> 8) ^ crc_register_step((*register & 0xFF) as u8);
+        }
+    }
+    false
+}
+
+/// The reflected CRC-32 register (polynomial `0xEDB88320`) after feeding the byte
+/// `byte` into a zero register: the table entry `T[byte]`.
+fn crc_register_step(byte: u8) -> u32 {
+    let mut register = u32::from(byte);
+    for _ in 0..8 {
+        let carry = register & 1;
+        register >>= 1;
+        if carry != 0 {
+            register ^= 0xEDB8_8320;
+        }
+    }
+    register
 }
 
 // ---------------------------------------------------------------------------------------
@@ -764,6 +840,58 @@ mod tests {
         assert!(has_lost_write_shape(&image, 100, 1100));
         image[1024..1536].fill(0);
         assert!(has_lost_write_shape(&image, 100, 1500));
+    }
+
+    #[test]
+    fn earlier_sector_version_shape_is_a_zero_run_to_the_end_of_a_sector() {
+        let mut image = vec![1u8; 2048];
+        assert!(!has_earlier_sector_version_shape(&image, 100, 1500));
+        // Zeros from inside the range to the sector's end: the sector 512..1024 landed
+        // as it was after a write that ended at 1000.
+        image[1000..1024].fill(0);
+        assert!(has_earlier_sector_version_shape(&image, 100, 1500));
+        // The same zeros do not reach the end of their sector: no earlier version.
+        image[1023] = 1;
+        assert!(!has_earlier_sector_version_shape(&image, 100, 1500));
+        // A range ending inside a sector: its last byte and the rest of the sector zero.
+        image[1200..1536].fill(0);
+        assert!(has_earlier_sector_version_shape(&image, 100, 1300));
+        image[1400] = 1;
+        assert!(!has_earlier_sector_version_shape(&image, 100, 1300));
+        // The image ends inside the sector: zeros to the end of the image suffice.
+        assert!(has_earlier_sector_version_shape(&image[..1300], 100, 1300));
+        // Empty, inverted and out-of-image ranges have no sector.
+        assert!(!has_earlier_sector_version_shape(&image, 1300, 1300));
+        assert!(!has_earlier_sector_version_shape(&image, 1300, 100));
+        assert!(!has_earlier_sector_version_shape(&image, 5000, 6000));
+    }
+
+    #[test]
+    fn one_flipped_bit_is_recognised_in_a_header_and_in_a_payload() {
+        let payload: Vec<u8> = (0..700u32).map(|i| (i * 7 % 256) as u8).collect();
+        let mut frame = Vec::new();
+        encode_record(&mut frame, 9, 1, 0, 64, &payload);
+        let stored = le_u32(&frame, 23);
+        for bit in 0..RECORD_HEADER_LEN * 8 {
+            let mut header = frame[..RECORD_HEADER_LEN].to_vec();
+            header[bit / 8] ^= 1 << (bit % 8);
+            assert!(header_is_one_bit_from_valid(&header), "header bit {bit}");
+        }
+        for bit in 0..payload.len() * 8 {
+            let mut damaged = payload.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(payload_is_one_bit_from_crc(&damaged, stored), "payload bit {bit}");
+        }
+        // Intact, or damaged in more than one bit: not one flip.
+        assert!(!header_is_one_bit_from_valid(&frame[..RECORD_HEADER_LEN]));
+        assert!(!payload_is_one_bit_from_crc(&payload, stored));
+        let mut zeroed = frame[..RECORD_HEADER_LEN].to_vec();
+        zeroed[27..30].fill(0);
+        assert!(!header_is_one_bit_from_valid(&zeroed));
+        assert!(!header_is_one_bit_from_valid(&zeroed[..31]));
+        let mut lost = payload.clone();
+        lost[480..512].fill(0);
+        assert!(!payload_is_one_bit_from_crc(&lost, stored));
     }
 
     #[test]

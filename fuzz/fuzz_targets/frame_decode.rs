@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
         half,
         bytes.len() + usize::from(bytes.first().copied().unwrap_or(0) & 1),
     );
+    check_one_bit_tests(bytes);
     check_codec::<KvCommand>(bytes);
     check_codec::<KvState>(bytes);
     // Payload position inside a record or checkpoint, after the framing bytes.
@@ -215,4 +216,28 @@ where
     );
     let back = codec::decode::<T>(&again).expect("re-encoded value must decode");
     assert_eq!(back, value, "codec round trip changed the value");
+}
+
+/// The earlier-version shape and the single-flipped-bit tests of section 7.3 never panic
+/// (also on ranges that are empty, inverted or past the end), and one flipped bit of a
+/// payload is always recognised as one.
+fn check_one_bit_tests(bytes: &[u8]) {
+    let half = bytes.len() / 2;
+    let _ = format::has_earlier_sector_version_shape(bytes, half, bytes.len() + 1);
+    let _ = format::has_earlier_sector_version_shape(bytes, bytes.len(), half);
+    let _ = format::header_is_one_bit_from_valid(bytes);
+    if let Some(header) = bytes.get(..RECORD_HEADER_LEN) {
+        let _ = format::header_is_one_bit_from_valid(header);
+    }
+    let Some(&first) = bytes.first() else {
+        return;
+    };
+    let bit = usize::from(first) * 31 % (bytes.len() * 8);
+    let mut flipped = bytes.to_vec();
+    flipped[bit / 8] ^= 1 << (bit % 8);
+    assert!(
+        format::payload_is_one_bit_from_crc(&flipped, crc32fast::hash(bytes)),
+        "bit {bit} flipped in a payload of {} bytes is not recognised as one flip",
+        bytes.len()
+    );
 }

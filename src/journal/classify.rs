@@ -3,6 +3,8 @@
 //! damage, and the version-1 torn-window rule. Pure functions over a segment image;
 //! no I/O.
 
+use std::ops::Range;
+
 use super::scan::DefectKind;
 use crate::format::{self, FrameError, RECORD_HEADER_LEN, SegmentHeader, v1};
 
@@ -84,18 +86,93 @@ pub(super) fn classify_v2(
             ),
         );
     }
-    if !has_lost_write_shape(bytes, bad_offset, error) {
-        return (
+    match damage_shape(bytes, bad_offset, error) {
+        DamageShape::LostWrite => (DefectKind::TornTail, detail),
+        DamageShape::OneFlippedBit => (
             DefectKind::Corruption,
             format!(
-                "{detail}; a crash only loses whole 512-byte sectors or the end of the file, and this damage has neither shape: bit rot, a bad sector or an overwrite"
+                "{detail}; flipping a single bit makes the frame valid again: bit rot or a bad sector, not a torn write"
             ),
-        );
+        ),
+        DamageShape::Other => (
+            DefectKind::Corruption,
+            format!(
+                "{detail}; a crash only loses whole 512-byte sectors, the end of a sector (one that landed as an earlier version of itself) or the end of the file, and this damage has none of these shapes: bit rot, a bad sector or an overwrite"
+            ),
+        ),
     }
-    (DefectKind::TornTail, detail)
 }
 
-/// Whether the defect `error` at `offset` is what a lost write leaves (section 7.3).
+/// What the damage of a bad frame looks like (section 7.3, evidence 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DamageShape {
+    /// What a crash leaves of unsynced bytes.
+    LostWrite,
+    /// A sector that looks like an earlier version of itself, but a single flipped bit
+    /// explains the checksum failure: bit rot.
+    OneFlippedBit,
+    /// Nothing a crash can leave.
+    Other,
+}
+
+/// The shape of the defect `error` at `offset` (section 7.3).
+fn damage_shape(bytes: &[u8], offset: usize, error: FrameError) -> DamageShape {
+    if has_lost_write_shape(bytes, offset, error) {
+        return DamageShape::LostWrite;
+    }
+    let Some(covered) = checksummed_range(bytes, offset, error) else {
+        return DamageShape::Other;
+    };
+    if !format::has_earlier_sector_version_shape(bytes, covered.start, covered.end) {
+        return DamageShape::Other;
+    }
+    if one_flipped_bit_explains(bytes, offset, error, covered) {
+        return DamageShape::OneFlippedBit;
+    }
+    DamageShape::LostWrite
+}
+
+/// For a checksum failure, the bytes the failing checksum covers: the header for a bad
+/// header checksum; the payload for a bad payload checksum (the header is valid, so
+/// intact). `None` for any other defect, or a range the image does not hold.
+fn checksummed_range(bytes: &[u8], offset: usize, error: FrameError) -> Option<Range<usize>> {
+    let payload_start = offset.checked_add(RECORD_HEADER_LEN)?;
+    let header = bytes.get(offset..payload_start)?;
+    let covered = match error {
+        FrameError::BadHeaderChecksum => offset..payload_start,
+        FrameError::BadChecksum => {
+            payload_start..payload_start.checked_add(le_u32(header, 3) as usize)?
+        }
+        _ => return None,
+    };
+    (covered.end <= bytes.len()).then_some(covered)
+}
+
+/// Whether flipping one bit of the bytes `covered` (from [`checksummed_range`]) makes the
+/// failing checksum of the frame at `offset` match: bit rot, which no crash leaves.
+fn one_flipped_bit_explains(
+    bytes: &[u8],
+    offset: usize,
+    error: FrameError,
+    covered: Range<usize>,
+) -> bool {
+    debug_assert!(covered.end <= bytes.len() && offset + RECORD_HEADER_LEN <= bytes.len());
+    let header = &bytes[offset..offset + RECORD_HEADER_LEN];
+    match error {
+        FrameError::BadHeaderChecksum => format::header_is_one_bit_from_valid(header),
+        FrameError::BadChecksum => {
+            format::payload_is_one_bit_from_crc(&bytes[covered], le_u32(header, 23))
+        }
+        _ => false,
+    }
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// Whether the defect `error` at `offset` is what a lost write leaves: a sector that
+/// never landed, or a file that ends early (section 7.3).
 fn has_lost_write_shape(bytes: &[u8], offset: usize, error: FrameError) -> bool {
     match error {
         FrameError::ZeroHeader | FrameError::TruncatedPayload(_) => true,
