@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::KvState;
 use super::encoding::{PutRef, bytes, opt_bytes};
-use super::keys::{KeyProbe, MapKey, SharedBytes, probe};
+use super::keys::{Entry, KeyProbe, probe};
 use super::queries::prefix_end;
 use crate::error::{ShowBytes, ShowValue};
 
@@ -149,9 +149,7 @@ impl KvState {
     /// [`StateMachine::apply`](crate::StateMachine::apply) of `command`.
     pub(super) fn apply_command(&mut self, command: &KvCommand) -> KvOutput {
         match command {
-            KvCommand::Put { key, value } => {
-                self.put(key.as_slice().into(), value.as_slice().into())
-            }
+            KvCommand::Put { key, value } => self.put(Entry::new(key, value)),
             KvCommand::CompareAndSet { key, expected, new } => self
                 .compare_and_set(key, expected.as_deref(), new.as_deref())
                 .map(|()| KvApplied::Swapped)
@@ -161,7 +159,7 @@ impl KvState {
                     actual,
                 }),
             KvCommand::Delete { key } => Ok(KvApplied::Deleted {
-                previous: self.remove(key).map(|v| v.to_vec()),
+                previous: self.remove(key).map(|entry| entry.value().to_vec()),
             }),
             KvCommand::DeleteRange { start, end } => Ok(KvApplied::DeletedRange {
                 removed: self.remove_range(Bound::Included(start), Bound::Excluded(end)),
@@ -184,7 +182,7 @@ impl KvState {
     /// [`StateMachine::apply_owned`](crate::StateMachine::apply_owned) of `command`.
     pub(super) fn apply_command_owned(&mut self, command: KvCommand) -> KvOutput {
         match command {
-            KvCommand::Put { key, value } => self.put(key.into(), value.into()),
+            KvCommand::Put { key, value } => self.put(Entry::new(&key, &value)),
             KvCommand::CompareAndSet { key, expected, new } => {
                 match self.compare_and_set(&key, expected.as_deref(), new.as_deref()) {
                     Ok(()) => Ok(KvApplied::Swapped),
@@ -199,45 +197,48 @@ impl KvState {
         }
     }
 
-    pub(super) fn insert(&mut self, key: MapKey, value: SharedBytes) -> Option<SharedBytes> {
-        let added = key.bytes.len() + value.len();
-        let key_len = key.bytes.len();
-        let previous = self.map.insert(key, value);
+    /// Stores `entry`, replacing the entry of its key; returns the one replaced.
+    pub(super) fn insert(&mut self, entry: Entry) -> Option<Entry> {
+        let added = entry.key().len() + entry.value().len();
+        let previous = self.map.insert(entry, ()).map(|(previous, ())| previous);
         // Lengths of live allocations: neither sum can overflow nor underflow, because
         // `bytes` is always the exact sum over the entries.
         self.bytes += added;
         if let Some(prev) = &previous {
-            self.bytes -= key_len + prev.len();
+            self.bytes -= prev.key().len() + prev.value().len();
         }
         previous
     }
 
-    fn remove(&mut self, key: &[u8]) -> Option<SharedBytes> {
-        let previous = self.map.remove(probe(&KeyProbe::new(key))).map(|(_, value)| value);
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let previous = self
+            .map
+            .remove(probe(&KeyProbe::new(key)))
+            .map(|(entry, ())| entry);
         if let Some(prev) = &previous {
-            self.bytes -= key.len() + prev.len();
+            self.bytes -= prev.key().len() + prev.value().len();
         }
         previous
     }
 
     fn remove_range(&mut self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> u64 {
-        let keys: Vec<MapKey> = match self.range_bounds(start, end).inner {
-            Some(range) => range.map(|(k, _)| k.clone()).collect(),
+        let entries: Vec<Entry> = match self.range_bounds(start, end).inner {
+            Some(range) => range.map(|(entry, ())| entry.clone()).collect(),
             None => Vec::new(),
         };
-        for key in &keys {
-            if let Some((_, prev)) = self.map.remove(key) {
-                self.bytes -= key.bytes.len() + prev.len();
+        for entry in &entries {
+            if let Some((prev, ())) = self.map.remove(entry) {
+                self.bytes -= prev.key().len() + prev.value().len();
             }
         }
-        keys.len() as u64
+        entries.len() as u64
     }
 
-    /// `Put`: stores `value` under `key`, returns the previous value.
-    fn put(&mut self, key: SharedBytes, value: SharedBytes) -> KvOutput {
-        let previous = self.insert(MapKey::new(key), value);
+    /// `Put`: stores `entry`, returns the previous value of its key.
+    fn put(&mut self, entry: Entry) -> KvOutput {
+        let previous = self.insert(entry);
         Ok(KvApplied::Put {
-            previous: previous.map(|v| v.to_vec()),
+            previous: previous.map(|prev| prev.value().to_vec()),
         })
     }
 
@@ -254,7 +255,7 @@ impl KvState {
         }
         match new {
             Some(value) => {
-                self.insert(MapKey::new(key.into()), value.into());
+                self.insert(Entry::new(key, value));
             }
             None => {
                 self.remove(key);
@@ -264,32 +265,30 @@ impl KvState {
     }
 }
 
-/// A `Put` built from borrowed bytes, for [`crate::KvStore::put`]: the state's copies
-/// of the key and value are made once, the logged payload is encoded from them, and
+/// A `Put` built from borrowed bytes, for [`crate::KvStore::put`]: the state's copy
+/// of the key and value (one entry) is made once, the logged payload is encoded from them, and
 /// applying it is exactly what replay does with the decoded [`KvCommand::Put`].
 pub(crate) struct PreparedPut {
-    key: SharedBytes,
-    value: SharedBytes,
+    entry: Entry,
 }
 
 impl PreparedPut {
     pub(crate) fn new(key: &[u8], value: &[u8]) -> Self {
         PreparedPut {
-            key: key.into(),
-            value: value.into(),
+            entry: Entry::new(key, value),
         }
     }
 
     /// The bytes [`KvCommand::Put`] of the same key and value encodes to.
     pub(crate) fn payload(&self) -> crate::Result<Vec<u8>> {
         crate::codec::encode(&PutRef {
-            key: &self.key,
-            value: &self.value,
+            key: self.entry.key(),
+            value: self.entry.value(),
         })
     }
 
     /// Applies the put, as `apply_owned(KvCommand::Put { .. })` does.
     pub(crate) fn apply(self, state: &mut KvState) -> KvOutput {
-        state.put(self.key, self.value)
+        state.put(self.entry)
     }
 }

@@ -14,7 +14,7 @@ use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::KvState;
-use super::keys::{MapKey, SharedBytes};
+use super::keys::Entry;
 use super::tree::{Tree, TreeBuilder};
 use crate::error::ShowBytes;
 
@@ -66,17 +66,17 @@ pub(super) mod bytes {
         }
     }
 
-    /// Serde wrapper around shared bytes: decoded straight into the [`SharedBytes`] from
-    /// a deserializer that lends its input (one copy), else from its `Vec`.
-    pub(in crate::kv) struct DeShared(pub(in crate::kv) SharedBytes);
-
-    impl<'de> Deserialize<'de> for DeShared {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_bytes(BytesVisitor(PhantomData)).map(DeShared)
+    /// Bytes written as a sequence of `u8`s (what a `Vec<u8>` without `serde(with)` is).
+    pub(in crate::kv) fn from_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Vec<u8>, A::Error> {
+        // Cap the preallocation: the length hint comes from untrusted input.
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(b) = seq.next_element::<u8>()? {
+            out.push(b);
         }
+        Ok(out)
     }
 
-    /// Builds a `T` (`Vec<u8>` or [`SharedBytes`]) from whatever form the bytes come in.
+    /// Builds a `T` (a `Vec<u8>`) from whatever form the bytes come in.
     struct BytesVisitor<T>(PhantomData<T>);
 
     impl<'de, T> Visitor<'de> for BytesVisitor<T>
@@ -101,13 +101,8 @@ pub(super) mod bytes {
             Ok(T::from(v.as_bytes()))
         }
 
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
-            // Cap the preallocation: the length hint comes from untrusted input.
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-            while let Some(b) = seq.next_element::<u8>()? {
-                out.push(b);
-            }
-            Ok(T::from(out))
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+            from_seq(seq).map(T::from)
         }
     }
 }
@@ -136,14 +131,14 @@ pub(super) mod opt_bytes {
 impl Serialize for KvState {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.map.len()))?;
-        for (k, v) in self.map.iter() {
-            seq.serialize_element(&(bytes::Ser(&k.bytes), bytes::Ser(v)))?;
+        for (entry, ()) in self.map.iter() {
+            seq.serialize_element(&(bytes::Ser(entry.key()), bytes::Ser(entry.value())))?;
         }
         seq.end()
     }
 }
 
-/// Entries per chunk of a [`Drained`] snapshot: 64 KiB, freed as each is written.
+/// Entries per chunk of a [`Drained`] snapshot: 32 KiB, freed as each is written.
 const DRAINED_CHUNK_ENTRIES: usize = 4096;
 
 /// A snapshot's entries moved out of its B-tree, in key order, in chunks that are freed
@@ -151,15 +146,15 @@ const DRAINED_CHUNK_ENTRIES: usize = 4096;
 /// [`StateMachine::encode_owned`]. It serializes once; a second attempt is an error.
 pub(super) struct Drained {
     len: usize,
-    chunks: std::cell::Cell<Vec<Vec<(SharedBytes, SharedBytes)>>>,
+    chunks: std::cell::Cell<Vec<Vec<Entry>>>,
 }
 
 impl Drained {
     /// Moves the entries out of `map`, releasing each of its leaves once emptied (a leaf
     /// another map still shares is copied, and then that map's alone).
-    pub(super) fn new(map: Tree<MapKey, SharedBytes>) -> Self {
+    pub(super) fn new(map: Tree<Entry, ()>) -> Self {
         let len = map.len();
-        let mut entries = map.into_iter().map(|(key, value)| (key.bytes, value));
+        let mut entries = map.into_iter().map(|(entry, ())| entry);
         let mut chunks = Vec::with_capacity(len.div_ceil(DRAINED_CHUNK_ENTRIES));
         loop {
             let chunk: Vec<_> = entries.by_ref().take(DRAINED_CHUNK_ENTRIES).collect();
@@ -185,8 +180,8 @@ impl Serialize for Drained {
         }
         let mut seq = s.serialize_seq(Some(self.len))?;
         for chunk in chunks {
-            for (key, value) in chunk {
-                seq.serialize_element(&(bytes::Ser(&key), bytes::Ser(&value)))?;
+            for entry in chunk {
+                seq.serialize_element(&(bytes::Ser(entry.key()), bytes::Ser(entry.value())))?;
             }
         }
         seq.end()
@@ -210,22 +205,19 @@ impl<'de> Deserialize<'de> for KvState {
                 let mut builder = TreeBuilder::default();
                 let mut bytes = 0usize;
                 let mut index = 0u64;
-                while let Some((bytes::DeShared(key), bytes::DeShared(value))) =
-                    seq.next_element()?
-                {
-                    let key = MapKey::new(key);
+                while let Some(DeEntry(entry)) = seq.next_element()? {
                     if let Some(last) = builder.last_key()
-                        && key <= *last
+                        && entry <= *last
                     {
                         return Err(de::Error::custom(format_args!(
                             "KvState entry {index}: key {} is not greater than the previous key {} \
                              (keys must be unique and sorted; the data is corrupt)",
-                            ShowBytes::quoted(&key.bytes),
-                            ShowBytes::quoted(&last.bytes),
+                            ShowBytes::quoted(entry.key()),
+                            ShowBytes::quoted(last.key()),
                         )));
                     }
-                    bytes += key.bytes.len() + value.len();
-                    builder.push(key, value);
+                    bytes += entry.key().len() + entry.value().len();
+                    builder.push(entry, ());
                     index += 1;
                 }
                 Ok(KvState {
@@ -236,5 +228,78 @@ impl<'de> Deserialize<'de> for KvState {
         }
 
         d.deserialize_seq(StateVisitor)
+    }
+}
+
+/// A `(key, value)` pair of byte strings, decoded into one [`Entry`]: from bytes the
+/// deserializer lends (one copy, into the entry), else from owned ones.
+struct DeEntry(Entry);
+
+impl<'de> Deserialize<'de> for DeEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PairVisitor;
+
+        impl<'de> Visitor<'de> for PairVisitor {
+            type Value = Entry;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a (key, value) pair of byte strings")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entry, A::Error> {
+                let CowBytes(key) = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let CowBytes(value) = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                Ok(Entry::new(&key, &value))
+            }
+        }
+
+        d.deserialize_tuple(2, PairVisitor).map(DeEntry)
+    }
+}
+
+/// Bytes borrowed from the input when the deserializer lends them, else owned.
+struct CowBytes<'de>(std::borrow::Cow<'de, [u8]>);
+
+impl<'de> Deserialize<'de> for CowBytes<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct CowVisitor;
+
+        impl<'de> Visitor<'de> for CowVisitor {
+            type Value = CowBytes<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a byte string")
+            }
+
+            fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(CowBytes(v.into()))
+            }
+
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(CowBytes(v.to_vec().into()))
+            }
+
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+                Ok(CowBytes(v.into()))
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowBytes(v.as_bytes().into()))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowBytes(v.as_bytes().to_vec().into()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                bytes::from_seq(seq).map(|v| CowBytes(v.into()))
+            }
+        }
+
+        d.deserialize_bytes(CowVisitor)
     }
 }

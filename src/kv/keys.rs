@@ -1,87 +1,139 @@
-//! The key and value byte types of [`KvState`]'s map: [`SharedBytes`] (immutable,
-//! reference-counted bytes behind a one-word pointer) and [`MapKey`] (a key with its
-//! first bytes inline), and the one key order that stored keys and lookup probes share.
+//! The entries of [`KvState`]'s map: [`Entry`], a key and its value in one
+//! reference-counted allocation behind a one-word pointer, with the key's first bytes
+//! inline; and the one key order that stored entries and lookup probes share.
 //!
 //! Owns the byte order of keys; must never decide what a command does to the map.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt;
-use std::ops::Deref;
 
 use triomphe::ThinArc;
 
 #[cfg(doc)]
 use super::KvState;
 
-/// A key of [`KvState`]'s map: the whole key, plus its first [`KEY_HEAD_BYTES`] bytes as
-/// a big-endian, zero-padded `u64` that is compared first.
+/// An entry of [`KvState`]'s map: the key and the value in one allocation, laid out as
+/// the key's length (LEB128), the key, the value; plus the key's first
+/// [`KEY_HEAD_BYTES`] bytes as a big-endian, zero-padded `u64` that is compared first.
+///
+/// One allocation per entry, not one each for key and value: a million 16-byte keys
+/// with 100-byte values take 144-byte heap chunks instead of a 48- and a 128-byte one,
+/// and loading or writing an entry calls the allocator once.
 ///
 /// The order is exactly the lexicographic byte order of the keys: if the heads differ,
 /// the first difference of the zero-padded heads is either a real byte difference or a
 /// zero pad against a real byte of a longer key that starts with the shorter one — in
 /// both cases the byte order agrees. Equal heads (`"a"` and `"a\0"` pad the same) fall
 /// back to comparing the whole keys. Lookups by `&[u8]` go through [`KeyView`], under
-/// the same order.
+/// the same order. Entries compare by key only.
 ///
-/// Invariant: `head == key_head(&bytes)`; build keys only with [`MapKey::new`].
+/// Invariant: `head == key_head(self.key())`; build entries only with [`Entry::new`].
 #[derive(Clone)]
-pub(super) struct MapKey {
+pub(super) struct Entry {
     head: u64,
-    pub(super) bytes: SharedBytes,
+    data: ThinArc<(), u8>,
 }
 
-/// Immutable, reference-counted bytes behind a thin (one-word) pointer: the length lives
-/// in the allocation next to the count, where `Arc<[u8]>` carries it in a second word of
-/// the pointer. Same heap cost as `Arc<[u8]>` (16 bytes of header, as a strong and a weak
-/// count there), half the size in the map's B-tree entries, which is what a
-/// copy-on-write of a leaf copies and what a leaf insert shifts.
-#[derive(Clone)]
-pub(super) struct SharedBytes(pub(super) ThinArc<(), u8>);
+/// A leaf slot is 16 bytes: the tree's leaves hold up to 64, and every write into a leaf
+/// shared with a checkpoint's snapshot copies the whole leaf, so this size is most of a
+/// checkpoint's extra memory.
+const _: () = assert!(std::mem::size_of::<(Entry, ())>() == 16);
 
-/// A map entry is 24 bytes, against 40 with fat `Arc<[u8]>` pointers: the tree's leaves
-/// hold up to 64 entries, and every write into a leaf shared with a checkpoint's snapshot copies the
-/// whole leaf, so this size is most of a checkpoint's extra memory.
-const _: () = assert!(std::mem::size_of::<(MapKey, SharedBytes)>() == 24);
+/// Entries up to this many bytes are assembled on the stack, then copied into their one
+/// allocation; longer ones through a temporary vector.
+const ASSEMBLE_ON_STACK_BYTES: usize = 256;
 
-impl Deref for SharedBytes {
-    type Target = [u8];
+impl Entry {
+    /// `key` and `value`, copied into one new allocation.
+    pub(super) fn new(key: &[u8], value: &[u8]) -> Self {
+        let mut prefix = [0u8; 10];
+        let prefix_len = encode_len(key.len(), &mut prefix);
+        let total = prefix_len + key.len() + value.len();
+        let parts = [&prefix[..prefix_len], key, value];
+        let data = if total <= ASSEMBLE_ON_STACK_BYTES {
+            let mut buf = [0u8; ASSEMBLE_ON_STACK_BYTES];
+            let mut at = 0;
+            for part in parts {
+                buf[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            ThinArc::from_header_and_slice((), &buf[..total])
+        } else {
+            ThinArc::from_header_and_slice((), &parts.concat())
+        };
+        Entry {
+            head: key_head(key),
+            data,
+        }
+    }
 
-    fn deref(&self) -> &[u8] {
-        &self.0.slice
+    /// The key.
+    pub(super) fn key(&self) -> &[u8] {
+        let (len, at) = decode_len(&self.data.slice);
+        &self.data.slice[at..at + len]
+    }
+
+    /// The value.
+    pub(super) fn value(&self) -> &[u8] {
+        let (len, at) = decode_len(&self.data.slice);
+        &self.data.slice[at + len..]
+    }
+
+    /// Whether both are the same allocation (tests of structure sharing).
+    #[cfg(test)]
+    pub(super) fn same_allocation(&self, other: &Entry) -> bool {
+        self.data.heap_ptr() == other.data.heap_ptr()
+    }
+
+    /// How many entries share this allocation (tests of structure sharing).
+    #[cfg(test)]
+    pub(super) fn strong_count(&self) -> usize {
+        ThinArc::strong_count(&self.data)
     }
 }
 
-/// Copies `bytes` into a new allocation (the only allocation).
-impl From<&[u8]> for SharedBytes {
-    fn from(bytes: &[u8]) -> Self {
-        SharedBytes(ThinArc::from_header_and_slice((), bytes))
+/// Writes `len` as LEB128 into `out`; returns the bytes used (at most 10).
+fn encode_len(mut len: usize, out: &mut [u8; 10]) -> usize {
+    let mut i = 0;
+    loop {
+        let low = (len & 0x7F) as u8;
+        len >>= 7;
+        if len == 0 {
+            out[i] = low;
+            return i + 1;
+        }
+        out[i] = low | 0x80;
+        i += 1;
     }
 }
 
-/// One allocation and copy, like `Arc<[u8]>::from(Vec<u8>)`: a `ThinArc` cannot adopt the
-/// `Vec`'s buffer either (its counts and length sit in front of the bytes).
-impl From<Vec<u8>> for SharedBytes {
-    fn from(bytes: Vec<u8>) -> Self {
-        SharedBytes::from(bytes.as_slice())
+/// The key length at the start of an entry's bytes, and where the key starts. The
+/// bytes were written by [`encode_len`] (an entry is never built any other way).
+fn decode_len(bytes: &[u8]) -> (usize, usize) {
+    let first = bytes[0];
+    if first < 0x80 {
+        return (usize::from(first), 1);
     }
+    let mut len = 0usize;
+    let mut shift = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        len |= usize::from(byte & 0x7F) << shift;
+        if byte < 0x80 {
+            return (len, i + 1);
+        }
+        shift += 7;
+    }
+    unreachable!("an entry's key length is complete")
 }
 
-impl PartialEq for SharedBytes {
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl Eq for SharedBytes {}
-
-impl fmt::Debug for SharedBytes {
+impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (**self).fmt(f)
+        write!(f, "{:?} => {:?}", self.key(), self.value())
     }
 }
 
-/// Key bytes held inline in [`MapKey::head`].
+/// Key bytes held inline in [`Entry`]'s head.
 const KEY_HEAD_BYTES: usize = 8;
 
 /// The first [`KEY_HEAD_BYTES`] bytes of `key`, zero-padded, as a big-endian integer.
@@ -92,16 +144,7 @@ fn key_head(key: &[u8]) -> u64 {
     u64::from_be_bytes(head)
 }
 
-impl MapKey {
-    pub(super) fn new(bytes: SharedBytes) -> Self {
-        MapKey {
-            head: key_head(&bytes),
-            bytes,
-        }
-    }
-}
-
-/// What the map's order looks at: stored keys ([`MapKey`]) and lookup probes
+/// What the map's order looks at: stored entries ([`Entry`]) and lookup probes
 /// ([`KeyProbe`], which borrows the caller's bytes instead of allocating a key) compare
 /// as `dyn KeyView`, so both share one definition of the order.
 pub(super) trait KeyView {
@@ -111,17 +154,17 @@ pub(super) trait KeyView {
     fn bytes(&self) -> &[u8];
 }
 
-/// The one key order: head first, whole bytes on a tie (see [`MapKey`]).
+/// The one key order: head first, whole bytes on a tie (see [`Entry`]).
 fn cmp_keys(a_head: u64, a: &[u8], b_head: u64, b: &[u8]) -> Ordering {
     a_head.cmp(&b_head).then_with(|| a.cmp(b))
 }
 
-impl KeyView for MapKey {
+impl KeyView for Entry {
     fn head(&self) -> u64 {
         self.head
     }
     fn bytes(&self) -> &[u8] {
-        &self.bytes
+        self.key()
     }
 }
 
@@ -149,31 +192,26 @@ impl KeyView for KeyProbe<'_> {
     }
 }
 
-impl Ord for MapKey {
+impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        cmp_keys(self.head, &self.bytes, other.head, &other.bytes)
+        cmp_keys(self.head, self.key(), other.head, other.key())
     }
 }
 
-impl PartialOrd for MapKey {
+impl PartialOrd for Entry {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl PartialEq for MapKey {
+/// By key: an entry is the map slot of its key.
+impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        self.head == other.head && self.bytes == other.bytes
+        self.head == other.head && self.key() == other.key()
     }
 }
 
-impl Eq for MapKey {}
-
-impl fmt::Debug for MapKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.bytes.fmt(f)
-    }
-}
+impl Eq for Entry {}
 
 impl Ord for dyn KeyView + '_ {
     fn cmp(&self, other: &Self) -> Ordering {
@@ -195,8 +233,8 @@ impl PartialEq for dyn KeyView + '_ {
 
 impl Eq for dyn KeyView + '_ {}
 
-// Sound for `Borrow`: `MapKey`'s `Ord`/`Eq` and `dyn KeyView`'s are the same `cmp_keys`.
-impl<'a> Borrow<dyn KeyView + 'a> for MapKey {
+// Sound for `Borrow`: `Entry`'s `Ord`/`Eq` and `dyn KeyView`'s are the same `cmp_keys`.
+impl<'a> Borrow<dyn KeyView + 'a> for Entry {
     fn borrow(&self) -> &(dyn KeyView + 'a) {
         self
     }

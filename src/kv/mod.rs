@@ -24,7 +24,7 @@ pub use queries::Entries;
 
 use encoding::{Drained, bytes};
 use tree::Tree;
-use keys::{MapKey, SharedBytes};
+use keys::Entry;
 
 /// The declared schema name of [`KvState`] stores.
 pub const KV_SCHEMA_NAME: &str = "walstate.kv";
@@ -35,26 +35,35 @@ pub const KV_SCHEMA_NAME: &str = "walstate.kv";
 /// with the original, which is what lets checkpoints snapshot it under a short lock, and
 /// a checkpoint loads by building it from the sorted file in one pass (full leaves, no
 /// per-key descent).
-/// Keys and values are reference-counted behind one-word pointers (`SharedBytes`), so
-/// the copy-on-write of a shared B-tree leaf after a snapshot copies 24-byte entries (key
-/// head, key pointer, value pointer), not the bytes; and each key keeps its first 8 bytes
+/// Each key and its value share one reference-counted allocation behind a one-word
+/// pointer (`keys::Entry`), so the copy-on-write of a shared leaf after a snapshot copies
+/// 16-byte slots (key head, pointer), not the bytes; and each key keeps its first 8 bytes
 /// inline and compares them first, so most comparisons in the tree's binary searches
-/// touch no key allocation (the order is still exactly the byte order).
+/// touch no allocation (the order is still exactly the byte order).
 ///
 /// A checkpoint's snapshot does not stay shared for the length of the checkpoint: its
-/// entries are first moved out into a flat list (16 bytes per entry, freed as written;
+/// entries are first moved out into a flat list (8 bytes per entry, freed as written;
 /// see [`StateMachine::encode_owned`]), so commits during the checkpoint change the
 /// live map's leaves in place instead of copying them.
 ///
 /// Serialized as a sequence of `(key, value)` pairs in strictly increasing key order (the
 /// same bytes as a `Vec<(Vec<u8>, Vec<u8>)>` in bincode); deserializing rejects unsorted
 /// or duplicate keys.
-#[derive(Default, Clone, Debug, PartialEq, Eq)]
+#[derive(Default, Clone, Debug)]
 pub struct KvState {
-    map: Tree<MapKey, SharedBytes>,
+    map: Tree<Entry, ()>,
     /// Sum of key and value lengths over all entries.
     bytes: usize,
 }
+
+/// Same entries: equal keys with equal values, in order.
+impl PartialEq for KvState {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for KvState {}
 
 impl StateMachine for KvState {
     type Command = KvCommand;

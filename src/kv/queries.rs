@@ -8,7 +8,7 @@ use std::iter::FusedIterator;
 use std::ops::{Bound, RangeBounds};
 
 use super::KvState;
-use super::keys::{KeyProbe, KeyView, MapKey, SharedBytes, probe};
+use super::keys::{Entry, KeyProbe, KeyView, probe};
 use super::tree::Range;
 
 impl KvState {
@@ -19,7 +19,9 @@ impl KvState {
 
     /// The value stored under `key`.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.map.get(probe(&KeyProbe::new(key))).map(|v| &**v)
+        self.map
+            .get(probe(&KeyProbe::new(key)))
+            .map(|(entry, ())| entry.value())
     }
 
     /// True when `key` has a value.
@@ -82,15 +84,15 @@ impl KvState {
 
 /// Iterator over `(key, value)` entries of a [`KvState`] in key order (also reversible).
 pub struct Entries<'a> {
-    pub(super) inner: Option<Range<'a, MapKey, SharedBytes>>,
+    pub(super) inner: Option<Range<'a, Entry, ()>>,
 }
 
 impl<'a> Iterator for Entries<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (k, v) = self.inner.as_mut()?.next()?;
-        Some((&k.bytes, v))
+        let (entry, ()) = self.inner.as_mut()?.next()?;
+        Some((entry.key(), entry.value()))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -102,8 +104,8 @@ impl<'a> Iterator for Entries<'a> {
 
 impl DoubleEndedIterator for Entries<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        let (k, v) = self.inner.as_mut()?.next_back()?;
-        Some((&k.bytes, v))
+        let (entry, ()) = self.inner.as_mut()?.next_back()?;
+        Some((entry.key(), entry.value()))
     }
 }
 

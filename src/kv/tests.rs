@@ -7,10 +7,9 @@ use std::ops::Bound;
 
 use proptest::prelude::*;
 use serde::Serialize;
-use triomphe::ThinArc;
 
 use super::encoding::Drained;
-use super::keys::{KeyProbe, KeyView, MapKey, SharedBytes, probe};
+use super::keys::{Entry, KeyProbe, KeyView, probe};
 use super::{CasMismatch, KvApplied, KvCommand, KvState, PreparedPut};
 use crate::codec;
 use crate::state::StateMachine;
@@ -379,8 +378,8 @@ fn arb_key() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(prop::sample::select(vec![0u8, 0, 0, 1, b'a', 0xFF]), 0..20)
 }
 
-fn map_key(bytes: &[u8]) -> MapKey {
-    MapKey::new(bytes.into())
+fn map_key(bytes: &[u8]) -> Entry {
+    Entry::new(bytes, b"")
 }
 
 #[test]
@@ -419,8 +418,24 @@ fn numbered_state(count: u32) -> KvState {
     s
 }
 
-fn same_allocation(a: &SharedBytes, b: &SharedBytes) -> bool {
-    a.0.heap_ptr() == b.0.heap_ptr()
+fn same_allocation(a: &Entry, b: &Entry) -> bool {
+    a.same_allocation(b)
+}
+
+/// One allocation holds both: every key length around the length prefix's byte
+/// boundaries and the stack assembly limit, with empty, small and large values.
+#[test]
+fn an_entry_gives_back_its_key_and_value() {
+    for key_len in [0usize, 1, 8, 127, 128, 129, 255, 256, 300, 16_383, 16_384, 70_000] {
+        for value_len in [0usize, 1, 100, 255, 256, 5000] {
+            let key: Vec<u8> = (0..key_len).map(|i| (i % 251) as u8).collect();
+            let value: Vec<u8> = (0..value_len).map(|i| (i % 241) as u8 ^ 0x5A).collect();
+            let entry = Entry::new(&key, &value);
+            assert_eq!(entry.key(), &key[..], "key of {key_len} bytes");
+            assert_eq!(entry.value(), &value[..], "value of {value_len} bytes");
+            assert_eq!(entry, map_key(&key), "entries compare by key");
+        }
+    }
 }
 
 #[test]
@@ -433,12 +448,10 @@ fn snapshot_shares_key_and_value_bytes() {
             .unwrap();
     }
     let mut shared = 0;
-    for (i, ((k1, v1), (k2, v2))) in snapshot.map.iter().zip(s.map.iter()).enumerate() {
-        // Keys in order of `i`; a put replaces the value and keeps the stored key, which
-        // the copied leaf still shares with the snapshot.
+    for (i, ((e1, ()), (e2, ()))) in snapshot.map.iter().zip(s.map.iter()).enumerate() {
+        // Keys in order of `i`; a put replaces the entry (key and value, one allocation).
         let overwritten = i % 10 == 0;
-        assert!(same_allocation(&k1.bytes, &k2.bytes), "key {i}");
-        assert_eq!(same_allocation(v1, v2), !overwritten, "value {i}");
+        assert_eq!(same_allocation(e1, e2), !overwritten, "entry {i}");
         shared += usize::from(!overwritten);
     }
     assert_eq!(shared, 900);
@@ -498,7 +511,7 @@ impl std::io::Write for WriteDuring {
             for &key in &self.keys {
                 let neighbour = map_key(&(key + 1).to_be_bytes());
                 let count = |live: &KvState| {
-                    ThinArc::strong_count(&live.map.get(&neighbour).expect("a neighbour").0)
+                    live.map.get(&neighbour).expect("a neighbour").0.strong_count()
                 };
                 let before = count(&self.live);
                 self.live

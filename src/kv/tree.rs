@@ -100,8 +100,8 @@ impl<K, V> Default for Tree<K, V> {
 enum Inserted<K, V> {
     /// A new entry; the node did not split.
     Added,
-    /// The key was there: its old value.
-    Replaced(V),
+    /// The key was there: its old entry.
+    Replaced((K, V)),
     /// A new entry, and the node split: the new right sibling and its first key.
     Split(K, Node<K, V>),
 }
@@ -116,8 +116,8 @@ impl<K: Ord + Clone, V: Clone> Tree<K, V> {
         self.len == 0
     }
 
-    /// The value under `key`.
-    pub(super) fn get<Q>(&self, key: &Q) -> Option<&V>
+    /// The entry under `key`.
+    pub(super) fn get<Q>(&self, key: &Q) -> Option<(&K, &V)>
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
@@ -130,14 +130,15 @@ impl<K: Ord + Clone, V: Clone> Tree<K, V> {
                     return leaf
                         .binary_search_by(|(k, _)| k.borrow().cmp(key))
                         .ok()
-                        .map(|i| &leaf[i].1);
+                        .map(|i| (&leaf[i].0, &leaf[i].1));
                 }
             }
         }
     }
 
-    /// Stores `value` under `key`; returns the value it replaces.
-    pub(super) fn insert(&mut self, key: K, value: V) -> Option<V> {
+    /// Stores `value` under `key`; returns the entry it replaces (key and value: the
+    /// stored key is the new one).
+    pub(super) fn insert(&mut self, key: K, value: V) -> Option<(K, V)> {
         match insert_into(&mut self.root, key, value) {
             Inserted::Replaced(old) => Some(old),
             Inserted::Added => {
@@ -214,7 +215,7 @@ fn insert_into<K: Ord + Clone, V: Clone>(node: &mut Node<K, V>, key: K, value: V
         Node::Leaf(leaf) => {
             let leaf = Arc::make_mut(leaf);
             match leaf.binary_search_by(|(k, _)| k.cmp(&key)) {
-                Ok(i) => return Inserted::Replaced(std::mem::replace(&mut leaf[i].1, value)),
+                Ok(i) => return Inserted::Replaced(std::mem::replace(&mut leaf[i], (key, value))),
                 Err(i) => leaf.insert(i, (key, value)),
             }
             if leaf.len() <= LEAF_MAX {
@@ -799,7 +800,7 @@ mod tests {
         assert!(tree.iter().eq(model.iter()));
         for step in 0..n {
             let key = scrambled(step) * 2 + 1;
-            assert_eq!(tree.insert(key, step), model.insert(key, step));
+            assert_eq!(tree.insert(key, step).map(|(_, v)| v), model.insert(key, step));
             if step % 997 == 0 {
                 tree.check();
             }
@@ -855,7 +856,7 @@ mod tests {
             let mut snapshots: Vec<(Tree<u16, u16>, BTreeMap<u16, u16>)> = Vec::new();
             for op in ops {
                 match op {
-                    Op::Insert(k, v) => prop_assert_eq!(tree.insert(k, v), model.insert(k, v)),
+                    Op::Insert(k, v) => prop_assert_eq!(tree.insert(k, v).map(|(_, v)| v), model.insert(k, v)),
                     Op::Remove(k) => prop_assert_eq!(tree.remove(&k), model.remove_entry(&k)),
                     Op::Snapshot => snapshots.push((tree.clone(), model.clone())),
                 }

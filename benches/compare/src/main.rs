@@ -14,6 +14,7 @@ mod engines;
 mod report;
 mod w7;
 mod w8;
+mod w9;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -97,7 +98,7 @@ struct Config {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: walstate-compare [--quick] [--workloads W1,W2,W3,W4,W5,W6,W7,W8] [--reps N] [--dir PATH] [--engines a,b]"
+        "usage: walstate-compare [--quick] [--workloads W1,W2,W3,W4,W5,W6,W7,W8,W9] [--reps N] [--dir PATH] [--engines a,b]"
     );
     std::process::exit(2)
 }
@@ -106,7 +107,7 @@ fn parse_args() -> Config {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut quick = false;
     let mut reps = None;
-    let mut workloads = vec!["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"]
+    let mut workloads = vec!["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"]
         .into_iter()
         .map(String::from)
         .collect::<Vec<_>>();
@@ -193,6 +194,10 @@ fn main() {
         child_w6(&args[2..]);
         return;
     }
+    if args.get(1).map(String::as_str) == Some("--child-w9") {
+        w9::child(Path::new(&args[2]));
+        return;
+    }
     if args.get(1).map(String::as_str) == Some("--child-w7") {
         w7::child(&args[2..]);
         return;
@@ -262,6 +267,9 @@ fn main() {
         }
         if wants("W8") && engines.contains(&Kind::Walstate) {
             w8::run(&config, rep, seed + 8, &mut results);
+        }
+        if wants("W9") && engines.contains(&Kind::Walstate) {
+            w9::run(&config, rep, seed + 9, &mut results);
         }
     }
     let _ = std::fs::remove_dir_all(&config.dir);
@@ -520,6 +528,8 @@ fn w3_w4(config: &Config, kind: Kind, rep: usize, seed: u64, results: &mut Resul
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
+    // The speed of the files: read and checksum every file of the store, cold.
+    let scan = scan_files_cold(&dir);
     // Clean close (above), evicted from the page cache, reopened.
     evict_dir(&dir);
     let clean = engines::reopen_ready(kind, &dir, n as u64, &last);
@@ -528,7 +538,14 @@ fn w3_w4(config: &Config, kind: Kind, rep: usize, seed: u64, results: &mut Resul
         "W4 reopen after clean close (cold cache)",
         kind,
         rep,
-        vec![("seconds", clean.as_secs_f64())],
+        vec![
+            ("seconds", clean.as_secs_f64()),
+            ("read + checksum of its files, s", scan.as_secs_f64()),
+            (
+                "reopen ÷ read + checksum",
+                clean.as_secs_f64() / scan.as_secs_f64(),
+            ),
+        ],
     );
     // A child process does W3 and is SIGKILLed after its flush.
     let dir = engine_dir(config, kind, "killed");
@@ -561,6 +578,22 @@ fn w3_w4(config: &Config, kind: Kind, rep: usize, seed: u64, results: &mut Resul
         rep,
         vec![("seconds", killed.as_secs_f64())],
     );
+}
+
+/// Reads every file under `dir` from a cold cache and checksums it (CRC-32C-class
+/// speed: crc32fast), as a reference for what reopening them must at least cost.
+fn scan_files_cold(dir: &Path) -> Duration {
+    evict_dir(dir);
+    let mut files = Vec::new();
+    walk_files(dir, &mut files);
+    let started = Instant::now();
+    let mut checksum = 0u32;
+    for file in &files {
+        let bytes = std::fs::read(file).expect("read store file");
+        checksum ^= crc32fast::hash(&bytes);
+    }
+    std::hint::black_box(checksum);
+    started.elapsed()
 }
 
 /// The W3 writer process for W4's kill case: writes, flushes, says so, waits to be killed.

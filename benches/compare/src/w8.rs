@@ -24,7 +24,11 @@ pub const LABEL_SPARE: &str = "W8 rotation, spare segment on (default)";
 pub const LABEL_NO_SPARE: &str = "W8 rotation, spare segment off";
 
 pub fn run(config: &Config, rep: usize, seed: u64, results: &mut Results) {
-    let order = if rep % 2 == 0 { [true, false] } else { [false, true] };
+    let order = if rep % 2 == 0 {
+        [true, false]
+    } else {
+        [false, true]
+    };
     for spare in order {
         let label = if spare { LABEL_SPARE } else { LABEL_NO_SPARE };
         results.add(label, Kind::Walstate, rep, one(config, spare, seed));
@@ -32,7 +36,11 @@ pub fn run(config: &Config, rep: usize, seed: u64, results: &mut Results) {
 }
 
 fn one(config: &Config, spare: bool, seed: u64) -> Vec<(&'static str, f64)> {
-    let dir = engine_dir(config, Kind::Walstate, if spare { "w8-spare" } else { "w8-nospare" });
+    let dir = engine_dir(
+        config,
+        Kind::Walstate,
+        if spare { "w8-spare" } else { "w8-nospare" },
+    );
     let options = Options::default()
         .segment_size_bytes(SEGMENT_BYTES)
         .checkpoint_after_bytes(None)
@@ -75,7 +83,10 @@ fn one(config: &Config, spare: bool, seed: u64) -> Vec<(&'static str, f64)> {
         ("commits/s", commits as f64 / timed.as_secs_f64()),
         ("other commits p50 µs", percentile(&lat, 0.50) as f64 / 1e3),
         ("other commits p99 µs", percentile(&lat, 0.99) as f64 / 1e3),
-        ("other commits max µs", *lat.last().expect("commits") as f64 / 1e3),
+        (
+            "other commits max µs",
+            *lat.last().expect("commits") as f64 / 1e3,
+        ),
         ("rotating commit mean µs", rotating_mean / 1e3),
     ]
 }
@@ -83,6 +94,9 @@ fn one(config: &Config, spare: bool, seed: u64) -> Vec<(&'static str, f64)> {
 fn count_segments(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .expect("list W8 store")
-        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".seg")))
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        })
         .count()
 }
