@@ -155,8 +155,15 @@ pub(super) trait KeyView {
 }
 
 /// The one key order: head first, whole bytes on a tie (see [`Entry`]).
-fn cmp_keys(a_head: u64, a: &[u8], b_head: u64, b: &[u8]) -> Ordering {
-    a_head.cmp(&b_head).then_with(|| a.cmp(b))
+/// The whole keys are only looked at on a tie of the heads: that reads the entry's
+/// allocation, which the head saves most comparisons from touching.
+fn cmp_keys<'a, 'b>(
+    a_head: u64,
+    a: impl FnOnce() -> &'a [u8],
+    b_head: u64,
+    b: impl FnOnce() -> &'b [u8],
+) -> Ordering {
+    a_head.cmp(&b_head).then_with(|| a().cmp(b()))
 }
 
 impl KeyView for Entry {
@@ -194,7 +201,7 @@ impl KeyView for KeyProbe<'_> {
 
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        cmp_keys(self.head, self.key(), other.head, other.key())
+        cmp_keys(self.head, || self.key(), other.head, || other.key())
     }
 }
 
@@ -215,7 +222,7 @@ impl Eq for Entry {}
 
 impl Ord for dyn KeyView + '_ {
     fn cmp(&self, other: &Self) -> Ordering {
-        cmp_keys(self.head(), self.bytes(), other.head(), other.bytes())
+        cmp_keys(self.head(), || self.bytes(), other.head(), || other.bytes())
     }
 }
 

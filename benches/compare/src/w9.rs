@@ -16,7 +16,7 @@ use walstate::{KvStore, Options, SyncPolicy};
 
 use crate::engines::{KEY_LEN, Kind, VALUE_LEN};
 use crate::report::Results;
-use crate::{Config, Rng, engine_dir, evict_dir, read_status_kb};
+use crate::{Config, Rng, engine_dir, evict_dir, read_and_checksum, read_status_kb};
 
 pub const LABEL: &str = "W9 open from a 1M-key checkpoint (cold cache)";
 const KEYS: u64 = 1_000_000;
@@ -79,16 +79,13 @@ fn build(dir: &Path, seed: u64) {
 pub fn child(dir: &Path) {
     evict_dir(dir);
     let started = Instant::now();
-    let mut checksum = 0u32;
     for entry in std::fs::read_dir(dir).expect("list W9 store") {
         let path = entry.expect("W9 entry").path();
         if path.extension().is_some_and(|e| e == "ckpt") {
-            let bytes = std::fs::read(&path).expect("read W9 checkpoint");
-            checksum ^= crc32fast::hash(&bytes);
+            std::hint::black_box(read_and_checksum(&path));
         }
     }
     let scan = started.elapsed();
-    std::hint::black_box(checksum);
     evict_dir(dir);
     let before = read_status_kb("VmRSS:");
     let started = Instant::now();
