@@ -125,6 +125,19 @@ pub trait StateMachine:
         self.apply(&command)
     }
 
+    /// Applies a logged command from its encoded bytes, the output unused: what replay
+    /// and catching up with other writers do with every command record. The default
+    /// decodes it with [`Self::CODEC`] and calls [`apply_owned`](Self::apply_owned).
+    ///
+    /// An override may read parts of `payload` in place instead of building the command
+    /// (`KvState` does, for puts), but must change the state exactly as the default does
+    /// and fail exactly where the default would (a payload that does not decode).
+    fn apply_encoded(&mut self, payload: &[u8]) -> crate::Result<()> {
+        let command = Self::CODEC.decode::<Self::Command>(payload)?;
+        self.apply_owned(command);
+        Ok(())
+    }
+
     /// Encodes this state, which the caller no longer needs, into `out`; must write
     /// exactly the bytes of [`Codec::encode_into`] with [`Self::CODEC`], which is what
     /// the default does before dropping the state.

@@ -303,3 +303,48 @@ impl<'de> Deserialize<'de> for CowBytes<'de> {
         d.deserialize_bytes(CowVisitor)
     }
 }
+
+/// The key and value of a [`KvCommand::Put`](super::KvCommand::Put) in the Compact
+/// codec (bincode's standard configuration: the variant index 0 as one byte, then the
+/// key and the value, each a varint length and its bytes), borrowed from `payload`, with
+/// nothing after them. `None` for any other command and for any form this does not
+/// read: then the full decoder decides. It reads only canonical varints, which the
+/// full decoder reads as the same lengths, so a payload this accepts decodes to the
+/// same `Put`.
+pub(super) fn borrowed_put(payload: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&variant, rest) = payload.split_first()?;
+    if variant != 0 {
+        return None;
+    }
+    let (key, rest) = byte_string(rest)?;
+    let (value, rest) = byte_string(rest)?;
+    rest.is_empty().then_some((key, value))
+}
+
+/// A varint length and that many bytes from the start of `bytes`, and what follows.
+fn byte_string(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = canonical_varint(bytes)?;
+    let len = usize::try_from(len).ok()?;
+    (len <= rest.len()).then(|| rest.split_at(len))
+}
+
+/// bincode's varint of an unsigned integer, in its shortest form only: one byte below
+/// 251; 251 and a little-endian `u16`, `u32` (252) or `u64` (253) too large for the
+/// form before.
+fn canonical_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (&tag, rest) = bytes.split_first()?;
+    let fixed = |n: usize, min: u64| -> Option<(u64, &[u8])> {
+        let (raw, rest) = (rest.get(..n)?, &rest[n..]);
+        let mut le = [0u8; 8];
+        le[..n].copy_from_slice(raw);
+        let value = u64::from_le_bytes(le);
+        (value >= min).then_some((value, rest))
+    };
+    match tag {
+        0..=250 => Some((u64::from(tag), rest)),
+        251 => fixed(2, 251),
+        252 => fixed(4, 1 << 16),
+        253 => fixed(8, 1 << 32),
+        _ => None,
+    }
+}

@@ -108,6 +108,19 @@ impl StateMachine for KvState {
         crate::codec::encode_into(&Drained::new(self.map), out).map(drop)
     }
 
+    /// Puts (almost every record of a journal) are applied from the payload's bytes in
+    /// place: one allocation for the entry, no command built. Anything else is decoded.
+    fn apply_encoded(&mut self, payload: &[u8]) -> crate::Result<()> {
+        if let Some((key, value)) = encoding::borrowed_put(payload) {
+            self.insert(Entry::new(key, value));
+            return Ok(());
+        }
+        let command = Self::CODEC.decode::<KvCommand>(payload)?;
+        // A rejected compare-and-set is an output, not a failure: replay drops it too.
+        let _output = self.apply_owned(command);
+        Ok(())
+    }
+
     fn apply(&mut self, command: &KvCommand) -> KvOutput {
         self.apply_command(command)
     }

@@ -64,8 +64,8 @@ impl<S: StateMachine> Replayer for Typed<S> {
     fn apply_record(&mut self, record: RecordContext<'_>) -> Result<()> {
         match RecordKind::from_u8(record.kind) {
             Some(RecordKind::Command) => {
-                let command = S::CODEC
-                    .decode::<S::Command>(record.payload)
+                self.0
+                    .apply_encoded(record.payload)
                     .map_err(|err| match record.gate {
                         Some((gate, admission)) => gate.undecodable(
                             record.vfs,
@@ -78,9 +78,7 @@ impl<S: StateMachine> Replayer for Typed<S> {
                             &err.to_string(),
                         ),
                         None => err,
-                    })?;
-                self.0.apply_owned(command);
-                Ok(())
+                    })
             }
             Some(RecordKind::Restore) => {
                 let gate = record.gate.map(|(gate, _)| gate);
