@@ -104,7 +104,8 @@ pub use repair::{RepairOptions, RepairReport, repair};
 pub use schema::SchemaName;
 pub use state::StateMachine;
 pub use store::{
-    CheckpointInfo, Refreshed, RestoreInfo, STREAM_IN_FLIGHT_MAX, Store, StreamStopped, Streamed,
+    CheckpointInfo, INSTALL_SOURCE_BYTES_MAX, Refreshed, RestoreInfo, STREAM_IN_FLIGHT_MAX, Store,
+    StreamStopped, Streamed,
 };
 pub use upgrade::{UpgradeReport, upgrade};
 pub use verify::{FileCheck, FileKind, FileStatus, Verdict, VerifyReport, verify};

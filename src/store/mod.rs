@@ -4,7 +4,8 @@
 //!
 //! Here: the types and the commit path. Opening is in `open.rs`, catching up with other
 //! processes (`refresh`, a shared writer's catch-up) in `catch_up.rs`, checkpoints in
-//! `checkpointer.rs`, snapshots in `snapshots.rs`, streamed commits in `stream.rs`.
+//! `checkpointer.rs`, snapshots in `snapshots.rs`, streamed commits in `stream.rs`,
+//! installing a state from elsewhere and reading a snapshot's state in `install.rs`.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use crate::state::StateMachine;
 mod catch_up;
 mod checkpointer;
 mod dir;
+mod install;
 mod open;
 mod snapshots;
 mod stream;
@@ -37,6 +39,7 @@ pub mod writer_stats;
 mod writer_stats;
 
 use checkpointer::{CheckpointProgress, CheckpointSignal};
+pub use install::INSTALL_SOURCE_BYTES_MAX;
 pub use stream::{STREAM_IN_FLIGHT_MAX, StreamStopped, Streamed};
 
 /// The state and the LSN of the last command applied to it.
