@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use walstate::io::SimFs;
-use walstate::io::sim::CrashMode;
 use walstate::io::VfsRef;
+use walstate::io::sim::CrashMode;
 use walstate::{Error, INSTALL_SOURCE_BYTES_MAX, KvCommand, KvState, Options, Store};
 
 const DIR: &str = "/data/replica";
@@ -19,7 +19,10 @@ fn put(key: &str, value: &str) -> KvCommand {
 }
 
 fn commit(store: &Store<KvState>, command: KvCommand) {
-    store.apply(command).expect("apply").expect("a put always applies");
+    store
+        .apply(command)
+        .expect("apply")
+        .expect("a put always applies");
 }
 
 fn value(store: &Store<KvState>, key: &str) -> Option<String> {
@@ -49,7 +52,9 @@ fn installed_state_replaces_the_old_one_and_survives_reopen() {
     commit(&store, put("old", "x"));
     commit(&store, put("k0", "old"));
 
-    let lsn = store.install_state("leader 3-7", state_with(3, "new")).unwrap();
+    let lsn = store
+        .install_state("leader 3-7", state_with(3, "new"))
+        .unwrap();
     assert_eq!(lsn, 3, "the restore record takes the next LSN");
     assert_eq!(store.last_lsn(), 3);
     assert_eq!(value(&store, "old"), None, "the old state is gone");
@@ -103,7 +108,10 @@ fn a_crash_anywhere_in_an_install_leaves_the_old_or_the_new_state() {
             let k0 = value(&store, "k0");
             match k0.as_deref() {
                 Some("old") => {
-                    assert!(result.is_err(), "+{offset}: an acknowledged install was lost");
+                    assert!(
+                        result.is_err(),
+                        "+{offset}: an acknowledged install was lost"
+                    );
                     assert_eq!(value(&store, "k3"), None, "+{offset}: half an install");
                     outcomes[0] += 1;
                 }
@@ -119,7 +127,10 @@ fn a_crash_anywhere_in_an_install_leaves_the_old_or_the_new_state() {
             }
         }
     }
-    assert!(outcomes[0] > 0 && outcomes[1] > 0, "both outcomes seen: {outcomes:?}");
+    assert!(
+        outcomes[0] > 0 && outcomes[1] > 0,
+        "both outcomes seen: {outcomes:?}"
+    );
 }
 
 #[test]
@@ -138,9 +149,14 @@ fn a_long_source_label_is_refused_before_anything_changes() {
 fn a_read_only_store_refuses_an_install() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    Store::<KvState>::open(&dir, Options::default()).unwrap().close().unwrap();
+    Store::<KvState>::open(&dir, Options::default())
+        .unwrap()
+        .close()
+        .unwrap();
     let reader = Store::<KvState>::open_read_only(&dir, Options::default()).unwrap();
-    let err = reader.install_state("peer", state_with(1, "z")).unwrap_err();
+    let err = reader
+        .install_state("peer", state_with(1, "z"))
+        .unwrap_err();
     assert!(matches!(err, Error::ReadOnly), "{err}");
 }
 
@@ -157,7 +173,11 @@ fn read_snapshot_returns_the_state_and_lsn_it_was_taken_at() {
     assert_eq!(lsn, 2);
     assert_eq!(state.get(b"a"), Some(&b"1"[..]));
     assert_eq!(state.len(), 2);
-    assert_eq!(value(&store, "a").as_deref(), Some("changed"), "the store is unchanged");
+    assert_eq!(
+        value(&store, "a").as_deref(),
+        Some("changed"),
+        "the store is unchanged"
+    );
 }
 
 #[test]

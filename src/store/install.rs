@@ -93,7 +93,10 @@ impl<S: StateMachine> Store<S> {
                 guard.lsn = lsn;
             },
         )?;
-        debug_assert_eq!(record_lsn, lsn, "the restore record took the LSN its file names");
+        debug_assert_eq!(
+            record_lsn, lsn,
+            "the restore record took the LSN its file names"
+        );
         drop(gate);
         drop(pin);
         Ok(record_lsn)
