@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p walstate-raft --example cluster              # 1,000 + 1,000 writes
 //! cargo run --release -p walstate-raft --example cluster -- 100       # a smaller run
+//! cargo run --release -p walstate-raft --example cluster -- bench 5000 # BENCHMARKS.md
 //! ```
 //!
 //! The driver starts three node processes (this binary with `node ID DIR ADDR ADDR
@@ -13,6 +14,10 @@
 //! that every acknowledged put is on all three nodes. It exits 0 only then, and 1 on any
 //! failure or after two minutes. The network layer is HTTP with JSON bodies (axum,
 //! reqwest), on 127.0.0.1 only.
+//!
+//! `bench WRITES` measures replicated durable commits per second at 1 and 16 clients,
+//! on disk and on walstate's in-memory file system (the cost of durability), each on a
+//! fresh cluster, and prints a Markdown table.
 
 use std::collections::{BTreeMap, BTreeSet};
 // The raft types' snapshot data (`declare_raft_types!` names it unqualified).
@@ -58,6 +63,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("node") => run_node(&args[1..]),
+        Some("bench") => match args.get(1).map_or(Ok(2000), |n| n.parse::<u64>()) {
+            Ok(writes) => bench(writes),
+            Err(err) => Err(format!("usage: cluster bench [WRITES]: {err}")),
+        },
         count => {
             let count = count.map_or(Ok(1000), str::parse::<u64>);
             match count {
@@ -85,10 +94,22 @@ struct App {
 }
 
 fn run_node(args: &[String]) -> Result<(), String> {
-    let [id, dir, addrs @ ..] = args else {
-        return Err("usage: cluster node ID DIR ADDR1 ADDR2 ADDR3".into());
+    let [id, storage, snapshot_every, dir, addrs @ ..] = args else {
+        return Err(
+            "usage: cluster node ID disk|memory SNAPSHOT_EVERY DIR ADDR1 ADDR2 ADDR3".into(),
+        );
     };
     let id: NodeId = id.parse().map_err(|e| format!("node id: {e}"))?;
+    let snapshot_every: u64 = snapshot_every
+        .parse()
+        .map_err(|e| format!("snapshot interval: {e}"))?;
+    let options = match storage.as_str() {
+        "disk" => Options::default(),
+        // The benchmark's baseline: the same storage code on walstate's in-memory file
+        // system, where fdatasync costs nothing.
+        "memory" => Options::default().vfs(walstate::io::SimFs::new(id)),
+        other => return Err(format!("storage {other:?}: disk or memory")),
+    };
     let addrs: Vec<String> = addrs.to_vec();
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
@@ -96,14 +117,12 @@ fn run_node(args: &[String]) -> Result<(), String> {
             heartbeat_interval: 100,
             election_timeout_min: 400,
             election_timeout_max: 800,
-            // Snapshots often and few entries kept after them, so the restarted node is
-            // sent a snapshot: the install path runs too.
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(50),
-            max_in_snapshot_log_to_keep: 20,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
+            max_in_snapshot_log_to_keep: snapshot_every / 2,
             ..Config::default()
         };
         let config = Arc::new(config.validate().map_err(|e| e.to_string())?);
-        let (log, sm) = walstate_raft::open::<Types, KvState>(dir, Options::default())
+        let (log, sm) = walstate_raft::open::<Types, KvState>(dir, options)
             .map_err(|e| format!("open the node's storage in {dir}: {e}"))?;
         let network = Network {
             client: reqwest::Client::new(),
@@ -283,17 +302,23 @@ impl RaftNetwork<Types> for Peer {
 /// The three node processes, killed when dropped.
 struct Cluster {
     dir: PathBuf,
+    /// `disk`, or `memory` (walstate's simulated file system).
+    storage: &'static str,
+    /// openraft's snapshot policy: a snapshot every this many entries.
+    snapshot_every: u64,
     addrs: Vec<String>,
     children: BTreeMap<NodeId, Child>,
 }
 
 impl Cluster {
-    fn start(dir: &Path) -> Result<Cluster, String> {
+    fn start(dir: &Path, storage: &'static str, snapshot_every: u64) -> Result<Cluster, String> {
         let addrs = (0..NODES)
             .map(|_| free_loopback_addr())
             .collect::<Result<Vec<_>, _>>()?;
         let mut cluster = Cluster {
             dir: dir.to_path_buf(),
+            storage,
+            snapshot_every,
             addrs,
             children: BTreeMap::new(),
         };
@@ -309,6 +334,8 @@ impl Cluster {
         let child = Command::new(exe)
             .arg("node")
             .arg(id.to_string())
+            .arg(self.storage)
+            .arg(self.snapshot_every.to_string())
             .arg(&node_dir)
             .args(&self.addrs)
             .spawn()
@@ -351,7 +378,9 @@ fn drive(writes_per_phase: u64) -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let deadline = Instant::now() + RUN_DEADLINE;
-    let mut cluster = Cluster::start(tmp.path())?;
+    // Snapshots often and few entries kept after them, so the restarted node is sent a
+    // snapshot: the install path runs too.
+    let mut cluster = Cluster::start(tmp.path(), "disk", 50)?;
     let client = reqwest::Client::new();
     let outcome = runtime.block_on(async {
         match tokio::time::timeout_at(
@@ -368,14 +397,20 @@ fn drive(writes_per_phase: u64) -> Result<(), String> {
     outcome
 }
 
-async fn scenario(cluster: &mut Cluster, client: &reqwest::Client, n: u64) -> Result<(), String> {
+/// Waits for the nodes to answer, then forms the cluster of all three.
+async fn form(cluster: &Cluster, client: &reqwest::Client) -> Result<(), String> {
     let members: BTreeMap<NodeId, BasicNode> = (1..=NODES)
         .map(|id| (id, BasicNode::new(&cluster.addrs[(id - 1) as usize])))
         .collect();
     let everyone: BTreeSet<NodeId> = (1..=NODES).collect();
     wait_until_up(cluster, client, &everyone).await;
     let init: Result<(), String> = post_json(client, &cluster.url(1, "/init"), &members).await?;
-    init.map_err(|e| format!("initialize: {e}"))?;
+    init.map_err(|e| format!("initialize: {e}"))
+}
+
+async fn scenario(cluster: &mut Cluster, client: &reqwest::Client, n: u64) -> Result<(), String> {
+    let everyone: BTreeSet<NodeId> = (1..=NODES).collect();
+    form(cluster, client).await?;
 
     let mut acked = BTreeMap::new();
     let leader = wait_for_leader(cluster, client, &everyone, None).await;
@@ -430,6 +465,52 @@ async fn scenario(cluster: &mut Cluster, client: &reqwest::Client, n: u64) -> Re
         "all {} acknowledged puts are on all {NODES} nodes",
         acked.len()
     );
+    Ok(())
+}
+
+/// Replicated durable commits per second of a fresh cluster on `storage` with
+/// `clients` concurrent clients, each writing one put at a time through the leader.
+async fn measure(storage: &'static str, clients: u64, writes: u64) -> Result<f64, String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let cluster = Cluster::start(tmp.path(), storage, 5000)?;
+    let client = reqwest::Client::new();
+    form(&cluster, &client).await?;
+    let everyone: BTreeSet<NodeId> = (1..=NODES).collect();
+    let mut warm_up = BTreeMap::new();
+    write_puts(&cluster, &client, &everyone, 0..100, &mut warm_up).await?;
+    let cluster = Arc::new(cluster);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (cluster, client, everyone) =
+                (Arc::clone(&cluster), client.clone(), everyone.clone());
+            let range = 1_000 + c * writes / clients..1_000 + (c + 1) * writes / clients;
+            tokio::spawn(async move {
+                let mut acked = BTreeMap::new();
+                write_puts(&cluster, &client, &everyone, range, &mut acked).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    Ok(writes as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The benchmark: `writes` replicated puts at 1 and 16 clients, on disk and on the
+/// in-memory file system, each on a fresh cluster; prints a Markdown table.
+fn bench(writes: u64) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    println!("| clients | disk (commits/s) | memory (commits/s) | disk / memory |");
+    println!("| ---: | ---: | ---: | ---: |");
+    for clients in [1, 16] {
+        let disk = runtime.block_on(measure("disk", clients, writes))?;
+        let memory = runtime.block_on(measure("memory", clients, writes))?;
+        println!(
+            "| {clients} | {disk:.0} | {memory:.0} | {:.2} |",
+            disk / memory
+        );
+    }
     Ok(())
 }
 
