@@ -63,7 +63,9 @@
 //!   membership, changed together by each applied entry, so they never disagree after a
 //!   crash. A snapshot is a walstate named snapshot of it (`raft-<seq>`, the newest is
 //!   the current one, read back from its checked file); installing a leader's snapshot
-//!   is [`walstate::Store::install_state`], atomic and durable. Snapshot data is the
+//!   is [`walstate::Store::install_state`], atomic and durable, after the older
+//!   snapshots are deleted (so a crash never leaves a current snapshot older than a
+//!   state that moved past it; with none, openraft builds one at start). Snapshot data is the
 //!   codec encoding of `Replicated<S>` in memory (`Cursor<Vec<u8>>`), and a snapshot's
 //!   id is its last log id (states are deterministic, so that names one state).
 //!

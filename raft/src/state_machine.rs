@@ -190,6 +190,14 @@ where
                 ),
             });
         }
+        // The current snapshot must never be older than the state once the state has
+        // moved past it (openraft would send it to a follower that then needs entries
+        // this node may have purged): the old ones go first, so a crash in between
+        // leaves none, and openraft builds one on the next start.
+        for seq in self.snapshot_seqs()? {
+            self.store
+                .delete_snapshot(&format!("{SNAPSHOT_PREFIX}{seq}"))?;
+        }
         let mut source = format!("raft snapshot {}", meta.snapshot_id);
         source.truncate(walstate::INSTALL_SOURCE_BYTES_MAX);
         self.store.install_state(&source, state)?;

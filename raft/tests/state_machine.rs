@@ -177,3 +177,71 @@ fn build(rt: &tokio::runtime::Runtime, sm: &mut Sm) -> openraft::Snapshot<Types>
     })
     .expect("build a snapshot")
 }
+
+/// A crash at any I/O call of an install leaves the old state with no newer snapshot, or
+/// the new state with its snapshot (or none, which openraft rebuilds): never a current
+/// snapshot older than a state that moved past it.
+#[test]
+fn a_crash_anywhere_in_an_install_leaves_a_snapshot_no_older_than_the_state() {
+    use walstate::io::sim::CrashMode;
+    use walstate::io::{SimFs, VfsRef};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let mut leader = open(&tmp.path().join("leader"));
+    rt.block_on(leader.apply([put(1, "a", "1"), put(2, "b", "2"), put(3, "c", "3")]))
+        .unwrap();
+    let snapshot = build(&rt, &mut leader);
+
+    let mut outcomes = [0usize; 2];
+    for offset in 0.. {
+        let sim = SimFs::new(offset);
+        let vfs: VfsRef = sim.clone();
+        let options = || Options::default().vfs(vfs.clone());
+        let mut follower = Sm::open("/follower", options()).unwrap();
+        rt.block_on(follower.apply([put(1, "a", "1")])).unwrap();
+        build(&rt, &mut follower);
+        sim.crash_at_mutating_call(Some(sim.mutating_calls() + offset));
+        let result =
+            rt.block_on(follower.install_snapshot(&snapshot.meta, snapshot.snapshot.clone()));
+        let finished = !sim.is_dead();
+        drop(follower);
+        sim.crash(CrashMode::Random(offset));
+
+        let mut follower = Sm::open("/follower", options())
+            .unwrap_or_else(|err| panic!("+{offset}: reopen: {err}"));
+        let (applied, _) = rt.block_on(follower.applied_state()).unwrap();
+        let current = rt.block_on(follower.get_current_snapshot()).unwrap();
+        let current = current.and_then(|s| s.meta.last_log_id);
+        match applied {
+            Some(id) if id == log_id(1, 1) => {
+                assert!(
+                    result.is_err(),
+                    "+{offset}: an acknowledged install was lost"
+                );
+                assert!(
+                    current.is_none() || current == Some(id),
+                    "+{offset}: {current:?}"
+                );
+                outcomes[0] += 1;
+            }
+            Some(id) if id == log_id(1, 3) => {
+                assert!(
+                    current.is_none() || current == Some(id),
+                    "+{offset}: {current:?}"
+                );
+                assert_eq!(value(&follower, "c").as_deref(), Some("3"));
+                outcomes[1] += 1;
+            }
+            other => panic!("+{offset}: applied {other:?}, neither the old nor the new state"),
+        }
+        if finished {
+            assert!(result.is_ok(), "{result:?}");
+            break;
+        }
+    }
+    assert!(
+        outcomes[0] > 0 && outcomes[1] > 0,
+        "both outcomes seen: {outcomes:?}"
+    );
+}
