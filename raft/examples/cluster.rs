@@ -398,12 +398,12 @@ fn drive(writes_per_phase: u64) -> Result<(), String> {
 }
 
 /// Waits for the nodes to answer, then forms the cluster of all three.
-async fn form(cluster: &Cluster, client: &reqwest::Client) -> Result<(), String> {
+async fn form(cluster: &mut Cluster, client: &reqwest::Client) -> Result<(), String> {
     let members: BTreeMap<NodeId, BasicNode> = (1..=NODES)
         .map(|id| (id, BasicNode::new(&cluster.addrs[(id - 1) as usize])))
         .collect();
     let everyone: BTreeSet<NodeId> = (1..=NODES).collect();
-    wait_until_up(cluster, client, &everyone).await;
+    wait_until_up(cluster, client, &everyone).await?;
     let init: Result<(), String> = post_json(client, &cluster.url(1, "/init"), &members).await?;
     init.map_err(|e| format!("initialize: {e}"))
 }
@@ -428,7 +428,7 @@ async fn scenario(cluster: &mut Cluster, client: &reqwest::Client, n: u64) -> Re
 
     cluster.spawn(old)?;
     println!("restarted node {old}; waiting for it to catch up");
-    wait_until_up(cluster, client, &everyone).await;
+    wait_until_up(cluster, client, &everyone).await?;
     let target = node_status(client, &cluster.url(leader, "/status"))
         .await?
         .1;
@@ -472,9 +472,9 @@ async fn scenario(cluster: &mut Cluster, client: &reqwest::Client, n: u64) -> Re
 /// `clients` concurrent clients, each writing one put at a time through the leader.
 async fn measure(storage: &'static str, clients: u64, writes: u64) -> Result<f64, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let cluster = Cluster::start(tmp.path(), storage, 5000)?;
+    let mut cluster = Cluster::start(tmp.path(), storage, 5000)?;
     let client = reqwest::Client::new();
-    form(&cluster, &client).await?;
+    form(&mut cluster, &client).await?;
     let everyone: BTreeSet<NodeId> = (1..=NODES).collect();
     let mut warm_up = BTreeMap::new();
     write_puts(&cluster, &client, &everyone, 0..100, &mut warm_up).await?;
@@ -560,15 +560,27 @@ async fn wait_for_leader(
     }
 }
 
-async fn wait_until_up(cluster: &Cluster, client: &reqwest::Client, nodes: &BTreeSet<NodeId>) {
+/// Waits until each of `nodes` answers; fails if one of their processes exited (it
+/// could not bind its port, or open its storage: its error is on stderr).
+async fn wait_until_up(
+    cluster: &mut Cluster,
+    client: &reqwest::Client,
+    nodes: &BTreeSet<NodeId>,
+) -> Result<(), String> {
     for &id in nodes {
         while node_status(client, &cluster.url(id, "/status"))
             .await
             .is_err()
         {
+            if let Some(child) = cluster.children.get_mut(&id)
+                && let Ok(Some(exit)) = child.try_wait()
+            {
+                return Err(format!("node {id} exited before it answered: {exit}"));
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    Ok(())
 }
 
 async fn node_status(
