@@ -79,7 +79,7 @@
 //! application's checkpoint: both change the core's recovery invariants. Two stores need
 //! neither, at the cost of two fdatasyncs per replicated command (log, then state).
 //!
-//! `examples/cluster.rs` runs three nodes as processes on loopback (HTTP between them),
+//! `examples/cluster/` runs three nodes as processes on loopback (HTTP between them),
 //! SIGKILLs the leader between two rounds of writes and checks that no acknowledged
 //! write is lost; `cluster bench` measures replicated commits on disk and in memory.
 //!
