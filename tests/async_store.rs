@@ -187,3 +187,35 @@ fn crashes_with_async_commits_in_flight_keep_every_ack_and_a_prefix() {
         "no case crashed between acknowledged and failed commits"
     );
 }
+
+/// A restore while commits are in flight waits for them (it needs the LSN after the
+/// last of them) and then replaces the state: no deadlock with the committer, which
+/// holds the writer's gate while groups are outstanding.
+#[test]
+fn a_restore_waits_for_the_commits_in_flight_then_replaces_the_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let store = AsyncKvStore::open(tmp.path(), Options::default())
+            .await
+            .unwrap();
+        store.put("before", "1").await.unwrap();
+        store.snapshot("one").await.unwrap();
+        let commits: Vec<_> = (0..200).map(|i| store.put(format!("k{i}"), "v")).collect();
+        let restored = store.restore_snapshot("one").await.unwrap();
+        for commit in commits {
+            commit.await.unwrap();
+        }
+        assert_eq!(
+            restored.lsn, 202,
+            "the restore record follows the 200 commits"
+        );
+        assert_eq!(
+            store.read(|state| state.len()).unwrap(),
+            1,
+            "the snapshot's state"
+        );
+        store.put("after", "2").await.unwrap();
+        assert_eq!(store.store().last_lsn(), 203);
+    });
+}

@@ -4,8 +4,9 @@
 //! is resolved from the journal's durable hook. No thread waits per commit: a thousand
 //! waiting commits are a thousand futures and one thread.
 //!
-//! Open, close, checkpoints, snapshots and restores do blocking I/O of their own; they
-//! run on tokio's blocking pool, never on a runtime worker.
+//! Open, close and checkpoints do blocking I/O of their own; they run on tokio's
+//! blocking pool, never on a runtime worker. Snapshots and restores run on the committer
+//! thread, in turn between the commits queued before and after them.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -25,9 +26,18 @@ use crate::{CheckpointInfo, RestoreInfo, SnapshotInfo};
 /// What the committer thread does once a queued group is waited for: hand the result to
 /// its future.
 type Waiter = Box<dyn FnOnce(&Journal, &AppendStream) + Send>;
-/// A job for the committer thread: queue a group in the journal (in the order jobs
-/// arrive) and return its waiter, or answer at once (refused, or nothing to wait for).
-type Job = Box<dyn FnOnce(&Journal, &AppendStream) -> Option<Waiter> + Send>;
+/// Queues a group in the journal (in the order jobs arrive) and returns its waiter, or
+/// answers at once (refused, or nothing to wait for).
+type Enqueue = Box<dyn FnOnce(&Journal, &AppendStream) -> Option<Waiter> + Send>;
+
+/// A job for the committer thread.
+enum Job {
+    /// A group to queue.
+    Queue(Enqueue),
+    /// An operation ordered between commits (a snapshot, a restore): it runs once every
+    /// group queued before it is answered, before any queued after it, without the gate.
+    Exclusive(Box<dyn FnOnce() + Send>),
+}
 
 /// A [`Store`] whose commits are futures (feature `tokio`). Clone it freely: clones
 /// share one store and one committer thread.
@@ -132,34 +142,43 @@ impl Drop for Committer {
 /// The committer thread: queues each job's group in arrival order, then waits for the
 /// oldest group (leading the journal's rounds, which commit everything queued so far in
 /// one fdatasync), answers it, and repeats. While groups are outstanding it holds the
-/// writer's gate shared, as a blocking commit does, so a restore knows its LSN.
+/// writer's gate shared, as a blocking commit does, so a restore knows its LSN. An
+/// exclusive job waits until everything before it is answered and runs with the gate
+/// released; nothing after it is queued before it has run.
 fn commit_loop<S: StateMachine>(inner: &Inner<S>, jobs: &mpsc::Receiver<Job>) {
     let Some(writer) = inner.writer.as_ref() else {
         return;
     };
     let journal = &writer.journal;
     let mut stream = journal.stream();
+    let mut received: VecDeque<Job> = VecDeque::new();
     let mut outstanding: VecDeque<Waiter> = VecDeque::new();
     let mut gate = None;
     loop {
-        if outstanding.is_empty() {
+        if outstanding.is_empty() && received.is_empty() {
             gate = None;
             let Ok(job) = jobs.recv() else {
                 return;
             };
+            received.push_back(job);
+        }
+        received.extend(jobs.try_iter());
+        while let Some(Job::Queue(_)) = received.front() {
+            let Some(Job::Queue(enqueue)) = received.pop_front() else {
+                unreachable!("the front job is a Queue");
+            };
             // A stopped stream's groups are all answered: later ones start afresh.
-            if stream.is_stopped() {
+            if outstanding.is_empty() && stream.is_stopped() {
                 stream = journal.stream();
             }
             gate.get_or_insert_with(|| writer.gate.read());
-            outstanding.extend(job(journal, &stream));
-        }
-        while let Ok(job) = jobs.try_recv() {
-            gate.get_or_insert_with(|| writer.gate.read());
-            outstanding.extend(job(journal, &stream));
+            outstanding.extend(enqueue(journal, &stream));
         }
         if let Some(waiter) = outstanding.pop_front() {
             waiter(journal, &stream);
+        } else if let Some(Job::Exclusive(run)) = received.pop_front() {
+            gate = None;
+            run();
         }
     }
 }
@@ -233,11 +252,11 @@ impl<S: StateMachine> AsyncStore<S> {
     pub fn sync(&self) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
         let (sender, receiver) = oneshot::channel();
         let submitted = self.store.writer().map(drop).and_then(|()| {
-            self.committer.submit(Box::new(move |_, _| {
+            self.committer.submit(Job::Queue(Box::new(move |_, _| {
                 Some(Box::new(move |journal: &Journal, _: &AppendStream| {
                     let _ = sender.send(journal.sync());
                 }) as Waiter)
-            }))
+            })))
         });
         async move {
             submitted?;
@@ -256,17 +275,41 @@ impl<S: StateMachine> AsyncStore<S> {
         blocking(move || store.checkpoint()).await
     }
 
-    /// Like [`Store::snapshot`], on tokio's blocking pool.
-    pub async fn snapshot(&self, name: &str) -> Result<SnapshotInfo> {
+    /// Like [`Store::snapshot`]: the state after every commit queued before this call
+    /// and none queued after it. Runs on the committer thread, in turn.
+    pub fn snapshot(
+        &self,
+        name: &str,
+    ) -> impl std::future::Future<Output = Result<SnapshotInfo>> + Send + 'static {
         let (store, name) = (self.store.clone(), name.to_owned());
-        blocking(move || store.snapshot(&name)).await
+        self.exclusive(move || store.snapshot(&name))
     }
 
-    /// Like [`Store::restore_snapshot`], on tokio's blocking pool; it waits until no
-    /// commit is in flight.
-    pub async fn restore_snapshot(&self, name: &str) -> Result<RestoreInfo> {
+    /// Like [`Store::restore_snapshot`]: after every commit queued before this call and
+    /// before any queued after it. Runs on the committer thread, in turn.
+    pub fn restore_snapshot(
+        &self,
+        name: &str,
+    ) -> impl std::future::Future<Output = Result<RestoreInfo>> + Send + 'static {
         let (store, name) = (self.store.clone(), name.to_owned());
-        blocking(move || store.restore_snapshot(&name)).await
+        self.exclusive(move || store.restore_snapshot(&name))
+    }
+
+    /// Runs `f` on the committer thread between the commits queued before and after it.
+    fn exclusive<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<T>> + Send + 'static {
+        let (sender, receiver) = oneshot::channel();
+        let submitted = self.store.writer().map(drop).and_then(|()| {
+            self.committer.submit(Job::Exclusive(Box::new(move || {
+                let _ = sender.send(f());
+            })))
+        });
+        async move {
+            submitted?;
+            receiver.await.map_err(|_| Error::Closed)?
+        }
     }
 
     /// Stops this store's committer (after answering every queued commit) and closes the
@@ -302,23 +345,24 @@ impl<S: StateMachine> AsyncStore<S> {
             .when_durable(count, move |state: &mut S| apply(state, decoded));
         let (sender, receiver) = oneshot::channel();
         let store = self.store.clone();
-        self.committer.submit(Box::new(move |journal, stream| {
-            match journal.enqueue(stream, records, hook) {
-                Ok(ticket) => Some(Box::new(move |journal: &Journal, stream: &AppendStream| {
-                    let result = journal.wait(stream, ticket);
-                    if result.is_ok()
-                        && let Some(writer) = store.inner.writer.as_ref()
-                    {
-                        store.maybe_trigger_checkpoint(writer);
+        self.committer
+            .submit(Job::Queue(Box::new(move |journal, stream| {
+                match journal.enqueue(stream, records, hook) {
+                    Ok(ticket) => Some(Box::new(move |journal: &Journal, stream: &AppendStream| {
+                        let result = journal.wait(stream, ticket);
+                        if result.is_ok()
+                            && let Some(writer) = store.inner.writer.as_ref()
+                        {
+                            store.maybe_trigger_checkpoint(writer);
+                        }
+                        let _ = sender.send(result);
+                    }) as Waiter),
+                    Err(error) => {
+                        let _ = sender.send(Err(error));
+                        None
                     }
-                    let _ = sender.send(result);
-                }) as Waiter),
-                Err(error) => {
-                    let _ = sender.send(Err(error));
-                    None
                 }
-            }
-        }))?;
+            })))?;
         Ok(receiver)
     }
 }
