@@ -126,6 +126,8 @@ fn a_read_only_store_refuses_async_commits_before_queueing() {
         .block_on(store.apply(KvCommand::put("a", "1")))
         .unwrap_err();
     assert!(matches!(err, Error::ReadOnly), "{err}");
+    let err = rt.block_on(store.apply_batch(Vec::new())).unwrap_err();
+    assert!(matches!(err, Error::ReadOnly), "an empty batch too: {err}");
 }
 
 /// Many commits in flight through the async path, a crash at a random I/O call, any

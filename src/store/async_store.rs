@@ -231,10 +231,11 @@ impl<S: StateMachine> AsyncStore<S> {
         commands: Vec<S::Command>,
     ) -> impl std::future::Future<Output = Result<Vec<S::Output>>> + Send + 'static {
         let count = commands.len() as u64;
-        let queued = if commands.is_empty() {
-            Ok(None)
-        } else {
-            self.queue_group(count, apply_all, commands).map(Some)
+        // A read-only store refuses even an empty batch, as Store::apply_batch does.
+        let queued = match self.store.writer() {
+            Err(error) => Err(error),
+            Ok(_) if commands.is_empty() => Ok(None),
+            Ok(_) => self.queue_group(count, apply_all, commands).map(Some),
         };
         async move {
             match queued? {
