@@ -25,6 +25,8 @@
 //! - [`RecoveryReport`]: what opening a store found and did (torn tail, salvage).
 //! - Snapshots ([`Store::snapshot`], [`Store::restore_snapshot`]) and offline tools
 //!   ([`verify()`], [`repair()`], [`upgrade()`]), which the `walstate` CLI wraps.
+//! - `AsyncStore` and `AsyncKvStore` (feature `tokio`): commits as futures, resolved
+//!   by the journal's durable hook, with no thread waiting per commit.
 //! - [`io::SimFs`]: a simulated file system that crashes, tears and fails I/O on
 //!   command, for your own crash tests.
 //!
@@ -75,6 +77,8 @@ internal_mod! {
     upgrade;
     verify;
 }
+#[cfg(feature = "tokio")]
+mod async_kv_store;
 pub mod io;
 mod kv_store;
 mod options;
@@ -85,6 +89,8 @@ mod store;
 #[cfg(feature = "internals")]
 pub use store::writer_stats;
 
+#[cfg(feature = "tokio")]
+pub use async_kv_store::AsyncKvStore;
 pub use checkpoint::SnapshotInfo;
 pub use codec::Codec;
 pub use error::{CodecError, CodecFailure, DiskFullOp, Error, Result};
@@ -103,8 +109,11 @@ pub use recovery::{CheckpointUsed, RecoveryReport, SalvageAction, SkippedCheckpo
 pub use repair::{RepairOptions, RepairReport, repair};
 pub use schema::SchemaName;
 pub use state::StateMachine;
+#[cfg(feature = "tokio")]
+pub use store::AsyncStore;
 pub use store::{
-    CheckpointInfo, Refreshed, RestoreInfo, STREAM_IN_FLIGHT_MAX, Store, StreamStopped, Streamed,
+    CheckpointInfo, INSTALL_SOURCE_BYTES_MAX, Refreshed, RestoreInfo, STREAM_IN_FLIGHT_MAX, Store,
+    StreamStopped, Streamed,
 };
 pub use upgrade::{UpgradeReport, upgrade};
 pub use verify::{FileCheck, FileKind, FileStatus, Verdict, VerifyReport, verify};

@@ -4,7 +4,9 @@
 //!
 //! Here: the types and the commit path. Opening is in `open.rs`, catching up with other
 //! processes (`refresh`, a shared writer's catch-up) in `catch_up.rs`, checkpoints in
-//! `checkpointer.rs`, snapshots in `snapshots.rs`, streamed commits in `stream.rs`.
+//! `checkpointer.rs`, snapshots in `snapshots.rs`, streamed commits in `stream.rs`,
+//! installing a state from elsewhere and reading a snapshot's state in `install.rs`, the
+//! async facade (feature `tokio`) in `async_store.rs`.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -25,9 +27,12 @@ use crate::recovery::{self, RecoveryReport};
 use crate::schema::Schema;
 use crate::state::StateMachine;
 
+#[cfg(feature = "tokio")]
+mod async_store;
 mod catch_up;
 mod checkpointer;
 mod dir;
+mod install;
 mod open;
 mod snapshots;
 mod stream;
@@ -36,7 +41,10 @@ pub mod writer_stats;
 #[cfg(not(feature = "internals"))]
 mod writer_stats;
 
+#[cfg(feature = "tokio")]
+pub use async_store::AsyncStore;
 use checkpointer::{CheckpointProgress, CheckpointSignal};
+pub use install::INSTALL_SOURCE_BYTES_MAX;
 pub use stream::{STREAM_IN_FLIGHT_MAX, StreamStopped, Streamed};
 
 /// The state and the LSN of the last command applied to it.

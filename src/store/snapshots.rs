@@ -3,13 +3,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::checkpoint::{self, SNAPSHOT_DIR_NAME, SnapshotInfo};
+use crate::checkpoint::{self, SnapshotInfo};
 use crate::codec;
 use crate::error::{DiskFullOp, Error, Result};
 use crate::format::{self, RECORD_KIND_RESTORE, RestoreMarker};
 use crate::journal::RecordToAppend;
-use crate::recovery;
-use crate::schema::{self};
 use crate::state::StateMachine;
 
 use super::{RestoreInfo, Store};
@@ -77,42 +75,8 @@ impl<S: StateMachine> Store<S> {
     }
 
     fn restore_snapshot_unlabelled(&self, name: &str) -> Result<RestoreInfo> {
-        checkpoint::validate_snapshot_name(name)?;
         let writer = self.writer()?;
-        let snapshot_dir = self.inner.dir.join(SNAPSHOT_DIR_NAME);
-        let path = snapshot_dir.join(checkpoint::snapshot_file_name(name));
-        if self
-            .inner
-            .vfs
-            .entry_kind(&path)
-            .map_err(|err| Error::io("stat", &path, err))?
-            .is_none()
-        {
-            return Err(Error::SnapshotNotFound {
-                name: name.to_owned(),
-                path: snapshot_dir,
-            });
-        }
-        let identity =
-            crate::journal::identity::read(self.inner.vfs.as_ref(), &self.inner.dir)?.valid();
-        let gate = schema::gate::SchemaGate::new(
-            self.inner.schema.clone(),
-            &self.inner.dir,
-            identity.map(|identity| identity.store_id),
-        );
-        let (snapshot_lsn, recovery::Typed(restored), _) =
-            recovery::load_checkpoint_with::<recovery::Typed<S>>(
-                self.inner.vfs.as_ref(),
-                &path,
-                false,
-                identity,
-                Some(&gate),
-            )?
-            .map_err(|unusable| Error::SnapshotDamaged {
-                name: name.to_owned(),
-                path: path.clone(),
-                detail: unusable.to_string(),
-            })?;
+        let (snapshot_lsn, restored) = self.read_snapshot(name)?;
         // No other append may take the LSN the restore record needs: not another
         // process's (a shared writer holds the writer lock, caught up, until the record is
         // written) nor this one's.
