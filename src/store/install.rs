@@ -7,14 +7,9 @@
 //! restore record at `L` switches the state. No `pre-restore-*` snapshot is kept: the
 //! caller owns the state it replaces (a replica's is a prefix of the log it installs).
 
-use std::borrow::Cow;
-use std::sync::Arc;
-
 use crate::checkpoint::{self, SNAPSHOT_DIR_NAME};
-use crate::codec;
 use crate::error::{DiskFullOp, Error, Result};
-use crate::format::{self, RECORD_KIND_RESTORE, RestoreMarker};
-use crate::journal::RecordToAppend;
+use crate::format::RestoreMarker;
 use crate::recovery;
 use crate::schema;
 use crate::state::StateMachine;
@@ -70,33 +65,14 @@ impl<S: StateMachine> Store<S> {
         let pin = writer.journal.pin_lease()?;
         let gate = writer.gate.write();
         writer.journal.sync()?;
-        let lsn = writer.journal.next_lsn();
-        self.inner.write_state_file(
-            &self.inner.dir,
-            &format::restore_file_name(lsn),
-            lsn,
-            Cow::Borrowed(&state),
-        )?;
-        let marker = codec::encode(&RestoreMarker {
-            snapshot: source.to_owned(),
-            snapshot_lsn: 0,
-        })?;
-        let applied = Arc::clone(&self.inner.applied);
-        let (record_lsn, ()) = writer.journal.append_with(
-            vec![RecordToAppend {
-                kind: RECORD_KIND_RESTORE,
-                payload: marker,
-            }],
-            move |lsn| {
-                let mut guard = applied.write();
-                guard.state = state;
-                guard.lsn = lsn;
+        let record_lsn = self.switch_state(
+            writer,
+            state,
+            RestoreMarker {
+                snapshot: source.to_owned(),
+                snapshot_lsn: 0,
             },
         )?;
-        debug_assert_eq!(
-            record_lsn, lsn,
-            "the restore record took the LSN its file names"
-        );
         drop(gate);
         drop(pin);
         Ok(record_lsn)

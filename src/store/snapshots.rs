@@ -10,7 +10,7 @@ use crate::format::{self, RECORD_KIND_RESTORE, RestoreMarker};
 use crate::journal::RecordToAppend;
 use crate::state::StateMachine;
 
-use super::{RestoreInfo, Store};
+use super::{RestoreInfo, Store, Writer};
 
 impl<S: StateMachine> Store<S> {
     /// Keeps the current state under `name` until deleted.
@@ -87,30 +87,14 @@ impl<S: StateMachine> Store<S> {
         let previous = self.free_snapshot_name(&format!("pre-restore-{current_lsn}"))?;
         self.write_snapshot(&previous, current, current_lsn)?;
 
-        let lsn = writer.journal.next_lsn();
-        self.inner.write_state_file(
-            &self.inner.dir,
-            &format::restore_file_name(lsn),
-            lsn,
-            Cow::Borrowed(&restored),
-        )?;
-        let marker = codec::encode(&RestoreMarker {
-            snapshot: name.to_owned(),
-            snapshot_lsn,
-        })?;
-        let applied = Arc::clone(&self.inner.applied);
-        let (record_lsn, ()) = writer.journal.append_with(
-            vec![RecordToAppend {
-                kind: RECORD_KIND_RESTORE,
-                payload: marker,
-            }],
-            move |lsn| {
-                let mut guard = applied.write();
-                guard.state = restored;
-                guard.lsn = lsn;
+        let record_lsn = self.switch_state(
+            writer,
+            restored,
+            RestoreMarker {
+                snapshot: name.to_owned(),
+                snapshot_lsn,
             },
         )?;
-        debug_assert_eq!(record_lsn, lsn);
         drop(_gate);
         drop(pin);
         Ok(RestoreInfo {
@@ -118,6 +102,43 @@ impl<S: StateMachine> Store<S> {
             lsn: record_lsn,
             previous_state_snapshot: previous,
         })
+    }
+
+    /// The commit of a restore or an install (wal-format.md section 6), with the writer
+    /// lock pinned, the gate held and the journal synced by the caller: writes `state` as
+    /// `restore-<L>.ckpt` for the next LSN `L`, then appends the restore record `marker`
+    /// at `L`, whose durable hook makes `state` the store's. Returns `L`.
+    pub(super) fn switch_state(
+        &self,
+        writer: &Writer,
+        state: S,
+        marker: RestoreMarker,
+    ) -> Result<u64> {
+        let lsn = writer.journal.next_lsn();
+        self.inner.write_state_file(
+            &self.inner.dir,
+            &format::restore_file_name(lsn),
+            lsn,
+            Cow::Borrowed(&state),
+        )?;
+        let payload = codec::encode(&marker)?;
+        let applied = Arc::clone(&self.inner.applied);
+        let (record_lsn, ()) = writer.journal.append_with(
+            vec![RecordToAppend {
+                kind: RECORD_KIND_RESTORE,
+                payload,
+            }],
+            move |lsn| {
+                let mut guard = applied.write();
+                guard.state = state;
+                guard.lsn = lsn;
+            },
+        )?;
+        debug_assert_eq!(
+            record_lsn, lsn,
+            "the restore record took the LSN its file names"
+        );
+        Ok(record_lsn)
     }
 
     /// Writes `state` (a snapshot taken for it, consumed as it is written) as the named
