@@ -251,7 +251,7 @@ fn split_branch<K, V>(branch: &mut Branch<K, V>) -> (K, Node<K, V>) {
     let separator = branch
         .keys
         .pop()
-        .expect("a branch being split has a separator left of its middle");
+        .expect("a branch being split has a separator left of its middle"); // ok: 65 children, mid 32
     (
         separator,
         Node::Branch(Arc::new(Branch {
@@ -541,7 +541,7 @@ impl<'a, K, V> Iterator for Range<'a, K, V> {
         let front = self.front.as_mut()?;
         let (key, value) = &front.leaf[front.index];
         front.index += 1;
-        let back = self.back.as_ref().expect("both ends or none");
+        let back = self.back.as_ref().expect("both ends or none"); // ok: set and cleared together
         if front.same_place(back) {
             self.front = None;
             self.back = None;
@@ -565,7 +565,7 @@ impl<K, V> DoubleEndedIterator for Range<'_, K, V> {
         let back = self.back.as_mut()?;
         back.index -= 1;
         let (key, value) = &back.leaf[back.index];
-        let front = self.front.as_ref().expect("both ends or none");
+        let front = self.front.as_ref().expect("both ends or none"); // ok: set and cleared together
         if front.same_place(back) {
             self.front = None;
             self.back = None;
@@ -724,8 +724,8 @@ fn even_out_last_two<K: Clone, V: Clone>(level: &mut Vec<(K, Node<K, V>)>) {
     if n < 2 || !level[n - 1].1.is_underfull() {
         return;
     }
-    let (separator, last) = level.pop().expect("two nodes");
-    let before = &mut level.last_mut().expect("two nodes").1;
+    let (separator, last) = level.pop().expect("two nodes"); // ok: n >= 2, checked above
+    let before = &mut level.last_mut().expect("two nodes").1; // ok: n >= 2, checked above
     debug_assert!(before.width() + last.width() > LEAF_MIN.max(BRANCH_MIN));
     if let Some(right) = join(before, separator, last) {
         level.push(right);

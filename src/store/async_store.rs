@@ -213,7 +213,7 @@ impl<S: StateMachine> AsyncStore<S> {
             1,
             |state: &mut S, decoded: Vec<S::Command>| {
                 let mut outputs = apply_all(state, decoded);
-                outputs.pop().expect("one command, one output")
+                outputs.pop().expect("one command, one output") // ok: apply_batch returns one output per command
             },
             vec![command],
         );
@@ -335,7 +335,7 @@ impl<S: StateMachine> AsyncStore<S> {
     ) -> Result<oneshot::Receiver<Result<(u64, O)>>> {
         self.store.writer()?;
         let (records, decoded) = if commands.len() == 1 {
-            let command = commands.into_iter().next().expect("one command");
+            let command = commands.into_iter().next().expect("one command"); // ok: the branch holds exactly one
             let (payload, decoded) = logged::<S>(command)?;
             (vec![command_record(payload)], vec![decoded])
         } else {
