@@ -18,6 +18,7 @@ mod health;
 mod histogram;
 mod lease;
 mod lease_keeper;
+mod limits;
 mod round;
 mod segment_writer;
 mod spare_maker;
@@ -45,6 +46,7 @@ use self::lease_keeper::{LeaseKeeper, spawn_lease_keeper};
 #[cfg(feature = "internals")]
 pub use self::segment_writer::PREALLOCATE_STEP_BYTES;
 pub(crate) use self::spare_maker::SpareMaker;
+pub use self::limits::GROUP_BYTES_MAX;
 use self::segment_writer::{LiveSegment, ResumedSegment, SegmentPlan, SegmentWriter};
 use self::strategy::{SyncStrategy, SyncerDuty};
 pub use self::stream::{AppendStream, Ticket};
@@ -65,9 +67,6 @@ pub struct RecordToAppend {
     pub payload: Vec<u8>,
 }
 
-/// Largest atomic group, in frame bytes (1 GiB): a group is encoded in memory and never
-/// split across segments.
-pub const GROUP_BYTES_MAX: u64 = 1 << 30;
 
 /// Runs once the request is durable (under the sync policy), in LSN order, with the
 /// request's first LSN. Its return value is handed back to the appender.
@@ -361,7 +360,7 @@ impl Journal {
         hook: impl FnOnce(u64) -> T + Send + 'static,
     ) -> Result<(u64, T)> {
         self.check_usable()?;
-        let frame_bytes = self.validate(&records)?;
+        let frame_bytes = limits::frame_bytes(&records, self.shared.options.record_payload_max)?;
         let shared = &self.shared;
         let (records, hook) = match shared.append_to_buffer(records, frame_bytes, hook) {
             FastPath::Done(result) => return result,
@@ -468,35 +467,6 @@ impl Journal {
         if let Some(handle) = self.keeper.lock().take() {
             let _ = handle.join();
         }
-    }
-
-    /// Checks an append's records against the limits; returns their frame bytes.
-    fn validate(&self, records: &[RecordToAppend]) -> Result<u64> {
-        if records.is_empty() {
-            return Err(Error::InvalidArgument(
-                "an append needs at least one record".into(),
-            ));
-        }
-        let limit = self.shared.options.record_payload_max;
-        let mut total = 0u64;
-        for record in records {
-            if record.kind == 0 {
-                return Err(Error::InvalidArgument("record kind 0 is reserved".into()));
-            }
-            if record.payload.len() as u64 > u64::from(limit) {
-                return Err(Error::InvalidArgument(format!(
-                    "record payload of {} bytes is over the limit of {limit} bytes (Options::record_payload_max)",
-                    record.payload.len()
-                )));
-            }
-            total += (RECORD_HEADER_LEN + record.payload.len()) as u64;
-        }
-        if total > GROUP_BYTES_MAX {
-            return Err(Error::InvalidArgument(format!(
-                "atomic group of {total} bytes is over the limit of {GROUP_BYTES_MAX} bytes"
-            )));
-        }
-        Ok(total)
     }
 }
 

@@ -63,7 +63,7 @@ impl Journal {
         if stream.is_stopped() {
             return Err(Error::StreamStopped);
         }
-        let frame_bytes = self.validate(&records)?;
+        let frame_bytes = super::limits::frame_bytes(&records, self.shared.options.record_payload_max)?;
         let id = self.shared.enqueue(
             Requests::from_vec(records),
             frame_bytes,
