@@ -103,14 +103,13 @@ mod raft_state_machine;
 mod replicated;
 mod state_machine;
 
-use std::io::Cursor;
 use std::path::Path;
 
 pub use error::Error;
 pub use log_state::{Encoded, LogCommand, Purged, RaftLog};
 pub use log_store::LogStore;
 pub use replicated::{AppliedEntry, Payload, Replicated};
-pub use state_machine::{AppliedState, StateMachineStore};
+pub use state_machine::{AppliedState, ConfigFor, StateMachineStore};
 
 /// The subdirectory of a node's directory holding its [`LogStore`].
 pub const LOG_DIR_NAME: &str = "log";
@@ -127,12 +126,7 @@ pub fn open<C, S>(
 ) -> Result<(LogStore<C>, StateMachineStore<C, S>), Error>
 where
     S: walstate::StateMachine,
-    C: openraft::RaftTypeConfig<
-            D = S::Command,
-            R = Option<S::Output>,
-            Entry = openraft::Entry<C>,
-            SnapshotData = Cursor<Vec<u8>>,
-        >,
+    C: ConfigFor<S>,
 {
     let dir = dir.as_ref();
     let log = LogStore::open(dir.join(LOG_DIR_NAME), options.clone())?;

@@ -5,23 +5,18 @@ use std::io::Cursor;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder, RaftTypeConfig,
-    Snapshot, SnapshotMeta, StorageError, StoredMembership,
+    Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot,
+    SnapshotMeta, StorageError, StoredMembership,
 };
 use walstate::StateMachine;
 
 use crate::blocking::blocking;
-use crate::state_machine::StateMachineStore;
+use crate::state_machine::{ConfigFor, StateMachineStore};
 
 impl<C, S> RaftSnapshotBuilder<C> for StateMachineStore<C, S>
 where
     S: StateMachine,
-    C: RaftTypeConfig<
-            D = S::Command,
-            R = Option<S::Output>,
-            Entry = Entry<C>,
-            SnapshotData = Cursor<Vec<u8>>,
-        >,
+    C: ConfigFor<S>,
 {
     async fn build_snapshot(&mut self) -> Result<Snapshot<C>, StorageError<C::NodeId>> {
         let sm = self.clone();
@@ -34,12 +29,7 @@ where
 impl<C, S> RaftStateMachine<C> for StateMachineStore<C, S>
 where
     S: StateMachine,
-    C: RaftTypeConfig<
-            D = S::Command,
-            R = Option<S::Output>,
-            Entry = Entry<C>,
-            SnapshotData = Cursor<Vec<u8>>,
-        >,
+    C: ConfigFor<S>,
 {
     type SnapshotBuilder = Self;
 

@@ -86,7 +86,20 @@ impl<C: RaftTypeConfig, S: StateMachine> std::fmt::Debug for StateMachineStore<C
     }
 }
 
-impl<C, S> StateMachineStore<C, S>
+/// The openraft type configurations a [`StateMachineStore`] of `S` serves: commands are
+/// `S`'s, responses its outputs (`None` for a blank or membership entry), entries
+/// openraft's own, snapshots held in memory. Every such configuration has it.
+pub trait ConfigFor<S: StateMachine>:
+    RaftTypeConfig<
+        D = S::Command,
+        R = Option<S::Output>,
+        Entry = Entry<Self>,
+        SnapshotData = Cursor<Vec<u8>>,
+    >
+{
+}
+
+impl<S, C> ConfigFor<S> for C
 where
     S: StateMachine,
     C: RaftTypeConfig<
@@ -95,6 +108,13 @@ where
             Entry = Entry<C>,
             SnapshotData = Cursor<Vec<u8>>,
         >,
+{
+}
+
+impl<C, S> StateMachineStore<C, S>
+where
+    S: StateMachine,
+    C: ConfigFor<S>,
 {
     /// Opens (or creates) the state machine store in `dir`, recovering it.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Self, Error> {

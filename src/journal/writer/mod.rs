@@ -46,6 +46,7 @@ use self::lease_keeper::{LeaseKeeper, spawn_lease_keeper};
 #[cfg(feature = "internals")]
 pub use self::segment_writer::PREALLOCATE_STEP_BYTES;
 pub(crate) use self::spare_maker::SpareMaker;
+#[cfg(feature = "internals")]
 pub use self::limits::GROUP_BYTES_MAX;
 use self::segment_writer::{LiveSegment, ResumedSegment, SegmentPlan, SegmentWriter};
 use self::strategy::{SyncStrategy, SyncerDuty};
