@@ -13,7 +13,6 @@
 //! corruption naming file and offset, with `verify` agreeing, or open to exactly the
 //! baseline state. Replay one case with `WALSTATE_SWEEP_SEED`.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,7 +25,9 @@ use walstate::{Error, KvStore, Options, SyncPolicy};
 
 const DIR: &str = "/store";
 
-type Image = BTreeMap<PathBuf, Vec<u8>>;
+mod common;
+
+use common::{Image, image_of};
 type State = Vec<(Vec<u8>, Vec<u8>)>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,21 +65,8 @@ fn value(i: usize) -> String {
     format!("value-{i}-{}", "v".repeat(i % 37))
 }
 
-fn image_of(sim: &SimFs) -> Image {
-    sim.list_files()
-        .into_iter()
-        .filter(|p| !p.ends_with("LOCK"))
-        .filter_map(|p| sim.file_bytes(&p).map(|bytes| (p, bytes)))
-        .collect()
-}
-
 fn load(image: &Image) -> (Arc<SimFs>, VfsRef) {
-    let sim = SimFs::new(7);
-    for (path, bytes) in image {
-        sim.write_durable(path, bytes);
-    }
-    let vfs: VfsRef = sim.clone();
-    (sim, vfs)
+    common::load_image(image, 7)
 }
 
 /// Builds a store of `puts` puts ending as `ending`; returns its files.

@@ -9,7 +9,6 @@
 //! LSN: where a later frame's frontier proves them durable, and, without any later
 //! frame, whenever one flipped bit explains the damage.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,7 +19,9 @@ use walstate::{Error, KvStore, Options, SyncPolicy};
 
 const DIR: &str = "/srv/torn";
 
-type Image = BTreeMap<PathBuf, Vec<u8>>;
+mod common;
+
+use common::{Image, image_of};
 type State = Vec<(Vec<u8>, Vec<u8>)>;
 
 fn options(vfs: &VfsRef) -> Options {
@@ -58,14 +59,6 @@ fn valid_frames(segment: &[u8]) -> Vec<Frame> {
     found
 }
 
-fn image_of(sim: &SimFs) -> Image {
-    sim.list_files()
-        .into_iter()
-        .filter(|p| !p.ends_with("LOCK"))
-        .filter_map(|p| sim.file_bytes(&p).map(|bytes| (p, bytes)))
-        .collect()
-}
-
 fn segment_of(image: &Image) -> PathBuf {
     image
         .keys()
@@ -75,12 +68,7 @@ fn segment_of(image: &Image) -> PathBuf {
 }
 
 fn load(image: &Image) -> (Arc<SimFs>, VfsRef) {
-    let sim = SimFs::new(11);
-    for (path, bytes) in image {
-        sim.write_durable(path, bytes);
-    }
-    let vfs: VfsRef = sim.clone();
-    (sim, vfs)
+    common::load_image(image, 11)
 }
 
 fn open(image: &Image) -> (Arc<SimFs>, walstate::Result<KvStore>) {

@@ -3,9 +3,11 @@
 
 pub mod kv_model;
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use walstate::io::VfsRef;
+use walstate::io::{SimFs, VfsRef};
 use walstate::journal::{self, Journal, JournalOptions, ScanOptions, ScanOutcome};
 
 /// The seeded random numbers of the simulation tests (splitmix64): a seed replays a case.
@@ -97,4 +99,27 @@ pub fn records_in(path: &Path) -> Vec<(u64, usize, usize)> {
         offset += record.frame_len();
     }
     found
+}
+
+/// The files of a simulated file system but `LOCK`, by path: a store's image to damage
+/// and load again.
+pub type Image = BTreeMap<PathBuf, Vec<u8>>;
+
+/// The current content of every file of `sim` but `LOCK`.
+pub fn image_of(sim: &SimFs) -> Image {
+    sim.list_files()
+        .into_iter()
+        .filter(|p| !p.ends_with("LOCK"))
+        .filter_map(|p| sim.file_bytes(&p).map(|bytes| (p, bytes)))
+        .collect()
+}
+
+/// A new simulated file system (seeded with `seed`) holding `image`, all durable.
+pub fn load_image(image: &Image, seed: u64) -> (Arc<SimFs>, VfsRef) {
+    let sim = SimFs::new(seed);
+    for (path, bytes) in image {
+        sim.write_durable(path, bytes);
+    }
+    let vfs: VfsRef = sim.clone();
+    (sim, vfs)
 }
